@@ -1,0 +1,124 @@
+// The one place where Meterline reads its environment. Every service calls loadConfig() once at start
+// and passes the parts it needs to the modules it builds (explicit dependencies, no global reads).
+// Every variable is documented in README.md ("Configuration"); defaults match the local stack.
+
+export interface KafkaConfig {
+  brokers: string[];
+  clientId: string;
+  /** Topic the gateway writes accepted events to. */
+  eventsTopic: string;
+  /** Topic where undecodable or invalid records are parked with the reason in headers. */
+  deadLetterTopic: string;
+  /** Partition count used when Meterline creates the events topic. */
+  eventsPartitions: number;
+}
+
+export interface ClickHouseConfig {
+  url: string;
+  username: string;
+  password: string;
+  database: string;
+}
+
+export interface GatewayConfig {
+  port: number;
+  host: string;
+  /** Largest accepted request body (bytes); larger bodies get 413. */
+  bodyLimitBytes: number;
+  /** Most events in one request. */
+  maxBatchEvents: number;
+  /** Events may be at most this far in the future (ms). */
+  maxFutureMs: number;
+  /** Events may be at most this old (ms): the backfill window. */
+  backfillWindowMs: number;
+  /** How long an idempotency id is remembered (ms). */
+  dedupWindowMs: number;
+  /** Events waiting for Kafka beyond which new requests get 503 (bounded memory). */
+  maxInFlightEvents: number;
+}
+
+export interface AggregatorConfig {
+  port: number;
+  host: string;
+  groupId: string;
+}
+
+export interface BillingConfig {
+  port: number;
+  host: string;
+  adminSecret: string;
+}
+
+export interface Config {
+  env: string;
+  logLevel: string;
+  kafka: KafkaConfig;
+  clickhouse: ClickHouseConfig;
+  redisUrl: string;
+  postgresUrl: string;
+  gateway: GatewayConfig;
+  aggregator: AggregatorConfig;
+  billing: BillingConfig;
+}
+
+type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {}
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  return v === undefined || v === '' ? fallback : v;
+}
+
+function int(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
+  return n;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export function loadConfig(env: Env = process.env): Config {
+  const host = str(env, 'HOST', '127.0.0.1');
+  return {
+    env: str(env, 'NODE_ENV', 'development'),
+    logLevel: str(env, 'LOG_LEVEL', 'info'),
+    kafka: {
+      brokers: str(env, 'KAFKA_BROKERS', '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean),
+      clientId: str(env, 'KAFKA_CLIENT_ID', 'meterline'),
+      eventsTopic: str(env, 'KAFKA_EVENTS_TOPIC', 'meterline.events'),
+      deadLetterTopic: str(env, 'KAFKA_DEAD_LETTER_TOPIC', 'meterline.events.dead-letter'),
+      eventsPartitions: int(env, 'KAFKA_EVENTS_PARTITIONS', 6, 1),
+    },
+    clickhouse: {
+      url: str(env, 'CLICKHOUSE_URL', 'http://127.0.0.1:8123'),
+      username: str(env, 'CLICKHOUSE_USER', 'default'),
+      password: str(env, 'CLICKHOUSE_PASSWORD', ''),
+      database: str(env, 'CLICKHOUSE_DATABASE', 'meterline'),
+    },
+    redisUrl: str(env, 'REDIS_URL', 'redis://127.0.0.1:6380'),
+    postgresUrl: str(env, 'DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/meterline'),
+    gateway: {
+      port: int(env, 'GATEWAY_PORT', 8080),
+      host,
+      bodyLimitBytes: int(env, 'GATEWAY_BODY_LIMIT_BYTES', 1024 * 1024, 1),
+      maxBatchEvents: int(env, 'GATEWAY_MAX_BATCH_EVENTS', 1000, 1),
+      maxFutureMs: int(env, 'GATEWAY_MAX_FUTURE_MS', DAY_MS),
+      backfillWindowMs: int(env, 'GATEWAY_BACKFILL_WINDOW_MS', 35 * DAY_MS),
+      dedupWindowMs: int(env, 'GATEWAY_DEDUP_WINDOW_MS', 35 * DAY_MS, 1000),
+      maxInFlightEvents: int(env, 'GATEWAY_MAX_IN_FLIGHT_EVENTS', 50_000, 1),
+    },
+    aggregator: {
+      port: int(env, 'AGGREGATOR_PORT', 8081),
+      host,
+      groupId: str(env, 'AGGREGATOR_GROUP_ID', 'meterline-aggregator'),
+    },
+    billing: {
+      port: int(env, 'BILLING_PORT', 8082),
+      host,
+      adminSecret: str(env, 'ADMIN_SECRET', 'meterline-local-admin-secret'),
+    },
+  };
+}

@@ -1,0 +1,3 @@
+export * from './event.ts';
+export * from './avro.ts';
+export * from './rabin.ts';

@@ -1,0 +1,42 @@
+// /healthz, /readyz and /metrics for every service, as one Fastify plugin.
+//   /healthz: the process is alive (always 200 while the event loop runs).
+//   /readyz:  every dependency check passes (200) or not (503 with which one failed).
+//   /metrics: Prometheus text format.
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+
+export type ReadinessCheck = () => Promise<void>;
+
+export function opsRoutes(opts: { registry: Registry; checks: Record<string, ReadinessCheck>; isShuttingDown?: () => boolean }) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/readyz', async (_req, reply) => {
+      if (opts.isShuttingDown?.()) return reply.code(503).send({ status: 'shutting_down' });
+      const results: Record<string, string> = {};
+      let ok = true;
+      await Promise.all(
+        Object.entries(opts.checks).map(async ([name, check]) => {
+          try {
+            await withTimeout(check(), 2_000);
+            results[name] = 'ok';
+          } catch (err) {
+            ok = false;
+            results[name] = (err as Error).message || 'failed';
+          }
+        }),
+      );
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: results });
+    });
+    app.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', opts.registry.contentType);
+      return opts.registry.metrics();
+    });
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+  });
+}
