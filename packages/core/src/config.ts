@@ -35,6 +35,10 @@ export interface GatewayConfig {
   dedupWindowMs: number;
   /** Events waiting for Kafka beyond which new requests get 503 (bounded memory). */
   maxInFlightEvents: number;
+  /** Longest wait for Kafka's acknowledgement of one send before the request gets 503 (ms). */
+  produceTimeoutMs: number;
+  /** Lifetime of a "pending" dedup claim (ms): must exceed produceTimeoutMs plus queueing. */
+  dedupClaimTtlMs: number;
 }
 
 export interface AggregatorConfig {
@@ -109,6 +113,8 @@ export function loadConfig(env: Env = process.env): Config {
       backfillWindowMs: int(env, 'GATEWAY_BACKFILL_WINDOW_MS', 35 * DAY_MS),
       dedupWindowMs: int(env, 'GATEWAY_DEDUP_WINDOW_MS', 35 * DAY_MS, 1000),
       maxInFlightEvents: int(env, 'GATEWAY_MAX_IN_FLIGHT_EVENTS', 50_000, 1),
+      produceTimeoutMs: int(env, 'GATEWAY_PRODUCE_TIMEOUT_MS', 8_000, 100),
+      dedupClaimTtlMs: int(env, 'GATEWAY_DEDUP_CLAIM_TTL_MS', 20_000, 1000),
     },
     aggregator: {
       port: int(env, 'AGGREGATOR_PORT', 8081),
