@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash infra/local/stack.sh up
+bash infra/local/stack.sh install-test-tools
 echo "[test] type-checking"
 npx tsc -p tsconfig.json --noEmit
 echo "[test] running unit and integration tests"

@@ -98,6 +98,17 @@ install_node_modules() {
   (cd "$ROOT" && npm ci --no-audit --no-fund >"$LOGS/npm.log" 2>&1) || die "npm ci failed, see $LOGS/npm.log"
 }
 
+# Tools only the test suite needs: docker-compose validates docker-compose.yml (no engine required).
+cmd_install_test_tools() {
+  if command -v docker-compose >/dev/null; then return; fi
+  command -v apt-get >/dev/null || die "docker-compose is missing and apt-get is not available"
+  log "installing docker-compose from Debian's packages (used to validate docker-compose.yml)"
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >"$LOGS/apt.log" 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-compose >>"$LOGS/apt.log" 2>&1 \
+    || die "apt-get install docker-compose failed, see $LOGS/apt.log"
+}
+
 cmd_install() { install_node_modules; install_kafka; install_clickhouse; command -v redis-server >/dev/null || die "redis-server is missing"; }
 
 # ---------------------------------------------------------------- Kafka
@@ -242,6 +253,7 @@ cmd_reset() { cmd_down; log "deleting $STATE"; rm -rf "$STATE"; }
 
 case "${1:-}" in
   install) shift; cmd_install "$@";;
+  install-test-tools) cmd_install_test_tools;;
   up) shift; cmd_up "$@";;
   down) shift; cmd_down;;
   status) shift; cmd_status;;
