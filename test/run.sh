@@ -8,4 +8,12 @@ bash infra/local/stack.sh install-test-tools
 echo "[test] type-checking"
 npx tsc -p tsconfig.json --noEmit
 echo "[test] running unit and integration tests"
-npx vitest run "$@"
+mkdir -p .cache
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest-report.json "$@" || status=$?
+# one plain closing line: "N passed, N failed, N skipped"
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".cache/vitest-report.json", "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' || true
+exit $status
