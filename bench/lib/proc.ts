@@ -1,0 +1,132 @@
+// Runs a Meterline service as a child process (`node --import tsx services/<name>/src/main.ts`) with its
+// own environment, waits for /readyz, samples peak RSS (VmHWM in /proc/<pid>/status) and can kill it
+// with SIGKILL (fault drills) or stop it gracefully.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, createWriteStream, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export type ServiceName = 'gateway' | 'aggregator' | 'billing';
+
+export function serviceExists(name: ServiceName): boolean {
+  return existsSync(path.join(ROOT, 'services', name, 'src', 'main.ts'));
+}
+
+/** Peak resident set size (VmHWM) of a live process, in bytes; null if it is gone. */
+export function readVmHWM(pid: number): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+export class ServiceProcess {
+  private child: ChildProcess | null = null;
+  private sampler: NodeJS.Timeout | null = null;
+  /** Highest VmHWM seen over every incarnation of this service (bytes). */
+  peakRssBytes = 0;
+  starts = 0;
+  readonly logFile: string;
+
+  constructor(
+    readonly name: ServiceName,
+    readonly port: number,
+    private readonly env: Record<string, string>,
+    logDir: string,
+  ) {
+    mkdirSync(logDir, { recursive: true });
+    this.logFile = path.join(logDir, `${name}.log`);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(readyTimeoutMs = 60_000): Promise<void> {
+    if (this.running) return;
+    const out = createWriteStream(this.logFile, { flags: 'a' });
+    const child = spawn(process.execPath, ['--import', 'tsx', `services/${this.name}/src/main.ts`], {
+      cwd: ROOT,
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.pipe(out);
+    child.stderr!.pipe(out);
+    this.child = child;
+    this.starts++;
+    this.sampler = setInterval(() => this.sample(), 250);
+    this.sampler.unref();
+    const deadline = Date.now() + readyTimeoutMs;
+    for (;;) {
+      if (!this.running) throw new Error(`${this.name} exited during start (code ${child.exitCode}, signal ${child.signalCode}); log: ${this.logFile}`);
+      try {
+        const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(1_000) });
+        if (res.ok) return;
+      } catch {
+        /* not listening yet */
+      }
+      if (Date.now() > deadline) throw new Error(`${this.name} not ready on ${this.url}/readyz within ${readyTimeoutMs} ms; log: ${this.logFile}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  sample(): void {
+    const pid = this.child?.pid;
+    if (!pid || !this.running) return;
+    const hwm = readVmHWM(pid);
+    if (hwm !== null && hwm > this.peakRssBytes) this.peakRssBytes = hwm;
+  }
+
+  private async waitExit(timeoutMs: number): Promise<boolean> {
+    const child = this.child;
+    if (!child || !this.running) return true;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      child.once('exit', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  /** kill -9: no graceful shutdown, in-flight requests and uncommitted work are cut off. */
+  async kill9(): Promise<void> {
+    this.sample();
+    if (this.child && this.running) {
+      this.child.kill('SIGKILL');
+      await this.waitExit(10_000);
+    }
+    this.clear();
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period. */
+  async stop(graceMs = 20_000): Promise<void> {
+    this.sample();
+    if (this.child && this.running) {
+      this.child.kill('SIGTERM');
+      if (!(await this.waitExit(graceMs))) {
+        this.child.kill('SIGKILL');
+        await this.waitExit(5_000);
+      }
+    }
+    this.clear();
+  }
+
+  private clear(): void {
+    if (this.sampler) clearInterval(this.sampler);
+    this.sampler = null;
+    this.child = null;
+  }
+}

@@ -1,0 +1,318 @@
+// `npm run bench`: Meterline benchmarks next to their baselines, on the local stack.
+//
+// Phases (each bounded in events and time; a phase whose service does not exist yet is reported as
+// skipped, a failing phase is reported and the run continues):
+//   floor       plain Redis GET round trips from Node
+//   kafka       raw kafkajs producer, same Avro-encoded events, batches of 1/100/1000
+//   ingest      gateway (child process) POST /v1/events, batches of 1/100/1000
+//   e2e         >= 1,000,000 events through gateway -> Kafka -> aggregator -> ClickHouse aggregates
+//   freshness   ingest at half the maximum rate; probe events' time from ack to visible in aggregates
+//   chkafka     ClickHouse Kafka engine consuming the same events (JSONEachRow, parallel topic)
+//   entitlement billing customer_access/check latency while ingest runs at half the maximum rate
+//
+// Environment: BENCH_EVENTS (e2e events, default 1000000), BENCH_PHASES (comma list, default all),
+// BENCH_SECONDS (per throughput step, default 6). Results: bench/results/<time>-<run>.json.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createClickHouse, createKafka, ensureTopics, type ClickHouseClient, type PgPool } from '@meterline/core';
+import { ServiceProcess, serviceExists, ROOT, type ServiceName } from './lib/proc.ts';
+import { bringUpSharedStack, createBenchOrg, pgPool, prepare, runEnv, type BenchOrg, type RunEnv } from './lib/env.ts';
+import { closedLoop, openLoop, EventSource, GatewayClient } from './lib/load.ts';
+import { ClickHouseKafkaEngine, jsonEncoder, kafkaProducerBaseline, redisGetFloor } from './lib/baselines.ts';
+import { aggregateTotal, loadQueryUsage, rawCount } from './lib/usage.ts';
+import { fmtInt, fmtNum, nowMs, sleep, summarize, table, type LatencySummary } from './lib/stats.ts';
+import { entitlementPhase } from './lib/entitlement.ts';
+
+const BATCH_SIZES = [1, 100, 1000] as const;
+const CONCURRENCY: Record<number, number> = { 1: 64, 100: 16, 1000: 8 };
+const STEP_MS = Number(process.env.BENCH_SECONDS ?? 6) * 1000;
+const E2E_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,chkafka,entitlement').split(',').map((s) => s.trim()));
+const PORTS = { gateway: 19405, aggregator: 19406, billing: 19407 } as const;
+const CUSTOMERS = Array.from({ length: 20 }, (_, i) => `cust_${i}`);
+const TOTAL_BUDGET_MS = 9 * 60_000;
+
+type PhaseStatus = { status: 'ok' } | { status: 'skipped' | 'failed'; reason: string };
+const phases: Record<string, PhaseStatus & Record<string, unknown>> = {};
+const started = Date.now();
+const log = (msg: string) => console.error(`[bench +${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}`);
+const budgetLeft = () => TOTAL_BUDGET_MS - (Date.now() - started);
+
+async function phase(name: string, needs: ServiceName[], fn: () => Promise<Record<string, unknown>>): Promise<void> {
+  if (!PHASES.has(name)) return;
+  const missing = needs.filter((s) => !serviceExists(s));
+  if (missing.length) {
+    phases[name] = { status: 'skipped', reason: `services/${missing.join(', ')}/src/main.ts does not exist yet` };
+    log(`${name}: skipped (${missing.join(', ')} missing)`);
+    return;
+  }
+  if (budgetLeft() < 20_000) {
+    phases[name] = { status: 'skipped', reason: 'time budget exhausted' };
+    return;
+  }
+  log(`${name}: start`);
+  try {
+    phases[name] = { status: 'ok', ...(await fn()) };
+    log(`${name}: done`);
+  } catch (err) {
+    phases[name] = { status: 'failed', reason: (err as Error).stack ?? String(err) };
+    log(`${name}: FAILED ${(err as Error).message}`);
+  }
+}
+
+function lat(samples: number[]): LatencySummary {
+  return summarize(samples);
+}
+
+// ------------------------------------------------------------------------------------------------
+const runId = `b${Date.now().toString(36)}`;
+log(`run ${runId}: bringing up the local stack`);
+bringUpSharedStack();
+const run: RunEnv = runEnv(runId);
+await prepare(run);
+const logDir = path.join(ROOT, '.cache', 'bench', runId);
+const pool: PgPool = pgPool(run);
+const ch: ClickHouseClient = createClickHouse(run.config.clickhouse);
+const services: Partial<Record<ServiceName, ServiceProcess>> = {};
+const service = (name: ServiceName, extraEnv: Record<string, string> = {}) =>
+  (services[name] ??= new ServiceProcess(name, PORTS[name], { ...run.env, GATEWAY_PORT: String(PORTS.gateway), AGGREGATOR_PORT: String(PORTS.aggregator), BILLING_PORT: String(PORTS.billing), ...extraEnv }, logDir));
+
+async function newTopic(suffix: string, partitions = run.config.kafka.eventsPartitions): Promise<string> {
+  const topic = `bench_${runId}_${suffix}`;
+  const admin = createKafka(run.config.kafka).admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, { ...run.config.kafka, eventsTopic: topic, eventsPartitions: partitions, deadLetterTopic: `${topic}_dlq` });
+  } finally {
+    await admin.disconnect();
+  }
+  return topic;
+}
+
+const kafkaResults: Record<number, { eventsPerSec: number; sendLatency: LatencySummary; events: number; concurrency: number }> = {};
+const ingestResults: Record<number, { eventsPerSec: number; requestLatency: LatencySummary; events: number; concurrency: number; statusCounts: Record<string, number> }> = {};
+let maxIngestRate = 0;
+let org: BenchOrg | null = null;
+
+try {
+  org = await createBenchOrg(pool, 'bench.call');
+
+  await phase('floor', [], async () => {
+    const single = await redisGetFloor({ redisUrl: run.config.redisUrl, concurrency: 1, durationMs: 2_000, maxRequests: 50_000 });
+    const conc = await redisGetFloor({ redisUrl: run.config.redisUrl, concurrency: 32, durationMs: 3_000, maxRequests: 500_000 });
+    return {
+      concurrency1: { requestsPerSec: single.requestsPerSec, latency: lat(single.latency) },
+      concurrency32: { requestsPerSec: conc.requestsPerSec, latency: lat(conc.latency) },
+    };
+  });
+
+  await phase('kafka', [], async () => {
+    const topic = await newTopic('baseline');
+    for (const b of BATCH_SIZES) {
+      const r = await kafkaProducerBaseline({
+        config: run.config, topic, organizationId: org!.organizationId, source: new EventSource(`${runId}k${b}`, 'bench.call', CUSTOMERS),
+        batchSize: b, concurrency: CONCURRENCY[b]!, durationMs: STEP_MS, maxEvents: 2_000_000,
+      });
+      kafkaResults[b] = { eventsPerSec: r.eventsPerSec, sendLatency: lat(r.sendLatency), events: r.events, concurrency: r.concurrency };
+      log(`kafka baseline batch ${b}: ${fmtInt(r.eventsPerSec)} events/s`);
+    }
+    return { topic, byBatch: kafkaResults };
+  });
+
+  await phase('ingest', ['gateway'], async () => {
+    const gw = service('gateway');
+    await gw.start();
+    const client = new GatewayClient(gw.url, org!.apiKey, 64);
+    try {
+      // warm-up: API key cache, Kafka metadata, JIT
+      await closedLoop({ client, source: new EventSource(`${runId}w`, 'bench.warmup', CUSTOMERS), batchSize: 100, concurrency: 4, durationMs: 1_000, maxEvents: 20_000 });
+      for (const b of BATCH_SIZES) {
+        const r = await closedLoop({ client, source: new EventSource(`${runId}g${b}`, 'bench.call', CUSTOMERS), batchSize: b, concurrency: CONCURRENCY[b]!, durationMs: STEP_MS, maxEvents: 2_000_000 });
+        ingestResults[b] = { eventsPerSec: r.eventsPerSec, requestLatency: lat(r.requestLatency), events: r.acceptedEvents, concurrency: r.concurrency, statusCounts: r.statusCounts };
+        maxIngestRate = Math.max(maxIngestRate, r.eventsPerSec);
+        log(`gateway batch ${b}: ${fmtInt(r.eventsPerSec)} events/s (statuses ${JSON.stringify(r.statusCounts)})`);
+      }
+    } finally {
+      client.close();
+    }
+    const ratios = Object.fromEntries(BATCH_SIZES.map((b) => [b, kafkaResults[b] && ingestResults[b] ? ingestResults[b]!.eventsPerSec / kafkaResults[b]!.eventsPerSec : null]));
+    return { byBatch: ingestResults, ratioGatewayToKafka: ratios, maxEventsPerSec: maxIngestRate };
+  });
+
+  await phase('e2e', ['gateway', 'aggregator'], async () => {
+    if (!(await loadQueryUsage())) throw new Error('queryUsage does not exist yet (packages/core/src/metering/usage.ts)');
+    const e2eOrg = await createBenchOrg(pool, 'bench.e2e');
+    const gw = service('gateway');
+    await gw.start();
+    const agg = service('aggregator');
+    await agg.start();
+    const client = new GatewayClient(gw.url, e2eOrg.apiKey, 16);
+    const fromMs = Date.now() - 60 * 60_000;
+    const t0 = Date.now();
+    const load = await closedLoop({ client, source: new EventSource(`${runId}e`, 'bench.e2e', CUSTOMERS), batchSize: 1000, concurrency: 8, durationMs: Math.max(60_000, budgetLeft() - 150_000), maxEvents: E2E_EVENTS, retry: true });
+    client.close();
+    const acked = load.acceptedEvents;
+    log(`e2e: ${fmtInt(acked)} events acknowledged in ${fmtNum(load.elapsedMs / 1000, 1)} s; waiting for aggregates`);
+    const q = { organizationId: e2eOrg.organizationId, metricId: e2eOrg.metricId, customers: CUSTOMERS, fromMs, toMs: Date.now() + 60 * 60_000 };
+    let seen = 0;
+    let visibleAt = 0;
+    const deadline = Date.now() + Math.max(60_000, budgetLeft() - 120_000);
+    for (;;) {
+      seen = await aggregateTotal(ch, q).catch(() => seen);
+      if (seen >= acked) { visibleAt = Date.now(); break; }
+      if (Date.now() > deadline) break;
+      await sleep(250);
+    }
+    const raw = await rawCount(ch, run.config.clickhouse.database, e2eOrg.organizationId);
+    const totalMs = visibleAt ? visibleAt - t0 : null;
+    return {
+      events: E2E_EVENTS, acknowledged: acked, ingestSeconds: load.elapsedMs / 1000, ingestEventsPerSec: load.eventsPerSec,
+      visibleInAggregates: seen, rawFinalCount: raw, complete: visibleAt > 0,
+      firstPostToAllVisibleSeconds: totalMs === null ? null : totalMs / 1000,
+      sustainedEventsPerSec: totalMs === null ? null : acked / (totalMs / 1000),
+    };
+  });
+
+  await phase('freshness', ['gateway', 'aggregator'], async () => {
+    if (!(await loadQueryUsage())) throw new Error('queryUsage does not exist yet');
+    const rate = Math.max(1000, Math.floor((maxIngestRate || 20_000) / 2));
+    const fOrg = await createBenchOrg(pool, 'bench.fresh');
+    const gw = service('gateway');
+    await gw.start();
+    await service('aggregator').start();
+    const loadClient = new GatewayClient(gw.url, fOrg.apiKey, 16);
+    const probeClient = new GatewayClient(gw.url, fOrg.apiKey, 2);
+    const fromMs = Date.now() - 60 * 60_000;
+    let stop = false;
+    const loadP = openLoop({ client: loadClient, source: new EventSource(`${runId}f`, 'bench.fresh', CUSTOMERS), eventsPerSec: rate, batchSize: 100, durationMs: 40_000, shouldStop: () => stop });
+    const samples: number[] = [];
+    const probeCustomer = 'probe_customer';
+    const probeSource = new EventSource(`${runId}p`, 'bench.fresh', [probeCustomer]);
+    const q = { organizationId: fOrg.organizationId, metricId: fOrg.metricId, customers: [probeCustomer], fromMs, toMs: Date.now() + 60 * 60_000 };
+    let expected = 0;
+    let misses = 0;
+    const phaseEnd = Date.now() + 30_000;
+    await sleep(2_000); // let the open loop reach its rate before probing
+    while (Date.now() < phaseEnd) {
+      const r = await probeClient.post(JSON.stringify({ batch: probeSource.next(1) }));
+      if (r.status !== 200 && r.status !== 202) { misses++; continue; }
+      expected++;
+      const ackAt = nowMs();
+      const until = Date.now() + 30_000;
+      let ok = false;
+      while (Date.now() < until) {
+        const v = await aggregateTotal(ch, q).catch(() => 0);
+        if (v >= expected) { ok = true; break; }
+        await sleep(20);
+      }
+      if (ok) samples.push(nowMs() - ackAt);
+      else misses++;
+    }
+    stop = true;
+    const loadRes = await loadP;
+    loadClient.close();
+    probeClient.close();
+    return { targetEventsPerSec: rate, achievedEventsPerSec: loadRes.achievedEventsPerSec, failedRequests: loadRes.failedRequests, probes: samples.length, probeMisses: misses, freshness: lat(samples) };
+  });
+
+  await phase('chkafka', [], async () => {
+    const events = E2E_EVENTS;
+    const partitions = run.config.kafka.eventsPartitions;
+    const topic = await newTopic('json', partitions);
+    const engine = new ClickHouseKafkaEngine(ch, run.config, run.config.clickhouse.database, `bench_${runId}_chk`, topic, `bench_${runId}_chk`);
+    await engine.create(partitions);
+    try {
+      const chOrg = `org_chk_${runId}`;
+      const t0 = Date.now();
+      const prod = await kafkaProducerBaseline({
+        config: run.config, topic, organizationId: chOrg, source: new EventSource(`${runId}c`, 'bench.call', CUSTOMERS),
+        batchSize: 1000, concurrency: 8, durationMs: Math.max(60_000, budgetLeft() - 150_000), maxEvents: events, encode: jsonEncoder,
+      });
+      const produceMs = Date.now() - t0;
+      log(`chkafka: ${fmtInt(prod.events)} JSON events produced in ${fmtNum(produceMs / 1000, 1)} s; waiting for the Kafka engine`);
+      const w = await engine.waitForCount(chOrg, prod.events, Math.max(60_000, budgetLeft() - 90_000));
+      const totalMs = w.atMs - t0;
+      return {
+        format: 'JSONEachRow on a parallel topic (18.16 has no Avro input format)', events: prod.events, produceSeconds: produceMs / 1000,
+        produceEventsPerSec: prod.eventsPerSec, complete: w.reached, counted: w.count,
+        firstProduceToAllVisibleSeconds: totalMs / 1000, sustainedEventsPerSec: w.reached ? prod.events / (totalMs / 1000) : null,
+      };
+    } finally {
+      await engine.drop();
+    }
+  });
+
+  await phase('entitlement', ['billing', 'gateway'], async () => {
+    const eOrg = await createBenchOrg(pool, 'bench.ent');
+    const gw = service('gateway');
+    await gw.start();
+    if (serviceExists('aggregator')) await service('aggregator').start();
+    const billing = service('billing');
+    await billing.start();
+    const rate = Math.max(1000, Math.floor((maxIngestRate || 20_000) / 2));
+    const loadClient = new GatewayClient(gw.url, eOrg.apiKey, 16);
+    let stop = false;
+    const loadP = openLoop({ client: loadClient, source: new EventSource(`${runId}n`, 'bench.ent', CUSTOMERS), eventsPerSec: rate, batchSize: 100, durationMs: 40_000, shouldStop: () => stop });
+    try {
+      const res = await entitlementPhase({ billingUrl: billing.url, org: eOrg, pool, customers: CUSTOMERS, durationMs: 12_000, concurrency: 32, log });
+      return { ingestTargetEventsPerSec: rate, ...res };
+    } finally {
+      stop = true;
+      const l = await loadP;
+      loadClient.close();
+      log(`entitlement: background ingest ${fmtInt(l.achievedEventsPerSec)} events/s`);
+    }
+  });
+} finally {
+  for (const s of Object.values(services)) await s.stop().catch(() => undefined);
+  await ch.close().catch(() => undefined);
+  await pool.end().catch(() => undefined);
+}
+
+// ------------------------------------------------------------------------------------------------
+const memory = Object.fromEntries(Object.values(services).map((s) => [s.name, { peakRssMiB: s.peakRssBytes / 1024 / 1024, starts: s.starts }]));
+const result = {
+  runId,
+  startedAt: new Date(started).toISOString(),
+  durationSeconds: (Date.now() - started) / 1000,
+  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: os.totalmem() / 2 ** 30, node: process.version, platform: `${os.type()} ${os.release()}`, loadavg: os.loadavg() },
+  settings: { stepSeconds: STEP_MS / 1000, e2eEvents: E2E_EVENTS, concurrency: CONCURRENCY, partitions: run.config.kafka.eventsPartitions },
+  phases,
+  memory,
+};
+const resultsDir = path.join(ROOT, 'bench', 'results');
+mkdirSync(resultsDir, { recursive: true });
+const file = path.join(resultsDir, `${new Date(started).toISOString().replace(/[:.]/g, '-')}-${runId}.json`);
+writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+
+// One-screen summary.
+const P = phases as Record<string, any>;
+const st = (n: string) => (P[n] ? (P[n].status === 'ok' ? '' : ` (${P[n].status})`) : ' (not run)');
+const rows: (string | number)[][] = [['measurement', 'meterline', 'baseline', 'ratio']];
+for (const b of BATCH_SIZES) {
+  const g = ingestResults[b]?.eventsPerSec;
+  const k = kafkaResults[b]?.eventsPerSec;
+  rows.push([`ingest events/s, batch ${b} (c=${CONCURRENCY[b]})${st('ingest')}`, fmtInt(g), `${fmtInt(k)} kafkajs`, g && k ? fmtNum(g / k) : '-']);
+}
+const e2e = P.e2e ?? {};
+const chk = P.chkafka ?? {};
+rows.push([`e2e ${fmtInt(E2E_EVENTS)} events: first post -> all visible (s)${st('e2e')}`, fmtNum(e2e.firstPostToAllVisibleSeconds, 1), `${fmtNum(chk.firstProduceToAllVisibleSeconds, 1)} CH Kafka engine`, '-']);
+rows.push([`e2e sustained events/s${st('e2e')}`, fmtInt(e2e.sustainedEventsPerSec), `${fmtInt(chk.sustainedEventsPerSec)} CH Kafka engine`, e2e.sustainedEventsPerSec && chk.sustainedEventsPerSec ? fmtNum(e2e.sustainedEventsPerSec / chk.sustainedEventsPerSec) : '-']);
+const fr = P.freshness?.freshness;
+rows.push([`freshness p50 / p99 ms @ ${fmtInt(P.freshness?.targetEventsPerSec)} ev/s${st('freshness')}`, fr ? `${fmtInt(fr.p50Ms)} / ${fmtInt(fr.p99Ms)}` : '-', '-', '-']);
+const floor = P.floor?.concurrency32;
+const ent = P.entitlement ?? {};
+for (const ep of ['customer_access', 'check']) {
+  const e = ent[ep];
+  rows.push([`${ep} p50 / p99 ms${st('entitlement')}`, e ? `${fmtNum(e.latency.p50Ms)} / ${fmtNum(e.latency.p99Ms)}` : '-', floor ? `${fmtNum(floor.latency.p50Ms)} / ${fmtNum(floor.latency.p99Ms)} Redis GET` : '-', e && floor ? fmtNum(e.latency.p50Ms / floor.latency.p50Ms, 1) : '-']);
+  rows.push([`${ep} requests/s${st('entitlement')}`, e ? fmtInt(e.requestsPerSec) : '-', floor ? `${fmtInt(floor.requestsPerSec)} Redis GET` : '-', e && floor ? fmtNum(e.requestsPerSec / floor.requestsPerSec) : '-']);
+}
+for (const s of ['gateway', 'aggregator', 'billing'] as const) {
+  rows.push([`peak RSS ${s} (MiB)`, memory[s] ? fmtInt(memory[s].peakRssMiB) : '-', '-', '-']);
+}
+console.log(`\nMeterline bench ${runId} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, ${fmtNum(result.durationSeconds, 0)} s`);
+console.log(table(rows));
+for (const [n, p] of Object.entries(P)) if (p.status !== 'ok') console.log(`  ${n}: ${p.status} — ${String(p.reason).split('\n')[0]}`);
+console.log(`results: ${path.relative(ROOT, file)}`);
+process.exit(0);
