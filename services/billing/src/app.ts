@@ -1,0 +1,123 @@
+// Builds the billing service: Fastify app + its dependencies. startBilling(config, deps?) is what
+// main.ts and the tests call; any dependency can be injected (tests pass fakes or their own clients).
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import {
+  ApiKeyCache, createClickHouse, createLogger, createMetricsRegistry, createPostgres, createRedis, findApiKeyOwner, opsRoutes,
+  type Config,
+} from '@meterline/core';
+import { Histogram } from 'prom-client';
+import type { Deps } from './deps.ts';
+import { CatalogCache } from './cache.ts';
+import { requireApiKey } from './http/auth.ts';
+import { installErrorHandler } from './http/errors.ts';
+import { buildOpenApi, collectRoutes, docsPage } from './http/openapi.ts';
+import { adminRoutes, keyRoutes } from './orgs/routes.ts';
+import { customerRoutes } from './customers/routes.ts';
+import { featureRoutes } from './features/routes.ts';
+import { metricRoutes } from './metrics/routes.ts';
+import { planRoutes } from './plans/routes.ts';
+import { subscriptionRoutes } from './subscriptions/routes.ts';
+import { invoiceRoutes } from './invoices/routes.ts';
+import { entitlementRoutes } from './entitlements/routes.ts';
+import { runRenewals } from './subscriptions/service.ts';
+import { clickHouseUsageReader } from './usage/reader.ts';
+import { kafkaUsageRecorder } from './usage/recorder.ts';
+import { UsageLedger } from './usage/ledger.ts';
+
+export interface BillingOptions {
+  /** How often due subscriptions are renewed/ended (ms); 0 disables the loop. */
+  renewalIntervalMs?: number;
+  snapshotTtlMs?: number;
+  usageTtlMs?: number;
+  port?: number;
+}
+
+export interface BillingHandle { app: FastifyInstance; url: string; deps: Deps; stop: () => Promise<void> }
+
+export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: BillingOptions = {}): Deps {
+  const logger = partial.logger ?? createLogger('billing', config.logLevel);
+  const pool = partial.pool ?? createPostgres(config.postgresUrl, { max: 20, applicationName: 'meterline-billing' });
+  const redis = partial.redis ?? createRedis(config.redisUrl, { name: 'meterline-billing' });
+  const ch = partial.ch ?? createClickHouse(config.clickhouse);
+  return {
+    config, logger, pool, redis, ch,
+    usage: partial.usage ?? clickHouseUsageReader(ch),
+    recorder: partial.recorder ?? kafkaUsageRecorder(config.kafka, logger),
+    ledger: partial.ledger ?? new UsageLedger(redis),
+    apiKeys: partial.apiKeys ?? new ApiKeyCache((key) => findApiKeyOwner(pool, key)),
+    cache: partial.cache ?? new CatalogCache({ snapshotTtlMs: opts.snapshotTtlMs, usageTtlMs: opts.usageTtlMs }),
+    now: partial.now ?? (() => new Date()),
+  };
+}
+
+export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, allowUnionTypes: true } },
+  });
+  installErrorHandler(app);
+  const routes = collectRoutes(app);
+  const registry = createMetricsRegistry('billing');
+  const latency = new Histogram({ name: 'billing_request_seconds', help: 'Billing request latency', labelNames: ['route', 'status'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
+  app.addHook('onResponse', async (req, reply) => { latency.observe({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }, reply.elapsedTime / 1000); });
+  let shuttingDown = false;
+  app.decorate('markShuttingDown', () => { shuttingDown = true; });
+  await app.register(opsRoutes({
+    registry,
+    isShuttingDown: () => shuttingDown,
+    checks: {
+      postgres: async () => { await deps.pool.query('SELECT 1'); },
+      redis: async () => { await deps.redis.ping(); },
+      clickhouse: async () => { const r = await deps.ch.ping(); if (!r.success) throw new Error('clickhouse ping failed'); },
+    },
+  }));
+  await app.register(async (admin) => adminRoutes(admin, deps));
+  await app.register(async (v1) => {
+    v1.addHook('onRequest', requireApiKey(deps.apiKeys));
+    await keyRoutes(v1, deps);
+    await customerRoutes(v1, deps);
+    await featureRoutes(v1, deps);
+    await metricRoutes(v1, deps);
+    await planRoutes(v1, deps);
+    await subscriptionRoutes(v1, deps);
+    await invoiceRoutes(v1, deps);
+    await entitlementRoutes(v1, deps);
+  });
+  let doc: ReturnType<typeof buildOpenApi> | null = null;
+  const openapi = () => (doc ??= buildOpenApi(routes, {
+    title: 'Meterline Billing API', version: '1',
+    description: 'Organizations, customers, features, billable metrics, versioned plans, subscriptions, invoices and entitlement checks. JSON in snake_case; lists take limit/offset; errors are {error:{code,message}}.',
+  }));
+  app.get('/docs/json', async () => openapi());
+  app.get('/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docsPage(openapi())));
+  return app;
+}
+
+/** Builds and listens (port 0 = any free port when config.billing.port is 0 or opts.port is given). */
+export async function startBilling(config: Config, partial: Partial<Deps> = {}, opts: BillingOptions = {}): Promise<BillingHandle> {
+  const deps = buildDeps(config, partial, opts);
+  const app = await buildBillingApp(deps);
+  const address = await app.listen({ port: opts.port ?? config.billing.port, host: config.billing.host });
+  const url = address.replace('[::1]', '127.0.0.1');
+  const interval = opts.renewalIntervalMs ?? 30_000;
+  let renewing: Promise<unknown> = Promise.resolve();
+  const timer = interval > 0 ? setInterval(() => { renewing = runRenewals(deps).catch((err) => deps.logger.error({ err }, 'renewal loop failed')); }, interval) : null;
+  timer?.unref();
+  let stopped = false;
+  return {
+    app, url, deps,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      (app as unknown as { markShuttingDown: () => void }).markShuttingDown();
+      if (timer) clearInterval(timer);
+      await renewing;
+      await app.close();
+      await deps.recorder.stop().catch(() => undefined);
+      if (!partial.redis) deps.redis.disconnect();
+      if (!partial.pool) await deps.pool.end();
+      if (!partial.ch) await deps.ch.close();
+    },
+  };
+}

@@ -1,0 +1,50 @@
+// What the entitlement hot path needs about one customer, loaded with a handful of queries and
+// cached (see cache.ts for TTL and invalidation). Loading also advances due subscriptions, so a
+// check right after a period boundary already counts in the new period.
+import type { Deps } from '../deps.ts';
+import { notFound } from '../http/errors.ts';
+import * as customers from '../customers/store.ts';
+import * as featureStore from '../features/store.ts';
+import * as metricStore from '../metrics/store.ts';
+import * as plans from '../plans/store.ts';
+import * as subs from '../subscriptions/store.ts';
+import { advanceCustomer } from '../subscriptions/service.ts';
+
+export interface CustomerSnapshot {
+  customer: customers.CustomerRow;
+  subscriptions: { row: subs.SubscriptionRow; plan: plans.PlanVersion }[];
+  features: Map<string, featureStore.FeatureRow>;
+  metrics: Map<string, metricStore.MetricRow>;
+  /** The snapshot is stale from this instant (earliest period end or start among live subscriptions). */
+  validUntilMs: number;
+}
+
+async function load(deps: Deps, orgId: string, customerId: string): Promise<CustomerSnapshot> {
+  const customer = await customers.getCustomer(deps.pool, orgId, customerId);
+  if (!customer) throw notFound('customer', customerId);
+  let live = await subs.liveSubscriptions(deps.pool, orgId, customerId);
+  if (await advanceCustomer(deps, orgId, live)) live = await subs.liveSubscriptions(deps.pool, orgId, customerId);
+  const active = live.filter((s) => s.status === 'active');
+  const withPlans = await Promise.all(active.map(async (row) => ({ row, plan: (await plans.getPlan(deps.pool, orgId, row.plan_id, row.plan_version))! })));
+  const featureIds = [...new Set(withPlans.flatMap((s) => s.plan.entitlements.map((e) => e.feature_id)))];
+  const features = new Map((await featureStore.getFeatures(deps.pool, orgId, featureIds)).map((f) => [f.feature_id, f]));
+  const metricIds = new Set([...features.values()].flatMap((f) => (f.metric_id ? [f.metric_id] : [])));
+  for (const s of withPlans) for (const c of s.plan.components) metricIds.add(c.metric_id);
+  const metrics = new Map<string, metricStore.MetricRow>();
+  for (const id of metricIds) {
+    const m = await metricStore.getMetric(deps.pool, orgId, id);
+    if (m) metrics.set(id, m);
+  }
+  const boundaries = live.flatMap((s) => [s.current_period_end.getTime(), ...(s.end_date ? [s.end_date.getTime()] : []), ...(s.status === 'not_started' ? [s.start_date.getTime()] : [])]);
+  return { customer, subscriptions: withPlans, features, metrics, validUntilMs: Math.min(Infinity, ...boundaries) };
+}
+
+export async function customerSnapshot(deps: Deps, orgId: string, customerId: string): Promise<CustomerSnapshot> {
+  const key = `${orgId}\u0000${customerId}\u0000snapshot`;
+  const snap = (await deps.cache.customers.get(key, () => load(deps, orgId, customerId))) as CustomerSnapshot;
+  if (snap.validUntilMs <= deps.now().getTime()) {
+    deps.cache.invalidateCustomer(orgId, customerId);
+    return (await deps.cache.customers.get(key, () => load(deps, orgId, customerId))) as CustomerSnapshot;
+  }
+  return snap;
+}

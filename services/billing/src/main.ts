@@ -1,0 +1,7 @@
+import { loadConfig, onShutdownSignal } from '@meterline/core';
+import { startBilling } from './app.ts';
+
+const config = loadConfig();
+const billing = await startBilling(config);
+billing.deps.logger.info({ url: billing.url, usageSource: billing.deps.usage.source }, 'billing listening');
+onShutdownSignal(billing.deps.logger, billing.stop);

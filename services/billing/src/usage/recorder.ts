@@ -1,0 +1,36 @@
+// Records usage the way the gateway does: Avro single-object encoding (core's encodeEvent), keyed by
+// organization/customer (eventKey), acks -1 (all in-sync replicas), so the aggregator counts it like
+// any other event. Every event carries a generated idempotency id.
+import { randomUUID } from 'node:crypto';
+import { Partitioners, type Producer } from 'kafkajs';
+import { createKafka, encodeEvent, eventKey, type KafkaConfig, type Logger, type UsageEvent } from '@meterline/core';
+
+export interface UsageRecorder {
+  record(events: UsageEvent[]): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function newIdempotencyId(): string {
+  return `bill_${randomUUID()}`;
+}
+
+export function kafkaUsageRecorder(cfg: KafkaConfig, logger?: Logger): UsageRecorder {
+  const kafka = createKafka({ ...cfg, clientId: `${cfg.clientId}-billing` }, logger);
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  let connected: Promise<void> | null = null;
+  const connect = () => (connected ??= producer.connect().catch((err) => { connected = null; throw err; }));
+  return {
+    async record(events) {
+      if (events.length === 0) return;
+      await connect();
+      await producer.send({
+        topic: cfg.eventsTopic,
+        acks: -1,
+        messages: events.map((e) => ({ key: eventKey(e), value: encodeEvent(e) })),
+      });
+    },
+    async stop() {
+      if (connected) await connected.then(() => producer.disconnect(), () => undefined);
+    },
+  };
+}
