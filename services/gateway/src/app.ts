@@ -114,6 +114,13 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
     forceCloseConnections: 'idle',
   });
 
+  // While stopping, every response closes its connection, so that draining does not wait for idle
+  // keep-alive sockets (Fastify's keepAliveTimeout is 72 s).
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (shuttingDown) reply.header('connection', 'close');
+    return payload;
+  });
+
   // JSON bodies are kept raw too (Segment signatures are computed over the exact bytes).
   const defaultJson = app.getDefaultJsonParser('error', 'ignore');
   const jsonParser = (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
