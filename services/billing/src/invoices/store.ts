@@ -21,8 +21,8 @@ export function invoiceJson(r: InvoiceRow) {
 
 export async function insertInvoice(c: PgClient | PgPool, orgId: string, inv: Omit<InvoiceRow, 'created_at' | 'status'>) {
   await c.query(
-    `INSERT INTO invoices (organization_id, invoice_id, customer_id, subscription_id, status, currency, period_start, period_end, reason, total_minor, line_items)
-     VALUES ($1, $2, $3, $4, 'issued', $5, $6, $7, $8, $9, $10)`,
+    `INSERT INTO invoices (organization_id, invoice_id, customer_id, subscription_id, status, currency, period_start, period_end, reason, total_minor, line_items, created_at)
+     VALUES ($1, $2, $3, $4, 'issued', $5, $6, $7, $8, $9, $10, clock_timestamp())`,
     [orgId, inv.invoice_id, inv.customer_id, inv.subscription_id, inv.currency, inv.period_start, inv.period_end, inv.reason, inv.total_minor, JSON.stringify(inv.line_items)],
   );
 }
@@ -30,7 +30,7 @@ export async function insertInvoice(c: PgClient | PgPool, orgId: string, inv: Om
 export async function listInvoices(pool: PgPool, orgId: string, o: { customer_id?: string; subscription_id?: string; limit: number; offset: number }) {
   const { rows } = await pool.query<InvoiceRow>(
     `SELECT ${COLS} FROM invoices WHERE organization_id = $1 AND ($2::text IS NULL OR customer_id = $2) AND ($3::text IS NULL OR subscription_id = $3)
-     ORDER BY created_at, invoice_id LIMIT $4 OFFSET $5`,
+     ORDER BY created_at, period_start, invoice_id LIMIT $4 OFFSET $5`,
     [orgId, o.customer_id ?? null, o.subscription_id ?? null, o.limit + 1, o.offset],
   );
   return rows;

@@ -1,0 +1,217 @@
+// Subscription lifecycle against real Postgres, with a controlled clock and a fixed usage reader
+// (usage itself is exercised through the real pipeline in entitlements.int.test.ts): renewals,
+// turn_off_auto_renew, end_current_subscription_and_bill / _dont_bill (with and without a new plan),
+// change_subscription_plan with proration, plan versioning, trials, invoices and amount due.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOrg, startTestBilling } from './helpers.ts';
+import type { BillingHandle, UsageQuery, UsageReader } from '../src/index.ts';
+
+let billing: BillingHandle;
+let url: string;
+let clock = Date.parse('2026-03-15T00:00:00Z');
+let apiCallsPerQuery = 3500;
+const queries: UsageQuery[] = [];
+const usage: UsageReader = {
+  source: 'fake',
+  async query(q) {
+    queries.push(q);
+    return q.metric.metricId === 'api_calls' ? [{ customerId: q.customerId!, windowStart: null, groups: {}, value: apiCallsPerQuery }] : [];
+  },
+};
+
+beforeAll(async () => {
+  ({ billing } = await startTestBilling({ deps: { usage, now: () => new Date(clock) } }));
+  url = billing.url;
+});
+afterAll(async () => { await billing?.stop(); });
+
+const PRO = {
+  plan_id: 'pro', name: 'Pro', interval: 'month', flat_fee: '49.00', flat_fee_timing: 'in_advance',
+  components: [{ metric_id: 'api_calls', free_units: 1000, pricing: { model: 'per_unit', unit_price: '0.0004' } }],
+  entitlements: [{ feature_id: 'api', limit: 5000 }],
+};
+const SCALE = {
+  plan_id: 'scale', name: 'Scale', interval: 'month', flat_fee: '99.00', flat_fee_timing: 'in_advance',
+  components: [{ metric_id: 'api_calls', free_units: 0, pricing: { model: 'package', package_size: 1000, package_price: '1.00' } }],
+  entitlements: [{ feature_id: 'api', limit: null }],
+};
+const ARREARS = { plan_id: 'arrears', name: 'Arrears', interval: 'month', flat_fee: '30.00', flat_fee_timing: 'in_arrears', components: [] };
+
+async function setup() {
+  const o = await createOrg(url);
+  await o.api.post('/v1/metrics', { metric_id: 'api_calls', event_name: 'api_call', aggregation: 'count' });
+  await o.api.post('/v1/features', { feature_id: 'api', type: 'metered', metric_id: 'api_calls' });
+  for (const p of [PRO, SCALE, ARREARS]) expect((await o.api.post('/v1/plans', p)).status).toBe(201);
+  expect((await o.api.post('/v1/customers', { customer_id: 'c1' })).status).toBe(201);
+  return o;
+}
+const invoicesOf = async (api: Awaited<ReturnType<typeof setup>>['api'], sub: string) => (await api.get(`/v1/invoices?subscription_id=${sub}`)).body.data as any[];
+
+describe('subscriptions', () => {
+  it('validates and is idempotent on subscription_id', async () => {
+    clock = Date.parse('2026-03-15T00:00:00Z');
+    const { api } = await setup();
+    expect((await api.post('/v1/subscriptions', { customer_id: 'ghost', plan_id: 'pro' })).status).toBe(404);
+    expect((await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'ghost' })).status).toBe(404);
+    expect((await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: 'yesterday' })).status).toBe(400);
+    expect((await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-03-15T00:00:00Z', end_date: '2026-03-01T00:00:00Z' })).status).toBe(400);
+    const body = { customer_id: 'c1', plan_id: 'pro', subscription_id: 'sub_fixed', start_date: '2026-03-15T00:00:00Z' };
+    const s = await api.post('/v1/subscriptions', body);
+    expect(s.status).toBe(201);
+    expect(s.body).toMatchObject({ subscription_id: 'sub_fixed', status: 'active', plan_version: 1, auto_renew: true, current_period_end: '2026-04-15T00:00:00.000Z' });
+    expect((await api.post('/v1/subscriptions', body)).status).toBe(200);
+    expect((await api.post('/v1/subscriptions', { ...body, auto_renew: false })).status).toBe(409);
+    expect((await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro' })).status).toBe(409); // one live sub per plan
+    const list = await api.get('/v1/subscriptions?customer_id=c1&status=active');
+    expect(list.body.data.map((x: any) => x.subscription_id)).toEqual(['sub_fixed']);
+    expect((await api.get('/v1/subscriptions?status=ended')).body.data).toEqual([]);
+    expect((await api.get('/v1/subscriptions?status=bogus')).status).toBe(400);
+    // a start in the future is not_started until then
+    const later = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'scale', start_date: '2026-04-01T00:00:00Z' });
+    expect(later.body.status).toBe('not_started');
+    clock = Date.parse('2026-04-02T00:00:00Z');
+    expect((await api.get(`/v1/subscriptions/${later.body.subscription_id}`)).body.status).toBe('active');
+  });
+
+  it('renews each period with an invoice (usage in arrears + next flat fee in advance); detail shows usage so far', async () => {
+    clock = Date.parse('2026-03-15T00:00:00Z');
+    apiCallsPerQuery = 3500;
+    const { api } = await setup();
+    const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-01-01T00:00:00Z' });
+    expect(s.status).toBe(201);
+    expect(s.body).toMatchObject({ status: 'active', current_period_start: '2026-03-01T00:00:00.000Z', current_period_end: '2026-04-01T00:00:00.000Z' });
+    const inv = await invoicesOf(api, s.body.subscription_id);
+    expect(inv.map((i) => [i.reason, i.period_start.slice(0, 10), i.total])).toEqual([
+      ['subscription_start', '2026-01-01', '49.00'],
+      // 3500 calls - 1000 included = 2500 * 0.0004 = 1.00, + next month's 49.00
+      ['period_close', '2026-01-01', '50.00'],
+      ['period_close', '2026-02-01', '50.00'],
+    ]);
+    expect(inv[1].line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([['usage', '1.00'], ['flat_fee', '49.00']]);
+    const detail = await api.get(`/v1/subscriptions/${s.body.subscription_id}`);
+    expect(detail.body.current_period).toMatchObject({ start: '2026-03-01T00:00:00.000Z', end: '2026-04-01T00:00:00.000Z' });
+    expect(detail.body.usage).toEqual([{ metric_id: 'api_calls', group: null, quantity: '3500', amount: '1.00' }]);
+    expect(detail.body.usage_amount_so_far).toBe('1.00');
+    const q = queries[queries.length - 1]!;
+    expect(q.from.toISOString()).toBe('2026-03-01T00:00:00.000Z');
+    // the renewal loop (runRenewals) and lazy reads agree: crossing the boundary closes March
+    clock = Date.parse('2026-04-01T00:00:01Z');
+    const { runRenewals } = await import('../src/subscriptions/service.ts');
+    expect(await runRenewals(billing.deps)).toBeGreaterThanOrEqual(1);
+    expect((await invoicesOf(api, s.body.subscription_id)).length).toBe(4);
+    expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.current_period_start).toBe('2026-04-01T00:00:00.000Z');
+    const cust = await api.get('/v1/customers/c1');
+    expect(cust.body.total_amount_due).toBe('199.00');
+    expect(cust.body.invoices).toHaveLength(4);
+    expect(cust.body.subscriptions).toHaveLength(1);
+  });
+
+  it('turn_off_auto_renew ends the subscription at period end', async () => {
+    clock = Date.parse('2026-03-10T00:00:00Z');
+    const { api } = await setup();
+    const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-03-01T00:00:00Z' });
+    const c = await api.post(`/v1/subscriptions/${s.body.subscription_id}/cancel`, { type: 'turn_off_auto_renew' });
+    expect(c.body).toMatchObject({ status: 'active', auto_renew: false });
+    clock = Date.parse('2026-04-01T00:00:00Z');
+    const after = await api.get(`/v1/subscriptions/${s.body.subscription_id}`);
+    expect(after.body).toMatchObject({ status: 'ended', ended_at: '2026-04-01T00:00:00.000Z', end_reason: 'auto_renew_off' });
+    const inv = await invoicesOf(api, s.body.subscription_id);
+    expect(inv.map((i) => [i.reason, i.total])).toEqual([['subscription_start', '49.00'], ['period_close', '1.00']]); // no next-period fee
+    expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { turn_off_auto_renew: true })).status).toBe(409);
+  });
+
+  it('end_current_subscription_and_bill ends now and bills usage and prorated arrears fee', async () => {
+    clock = Date.parse('2026-03-16T00:00:00Z');
+    apiCallsPerQuery = 3500;
+    const { api } = await setup();
+    const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'arrears', start_date: '2026-03-01T00:00:00Z' });
+    expect(await invoicesOf(api, s.body.subscription_id)).toEqual([]); // nothing in advance
+    const e = await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'end_current_subscription_and_bill' });
+    expect(e.status).toBe(200);
+    expect(e.body).toMatchObject({ status: 'ended', ended_at: '2026-03-16T00:00:00.000Z', end_reason: 'canceled_and_billed' });
+    const inv = await invoicesOf(api, s.body.subscription_id);
+    expect(inv).toHaveLength(1);
+    // 15 of 31 days of 30.00 = 14.516… -> 14.52
+    expect(inv[0]).toMatchObject({ reason: 'cancel', total: '14.52', period_end: '2026-03-16T00:00:00.000Z' });
+  });
+
+  it('end_current_subscription_and_dont_bill with plan_id ends the old one unbilled and starts the new plan', async () => {
+    clock = Date.parse('2026-03-16T00:00:00Z');
+    const { api } = await setup();
+    const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-03-01T00:00:00Z' });
+    const e = await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'end_current_subscription_and_dont_bill', plan_id: 'scale' });
+    expect(e.status).toBe(200);
+    expect(e.body).toMatchObject({ status: 'ended', end_reason: 'canceled_not_billed' });
+    expect(e.body.replaced_by).toBeTruthy();
+    expect(e.body.replacement).toMatchObject({ plan_id: 'scale', status: 'active', start_date: '2026-03-16T00:00:00.000Z', current_period_end: '2026-04-16T00:00:00.000Z' });
+    expect((await invoicesOf(api, s.body.subscription_id)).map((i) => i.reason)).toEqual(['subscription_start']);
+    expect((await invoicesOf(api, e.body.replaced_by)).map((i) => [i.reason, i.total])).toEqual([['subscription_start', '99.00']]);
+    const subs = (await api.get('/v1/subscriptions?customer_id=c1')).body.data;
+    expect(subs.map((x: any) => [x.plan_id, x.status])).toEqual([['pro', 'ended'], ['scale', 'active']]);
+    // end_current_subscription_and_bill with plan_id: same, but bills the old one
+    const b = await api.patch(`/v1/subscriptions/${e.body.replaced_by}`, { replace_immediately_type: 'end_current_subscription_and_bill', plan_id: 'pro' });
+    expect(b.body.replacement.plan_id).toBe('pro');
+    expect((await invoicesOf(api, e.body.replaced_by)).map((i) => i.reason)).toEqual(['subscription_start', 'cancel']);
+  });
+
+  it('change_subscription_plan switches mid-period with proration; usage at close uses the new plan', async () => {
+    clock = Date.parse('2026-04-16T00:00:00Z'); // half of April (30 days)
+    apiCallsPerQuery = 3500;
+    const { api } = await setup();
+    const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-04-01T00:00:00Z' });
+    expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { plan_id: 'scale' })).status).toBe(400);
+    expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'change_subscription_plan' })).status).toBe(400);
+    const c = await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'change_subscription_plan', plan_id: 'scale' });
+    expect(c.status).toBe(200);
+    expect(c.body).toMatchObject({ subscription_id: s.body.subscription_id, plan_id: 'scale', status: 'active', current_period_start: '2026-04-01T00:00:00.000Z', plan_started_at: '2026-04-16T00:00:00.000Z' });
+    const inv = await invoicesOf(api, s.body.subscription_id);
+    const change = inv.find((i) => i.reason === 'plan_change');
+    expect(change.line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([['proration_credit', '-24.50'], ['proration_charge', '49.50']]);
+    expect(change.total).toBe('25.00');
+    clock = Date.parse('2026-05-01T00:00:00Z');
+    expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.current_period_start).toBe('2026-05-01T00:00:00.000Z');
+    const close = (await invoicesOf(api, s.body.subscription_id)).find((i) => i.reason === 'period_close');
+    // 3500 calls on scale: 4 packages of 1000 = 4.00, + May's scale fee 99.00
+    expect(close.line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([['usage', '4.00'], ['flat_fee', '99.00']]);
+    // the arrears plan has the same interval, but a weekly plan would not
+    await api.post('/v1/plans', { plan_id: 'weekly', name: 'W', interval: 'week', flat_fee: '1' });
+    expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'change_subscription_plan', plan_id: 'weekly' })).status).toBe(400);
+  });
+
+  it('editing a plan creates a version; existing subscriptions keep theirs, new ones get the new one', async () => {
+    clock = Date.parse('2026-03-10T00:00:00Z');
+    const { api } = await setup();
+    const old = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-03-01T00:00:00Z' });
+    const v2 = await api.patch('/v1/plans/pro', { flat_fee: '59.00', entitlements: [{ feature_id: 'api', limit: 9000 }] });
+    expect(v2.body.version).toBe(2);
+    await api.post('/v1/customers', { customer_id: 'c2' });
+    const fresh = await api.post('/v1/subscriptions', { customer_id: 'c2', plan_id: 'pro', start_date: '2026-03-10T00:00:00Z' });
+    expect(fresh.body.plan_version).toBe(2);
+    clock = Date.parse('2026-04-02T00:00:00Z');
+    const d = await api.get(`/v1/subscriptions/${old.body.subscription_id}`);
+    expect(d.body.plan_version).toBe(1);
+    expect(d.body.plan.flat_fee).toBe('49.00');
+    const renewal = (await invoicesOf(api, old.body.subscription_id)).find((i) => i.reason === 'period_close');
+    expect(renewal.line_items.find((l: any) => l.kind === 'flat_fee').amount_due).toBe('49.00');
+    expect((await api.get('/v1/customers/c1/entitlements/api')).body.usage_limit).toBe(5000);
+    expect((await api.get('/v1/customers/c2/entitlements/api')).body.usage_limit).toBe(9000);
+    expect((await api.get('/v1/plans/pro')).body.versions).toEqual([
+      expect.objectContaining({ version: 1, active_subscriptions: 1 }),
+      expect.objectContaining({ version: 2, active_subscriptions: 1 }),
+    ]);
+  });
+
+  it('a trial waives the flat fee of periods that start inside it', async () => {
+    clock = Date.parse('2026-03-01T00:00:00Z');
+    const { api } = await setup();
+    await api.post('/v1/plans', { plan_id: 'trial', name: 'T', interval: 'week', flat_fee: '10.00', trial_days: 10 });
+    const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'trial', start_date: '2026-03-01T00:00:00Z' });
+    expect(s.body.trial_end).toBe('2026-03-11T00:00:00.000Z');
+    expect(await invoicesOf(api, s.body.subscription_id)).toEqual([]);
+    clock = Date.parse('2026-03-16T00:00:00Z'); // weeks: 03-01 (trial), 03-08 (trial), 03-15 (paid)
+    await api.get(`/v1/subscriptions/${s.body.subscription_id}`);
+    const inv = await invoicesOf(api, s.body.subscription_id);
+    // closing 03-01 bills nothing (next period 03-08 starts in the trial); closing 03-08 bills 03-15's fee
+    expect(inv.map((i) => [i.period_start.slice(0, 10), i.line_items.map((l: any) => l.amount_due)])).toEqual([['2026-03-08', ['10.00']]]);
+  });
+});
