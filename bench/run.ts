@@ -13,6 +13,7 @@
 // Environment: BENCH_EVENTS (e2e events, default 1000000), BENCH_PHASES (comma list, default all),
 // BENCH_SECONDS (per throughput step, default 6). Results: bench/results/<time>-<run>.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
+process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 import os from 'node:os';
 import path from 'node:path';
 import { createClickHouse, createKafka, ensureTopics, type ClickHouseClient, type PgPool } from '@meterline/core';

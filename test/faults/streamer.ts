@@ -1,0 +1,82 @@
+// The drill's client: streams events with known ids to the gateway at a steady rate from a few
+// concurrent clients; a batch that fails (503, connection reset, timeout) is retried with the SAME
+// body, hence the same idempotency ids, until it is acknowledged or the retry deadline passes.
+import { EventSource, GatewayClient, batchBody, type PostResult } from '../../bench/lib/load.ts';
+import { sleep } from '../../bench/lib/stats.ts';
+
+export class Streamer {
+  readonly acked: string[] = [];
+  readonly unacked: string[] = [];
+  sent = 0;
+  attempts = 0;
+  retries = 0;
+  inFlight = 0;
+  lastAckAt = 0;
+  readonly statusCounts: Record<string, number> = {};
+  private stopped = false;
+  private workers: Promise<void>[] = [];
+  private readonly client: GatewayClient;
+
+  constructor(
+    gatewayUrl: string,
+    apiKey: string,
+    readonly source: EventSource,
+    private readonly opts: { eventsPerSec: number; batchSize: number; concurrency: number; retryDeadlineMs: number },
+  ) {
+    this.client = new GatewayClient(gatewayUrl, apiKey, opts.concurrency * 2);
+  }
+
+  start(): void {
+    const perWorkerInterval = (this.opts.batchSize / (this.opts.eventsPerSec / this.opts.concurrency)) * 1000;
+    this.workers = Array.from({ length: this.opts.concurrency }, async (_, w) => {
+      await sleep((perWorkerInterval / this.opts.concurrency) * w);
+      while (!this.stopped) {
+        const t0 = Date.now();
+        const events = this.source.next(this.opts.batchSize);
+        const ids = events.map((e) => e.idempotency_id);
+        this.sent += ids.length;
+        const body = batchBody(events);
+        let first = true;
+        this.inFlight++;
+        const { result } = await this.client.postUntilAccepted(body, Date.now() + this.opts.retryDeadlineMs, (r: PostResult) => {
+          this.attempts++;
+          if (!first) this.retries++;
+          first = false;
+          this.statusCounts[r.status] = (this.statusCounts[r.status] ?? 0) + 1;
+        });
+        this.inFlight--;
+        if (result.status === 200 || result.status === 202) {
+          this.acked.push(...ids);
+          this.lastAckAt = Date.now();
+        } else {
+          this.unacked.push(...ids);
+        }
+        const wait = perWorkerInterval - (Date.now() - t0);
+        if (wait > 0) await sleep(wait);
+      }
+    });
+  }
+
+  /** Stops issuing new batches and waits until every outstanding batch is acknowledged or given up. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.workers);
+    this.client.close();
+  }
+
+  /** Resolves once a batch is acknowledged after `sinceMs` (the pipeline accepts again). */
+  async waitForAckAfter(sinceMs: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.lastAckAt <= sinceMs) {
+      if (Date.now() > deadline) throw new Error(`no event acknowledged within ${timeoutMs} ms after the fault`);
+      await sleep(50);
+    }
+  }
+
+  /** Resolves when at least one request is outstanding (for a kill with requests in flight). */
+  async waitForInFlight(timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight === 0 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+    return this.inFlight;
+  }
+}
