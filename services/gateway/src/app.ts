@@ -60,7 +60,8 @@ function kafkaLogCreator(logger: Logger): KafkaConfig['logCreator'] {
   return () => ({ namespace, level, log }) => {
     const { message, ...extra } = log;
     if (message.startsWith('Limiting retries for the idempotent producer')) return;
-    const fn = level <= logLevel.ERROR ? 'error' : level === logLevel.WARN ? 'warn' : 'debug';
+    // kafkajs' own errors are logged as warnings: the gateway reports the outcome (503, metrics) itself.
+    const fn = level <= logLevel.WARN ? 'warn' : 'debug';
     logger[fn]({ kafkajs: namespace, ...extra }, message);
   };
 }
