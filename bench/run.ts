@@ -75,9 +75,14 @@ await prepare(run);
 const logDir = path.join(ROOT, '.cache', 'bench', runId);
 const pool: PgPool = pgPool(run);
 const ch: ClickHouseClient = createClickHouse(run.config.clickhouse);
+// Every service child process of the run (peak RSS is reported per service name over all of them).
+const allProcesses: ServiceProcess[] = [];
 const services: Partial<Record<ServiceName, ServiceProcess>> = {};
-const service = (name: ServiceName, extraEnv: Record<string, string> = {}) =>
-  (services[name] ??= new ServiceProcess(name, PORTS[name], { ...run.env, GATEWAY_PORT: String(PORTS.gateway), AGGREGATOR_PORT: String(PORTS.aggregator), BILLING_PORT: String(PORTS.billing), ...extraEnv }, logDir));
+const portsEnv = { GATEWAY_PORT: String(PORTS.gateway), AGGREGATOR_PORT: String(PORTS.aggregator), BILLING_PORT: String(PORTS.billing) };
+const service = (name: ServiceName) => {
+  if (!services[name]) allProcesses.push((services[name] = new ServiceProcess(name, PORTS[name], { ...run.env, ...portsEnv }, logDir)));
+  return services[name]!;
+};
 
 async function newTopic(suffix: string, partitions = run.config.kafka.eventsPartitions): Promise<string> {
   const topic = `bench_${runId}_${suffix}`;
@@ -122,7 +127,10 @@ try {
   });
 
   await phase('ingest', ['gateway'], async () => {
-    const gw = service('gateway');
+    // Its own topic, so that the aggregator of the later phases does not have to chew through these events.
+    const topic = await newTopic('ingest');
+    const gw = new ServiceProcess('gateway', PORTS.gateway, { ...run.env, ...portsEnv, KAFKA_EVENTS_TOPIC: topic }, path.join(logDir, 'ingest'));
+    allProcesses.push(gw);
     await gw.start();
     const client = new GatewayClient(gw.url, org!.apiKey, 64);
     try {
@@ -136,6 +144,7 @@ try {
       }
     } finally {
       client.close();
+      await gw.stop();
     }
     const ratios = Object.fromEntries(BATCH_SIZES.map((b) => [b, kafkaResults[b] && ingestResults[b] ? ingestResults[b]!.eventsPerSec / kafkaResults[b]!.eventsPerSec : null]));
     return { byBatch: ingestResults, ratioGatewayToKafka: ratios, maxEventsPerSec: maxIngestRate };
@@ -177,7 +186,10 @@ try {
 
   await phase('freshness', ['gateway', 'aggregator'], async () => {
     if (!(await loadQueryUsage())) throw new Error('queryUsage does not exist yet');
-    const rate = Math.max(1000, Math.floor((maxIngestRate || 20_000) / 2));
+    // half of the maximum rate the whole pipeline sustains (the e2e run), else of the gateway's
+    const e2eRate = (phases.e2e as { sustainedEventsPerSec?: number } | undefined)?.sustainedEventsPerSec;
+    const maxRate = Math.min(maxIngestRate || Infinity, e2eRate || Infinity);
+    const rate = Math.max(500, Math.floor((Number.isFinite(maxRate) ? maxRate : 10_000) / 2));
     const fOrg = await createBenchOrg(pool, 'bench.fresh');
     const gw = service('gateway');
     await gw.start();
@@ -188,6 +200,7 @@ try {
     let stop = false;
     const loadP = openLoop({ client: loadClient, source: new EventSource(`${runId}f`, 'bench.fresh', CUSTOMERS), eventsPerSec: rate, batchSize: 100, durationMs: 40_000, shouldStop: () => stop });
     const samples: number[] = [];
+    const ackLatency: number[] = [];
     const probeCustomer = 'probe_customer';
     const probeSource = new EventSource(`${runId}p`, 'bench.fresh', [probeCustomer]);
     const q = { organizationId: fOrg.organizationId, metricId: fOrg.metricId, customers: [probeCustomer], fromMs, toMs: Date.now() + 60 * 60_000 };
@@ -196,10 +209,11 @@ try {
     const phaseEnd = Date.now() + 30_000;
     await sleep(2_000); // let the open loop reach its rate before probing
     while (Date.now() < phaseEnd) {
+      const sentAt = nowMs();
       const r = await probeClient.post(JSON.stringify({ batch: probeSource.next(1) }));
       if (r.status !== 200 && r.status !== 202) { misses++; continue; }
       expected++;
-      const ackAt = nowMs();
+      ackLatency.push(nowMs() - sentAt);
       const until = Date.now() + 30_000;
       let ok = false;
       while (Date.now() < until) {
@@ -207,14 +221,15 @@ try {
         if (v >= expected) { ok = true; break; }
         await sleep(20);
       }
-      if (ok) samples.push(nowMs() - ackAt);
+      if (ok) samples.push(nowMs() - sentAt);
       else misses++;
     }
     stop = true;
     const loadRes = await loadP;
     loadClient.close();
     probeClient.close();
-    return { targetEventsPerSec: rate, achievedEventsPerSec: loadRes.achievedEventsPerSec, failedRequests: loadRes.failedRequests, probes: samples.length, probeMisses: misses, freshness: lat(samples) };
+    return { targetEventsPerSec: rate, achievedEventsPerSec: loadRes.achievedEventsPerSec, failedRequests: loadRes.failedRequests, probes: samples.length, probeMisses: misses,
+      freshnessDefinition: 'time from posting a probe event until queryUsage includes it (polled every 20 ms)', freshness: lat(samples), probeAckLatency: lat(ackLatency) };
   });
 
   await phase('chkafka', [], async () => {
@@ -266,13 +281,18 @@ try {
     }
   });
 } finally {
-  for (const s of Object.values(services)) await s.stop().catch(() => undefined);
+  for (const s of allProcesses) await s.stop().catch(() => undefined);
   await ch.close().catch(() => undefined);
   await pool.end().catch(() => undefined);
 }
 
 // ------------------------------------------------------------------------------------------------
-const memory = Object.fromEntries(Object.values(services).map((s) => [s.name, { peakRssMiB: s.peakRssBytes / 1024 / 1024, starts: s.starts }]));
+const memory: Record<string, { peakRssMiB: number; processes: number }> = {};
+for (const s of allProcesses) {
+  const m = (memory[s.name] ??= { peakRssMiB: 0, processes: 0 });
+  m.peakRssMiB = Math.max(m.peakRssMiB, s.peakRssBytes / 1024 / 1024);
+  m.processes += s.starts;
+}
 const result = {
   runId,
   startedAt: new Date(started).toISOString(),
