@@ -3,9 +3,9 @@
 //     TTL 5 s; invalidated at once in this process by every write that changes them (customer
 //     update/archive, subscription create/cancel/change/renew, plan edit/archive, feature or metric
 //     change). Another billing instance sees a change within the TTL.
-//   - ClickHouse usage per (org, customer, metric version, window): TTL 1 s with in-flight sharing.
+//   - ClickHouse usage per (org, customer, metric version, window): TTL 250 ms with in-flight sharing.
 //     Checks that consume are exact regardless (the Redis ledger holds their units); the TTL only
-//     delays events that arrive through the gateway by at most 1 s on top of aggregation lag.
+//     delays events that arrive through the gateway by at most 250 ms on top of aggregation lag.
 export class TtlCache<V> {
   private readonly map = new Map<string, { value: Promise<V>; expires: number }>();
   constructor(private readonly ttlMs: number, private readonly maxEntries = 50_000) {}
@@ -33,7 +33,7 @@ export class CatalogCache {
   readonly usage: TtlCache<number>;
   constructor(opts: { snapshotTtlMs?: number; usageTtlMs?: number } = {}) {
     this.customers = new TtlCache(opts.snapshotTtlMs ?? 5_000);
-    this.usage = new TtlCache(opts.usageTtlMs ?? 1_000);
+    this.usage = new TtlCache(opts.usageTtlMs ?? 250);
   }
   invalidateCustomer(orgId: string, customerId: string): void {
     this.customers.deletePrefix(`${orgId}\u0000${customerId}\u0000`);

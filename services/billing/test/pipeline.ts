@@ -9,7 +9,8 @@ export interface Pipeline { kind: 'aggregator' | 'stand-in'; stop(): Promise<voi
 
 export async function startPipeline(config: Config): Promise<Pipeline> {
   let mod: Record<string, unknown> | null = null;
-  try { mod = (await import('@meterline/aggregator')) as Record<string, unknown>; } catch { mod = null; }
+  const specifier = '@meterline/aggregator'; // not a literal: the package may not exist yet
+  try { mod = (await import(specifier)) as Record<string, unknown>; } catch { mod = null; }
   const start = mod?.['startAggregator'] as ((c: Config, d?: unknown) => Promise<{ stop: () => Promise<void> }>) | undefined;
   if (typeof start === 'function') {
     const agg = await start({ ...config, aggregator: { ...config.aggregator, port: 0, groupId: uniqueId('g_bill_agg') } });

@@ -1,6 +1,8 @@
 // Records usage the way the gateway does: Avro single-object encoding (core's encodeEvent), keyed by
 // organization/customer (eventKey), acks -1 (all in-sync replicas), so the aggregator counts it like
-// any other event. Every event carries a generated idempotency id.
+// any other event. Every event carries a generated idempotency id, so a retried send that lands
+// twice is deduplicated downstream (by idempotency id); that is why the producer does not need
+// kafkajs' idempotent mode, whose single in-flight request would serialize concurrent checks.
 import { randomUUID } from 'node:crypto';
 import { Partitioners, type Producer } from 'kafkajs';
 import { createKafka, encodeEvent, eventKey, type KafkaConfig, type Logger, type UsageEvent } from '@meterline/core';
@@ -16,7 +18,7 @@ export function newIdempotencyId(): string {
 
 export function kafkaUsageRecorder(cfg: KafkaConfig, logger?: Logger): UsageRecorder {
   const kafka = createKafka({ ...cfg, clientId: `${cfg.clientId}-billing` }, logger);
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   let connected: Promise<void> | null = null;
   const connect = () => (connected ??= producer.connect().catch((err) => { connected = null; throw err; }));
   return {
