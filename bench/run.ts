@@ -249,7 +249,21 @@ try {
       log(`chkafka: ${fmtInt(prod.events)} JSON events produced in ${fmtNum(produceMs / 1000, 1)} s; waiting for the Kafka engine`);
       const w = await engine.waitForCount(chOrg, prod.events, Math.max(60_000, budgetLeft() - 90_000));
       const totalMs = w.atMs - t0;
+      // Consumption alone: a second Kafka-engine table (new group, offsets at 0) drains the full topic.
+      let drain: Record<string, unknown> = {};
+      if (w.reached && budgetLeft() > 60_000) {
+        const drainer = new ClickHouseKafkaEngine(ch, run.config, run.config.clickhouse.database, `bench_${runId}_chd`, topic, `bench_${runId}_chd`);
+        const d0 = Date.now();
+        await drainer.create(partitions);
+        try {
+          const dw = await drainer.waitForCount(chOrg, prod.events, Math.max(30_000, budgetLeft() - 60_000));
+          drain = { drainComplete: dw.reached, drainSeconds: (dw.atMs - d0) / 1000, drainEventsPerSec: dw.reached ? prod.events / ((dw.atMs - d0) / 1000) : null };
+        } finally {
+          await drainer.drop();
+        }
+      }
       return {
+        ...drain,
         format: 'JSONEachRow on a parallel topic (18.16 has no Avro input format)', events: prod.events, produceSeconds: produceMs / 1000,
         produceEventsPerSec: prod.eventsPerSec, complete: w.reached, counted: w.count,
         firstProduceToAllVisibleSeconds: totalMs / 1000, sustainedEventsPerSec: w.reached ? prod.events / (totalMs / 1000) : null,
