@@ -100,9 +100,14 @@ const kafkaResults: Record<number, { eventsPerSec: number; sendLatency: LatencyS
 const ingestResults: Record<number, { eventsPerSec: number; requestLatency: LatencySummary; events: number; concurrency: number; statusCounts: Record<string, number> }> = {};
 let maxIngestRate = 0;
 let org: BenchOrg | null = null;
+// Created up front, before any aggregator starts, so that it knows every metric from its first poll.
+let e2eOrg: BenchOrg, fOrg: BenchOrg, eOrg: BenchOrg;
 
 try {
   org = await createBenchOrg(pool, 'bench.call');
+  e2eOrg = await createBenchOrg(pool, 'bench.e2e');
+  fOrg = await createBenchOrg(pool, 'bench.fresh');
+  eOrg = await createBenchOrg(pool, 'bench.ent');
 
   await phase('floor', [], async () => {
     const single = await redisGetFloor({ redisUrl: run.config.redisUrl, concurrency: 1, durationMs: 2_000, maxRequests: 50_000 });
@@ -152,7 +157,6 @@ try {
 
   await phase('e2e', ['gateway', 'aggregator'], async () => {
     if (!(await loadQueryUsage())) throw new Error('queryUsage does not exist yet (packages/core/src/metering/usage.ts)');
-    const e2eOrg = await createBenchOrg(pool, 'bench.e2e');
     const gw = service('gateway');
     await gw.start();
     const agg = service('aggregator');
@@ -164,7 +168,7 @@ try {
     client.close();
     const acked = load.acceptedEvents;
     log(`e2e: ${fmtInt(acked)} events acknowledged in ${fmtNum(load.elapsedMs / 1000, 1)} s; waiting for aggregates`);
-    const q = { organizationId: e2eOrg.organizationId, metricId: e2eOrg.metricId, customers: CUSTOMERS, fromMs, toMs: Date.now() + 60 * 60_000 };
+    const q = { organizationId: e2eOrg.organizationId, metricId: e2eOrg.metricId, eventName: e2eOrg.eventName, customers: CUSTOMERS, fromMs, toMs: Date.now() + 60 * 60_000 };
     let seen = 0;
     let visibleAt = 0;
     const deadline = Date.now() + Math.max(60_000, budgetLeft() - 120_000);
@@ -190,7 +194,6 @@ try {
     const e2eRate = (phases.e2e as { sustainedEventsPerSec?: number } | undefined)?.sustainedEventsPerSec;
     const maxRate = Math.min(maxIngestRate || Infinity, e2eRate || Infinity);
     const rate = Math.max(500, Math.floor((Number.isFinite(maxRate) ? maxRate : 10_000) / 2));
-    const fOrg = await createBenchOrg(pool, 'bench.fresh');
     const gw = service('gateway');
     await gw.start();
     await service('aggregator').start();
@@ -203,7 +206,7 @@ try {
     const ackLatency: number[] = [];
     const probeCustomer = 'probe_customer';
     const probeSource = new EventSource(`${runId}p`, 'bench.fresh', [probeCustomer]);
-    const q = { organizationId: fOrg.organizationId, metricId: fOrg.metricId, customers: [probeCustomer], fromMs, toMs: Date.now() + 60 * 60_000 };
+    const q = { organizationId: fOrg.organizationId, metricId: fOrg.metricId, eventName: fOrg.eventName, customers: [probeCustomer], fromMs, toMs: Date.now() + 60 * 60_000 };
     let expected = 0;
     let misses = 0;
     const phaseEnd = Date.now() + 30_000;
@@ -274,7 +277,6 @@ try {
   });
 
   await phase('entitlement', ['billing', 'gateway'], async () => {
-    const eOrg = await createBenchOrg(pool, 'bench.ent');
     const gw = service('gateway');
     await gw.start();
     if (serviceExists('aggregator')) await service('aggregator').start();

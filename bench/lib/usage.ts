@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { sqlIdentifier, sqlString, type ClickHouseClient } from '@meterline/core';
+import { sqlIdentifier, sqlString, type ClickHouseClient, type MetricDefinition } from '@meterline/core';
 import { ROOT } from './proc.ts';
 
 type QueryUsage = (ch: ClickHouseClient, q: Record<string, unknown>) => Promise<unknown>;
@@ -35,9 +35,15 @@ export function usageTotal(result: unknown): number {
 export interface UsageQuery {
   organizationId: string;
   metricId: string;
+  /** The metric's event (the bench's metrics are `count` over one event name, version 1). */
+  eventName: string;
   customers: readonly string[];
   fromMs: number;
   toMs: number;
+}
+
+export function metricDefinition(q: Pick<UsageQuery, 'organizationId' | 'metricId' | 'eventName'>): MetricDefinition {
+  return { organizationId: q.organizationId, metricId: q.metricId, version: 1, eventName: q.eventName, aggregation: 'count', property: null, filters: [], groupBy: [] };
 }
 
 /** Total of a metric over the given customers, through queryUsage. */
@@ -48,9 +54,7 @@ export async function aggregateTotal(ch: ClickHouseClient, q: UsageQuery): Promi
   const parts = await Promise.all(
     q.customers.map((customerId) =>
       queryUsage(ch, {
-        organizationId: q.organizationId,
-        metric: q.metricId,
-        metricId: q.metricId,
+        metric: metricDefinition(q),
         customerId,
         from: new Date(q.fromMs),
         to: new Date(q.toMs),
