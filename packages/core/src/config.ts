@@ -45,6 +45,20 @@ export interface AggregatorConfig {
   port: number;
   host: string;
   groupId: string;
+  /** Rollup window: offsets per (partition, window) row of metric_usage. */
+  windowSize: number;
+  /** How long a duplicate idempotency id is recognized by the aggregator (ms). */
+  dedupWindowMs: number;
+  /** How often billable_metrics is polled for new and changed definitions (ms). */
+  metricPollMs: number;
+  /** Most bytes fetched per partition per fetch (bounds batch size). */
+  maxBytesPerPartition: number;
+  /** Most records processed in one ClickHouse insert (longer batches are split). */
+  maxBatchRecords: number;
+  /** Days of events_by_offset staging kept (0 = keep forever). */
+  stagingRetentionDays: number;
+  /** Longest backoff between retries while a dependency is down (ms). */
+  maxRetryBackoffMs: number;
 }
 
 export interface BillingConfig {
@@ -120,6 +134,13 @@ export function loadConfig(env: Env = process.env): Config {
       port: int(env, 'AGGREGATOR_PORT', 8081),
       host,
       groupId: str(env, 'AGGREGATOR_GROUP_ID', 'meterline-aggregator'),
+      windowSize: int(env, 'AGGREGATOR_WINDOW_SIZE', 5000, 1),
+      dedupWindowMs: int(env, 'AGGREGATOR_DEDUP_WINDOW_MS', 35 * DAY_MS, 1000),
+      metricPollMs: int(env, 'AGGREGATOR_METRIC_POLL_MS', 1000, 50),
+      maxBytesPerPartition: int(env, 'AGGREGATOR_MAX_BYTES_PER_PARTITION', 1024 * 1024, 1024),
+      maxBatchRecords: int(env, 'AGGREGATOR_MAX_BATCH_RECORDS', 5000, 1),
+      stagingRetentionDays: int(env, 'AGGREGATOR_STAGING_RETENTION_DAYS', 7),
+      maxRetryBackoffMs: int(env, 'AGGREGATOR_MAX_RETRY_BACKOFF_MS', 5000, 10),
     },
     billing: {
       port: int(env, 'BILLING_PORT', 8082),

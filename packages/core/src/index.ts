@@ -12,3 +12,7 @@ export * from './auth/api-keys.ts';
 export * from './migrate/migrate.ts';
 export * from './setup/setup.ts';
 export * from './metering/definition.ts';
+export * from './metering/properties.ts';
+export * from './metering/sql.ts';
+export * from './metering/catalog.ts';
+export * from './metering/usage.ts';

@@ -1,0 +1,33 @@
+// Parsed property columns of a raw event (events.prop_keys / prop_values / prop_numbers): exact,
+// fast metric filters without re-parsing JSON in ClickHouse. Semantics (docs/analytics.md):
+//   text value:    strings as-is, numbers as JavaScript prints them, booleans 'true' / 'false'
+//   numeric value: numbers; strings that are plain decimal numbers; otherwise NULL (booleans too)
+import type { Properties, PropertyValue } from '../events/event.ts';
+
+export interface PropertyColumns { prop_keys: string[]; prop_values: string[]; prop_numbers: (number | null)[] }
+
+const NUMERIC = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
+
+export function propertyText(v: PropertyValue): string {
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : v ? 'true' : 'false';
+}
+
+export function propertyNumber(v: PropertyValue): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
+  if (typeof v === 'string' && NUMERIC.test(v.trim())) {
+    const n = Number(v.trim());
+    return Number.isFinite(n) ? n : null;
+  }
+  return null;
+}
+
+export function propertyColumns(props: Properties): PropertyColumns {
+  const out: PropertyColumns = { prop_keys: [], prop_values: [], prop_numbers: [] };
+  for (const [k, v] of Object.entries(props)) {
+    if (v === null || v === undefined || typeof v === 'object') continue;
+    out.prop_keys.push(k);
+    out.prop_values.push(propertyText(v));
+    out.prop_numbers.push(propertyNumber(v));
+  }
+  return out;
+}

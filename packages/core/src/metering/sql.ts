@@ -1,0 +1,61 @@
+// SQL building blocks shared by the aggregator's live rollups and backfills (and documented in
+// docs/analytics.md). Every literal goes through sqlString / sqlNumber: property names are user input.
+import { sqlNumber, sqlString } from '../clients/clickhouse.ts';
+import type { MetricDefinition, MetricFilter } from './definition.ts';
+
+const idx = (p: string) => `indexOf(prop_keys, ${sqlString(p)})`;
+/** The property's text value ('' when absent). */
+export const propText = (p: string) => `prop_values[${idx(p)}]`;
+/** The property's numeric value (NULL when absent or not a number). */
+export const propNumber = (p: string) => `prop_numbers[${idx(p)}]`;
+export const propPresent = (p: string) => `has(prop_keys, ${sqlString(p)})`;
+
+const NUM_OPS = { eq: '=', neq: '!=', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
+
+/**
+ * A filter as a boolean SQL expression over the parsed property columns.
+ * equals / in: the property is present and its text is one of the values. not_in: absent, or its text
+ * is none of the values. Numeric comparisons: the property is present, numeric, and compares true.
+ */
+export function filterSql(f: MetricFilter): string {
+  switch (f.operator) {
+    case 'equals': return `(${propPresent(f.property)} AND ${propText(f.property)} = ${sqlString(f.value)})`;
+    case 'in': return f.values.length === 0 ? '0' : `(${propPresent(f.property)} AND ${propText(f.property)} IN (${f.values.map(sqlString).join(',')}))`;
+    case 'not_in': return f.values.length === 0 ? '1' : `(NOT ${propPresent(f.property)} OR ${propText(f.property)} NOT IN (${f.values.map(sqlString).join(',')}))`;
+    default: {
+      const op = NUM_OPS[f.operator];
+      if (!op) throw new TypeError(`unknown filter operator ${JSON.stringify((f as { operator: unknown }).operator)}`);
+      return `ifNull(${propNumber(f.property)} ${op} ${sqlNumber(f.value)}, 0) = 1`;
+    }
+  }
+}
+
+/** WHERE conditions selecting the events a metric counts (organization and event name included). */
+export function metricConditions(m: MetricDefinition): string[] {
+  const c = [`organization_id = ${sqlString(m.organizationId)}`, `event_name = ${sqlString(m.eventName)}`, ...m.filters.map(filterSql)];
+  if (m.aggregation === 'unique_count') c.push(propPresent(m.property!));
+  else if (m.aggregation !== 'count') c.push(`isNotNull(${propNumber(m.property!)})`);
+  return c;
+}
+
+/**
+ * SELECT producing metric_usage rows (all columns but computed_at, in table order) for one metric
+ * over `source` (a table or subquery with the events_by_offset columns, already deduplicated by Kafka
+ * partition/offset). One row per key and offset window; version = the highest offset of the key in
+ * the window, so a row holds every event of its key with offset <= version.
+ */
+export function rollupSelect(m: MetricDefinition, source: string, windowSize: number, extraWhere: string[] = []): string {
+  const num = m.aggregation === 'count' || m.aggregation === 'unique_count' ? 'toFloat64(0)' : `assumeNotNull(${propNumber(m.property!)})`;
+  const str = m.aggregation === 'unique_count' ? propText(m.property!) : "''";
+  const g1 = m.groupBy[0] !== undefined ? propText(m.groupBy[0]) : "''";
+  const g2 = m.groupBy[1] !== undefined ? propText(m.groupBy[1]) : "''";
+  const W = sqlNumber(windowSize);
+  return `SELECT organization_id, ${sqlString(m.metricId)} AS metric_id, toUInt32(${sqlNumber(m.version)}) AS metric_version, customer_id,
+      toDateTime(intDiv(toUInt32(time_created), 60) * 60, 'UTC') AS bucket, g1 AS group_1, g2 AS group_2, kafka_topic, kafka_partition,
+      intDiv(kafka_offset, ${W}) AS window_id, max(kafka_offset) AS version, count() AS event_count, sum(num) AS sum_value, max(num) AS max_value,
+      uniqExactState(str) AS uniq_state, argMaxState(num, tuple(time_created_ms, kafka_partition, kafka_offset)) AS latest_state
+    FROM (SELECT organization_id, customer_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
+                 ${num} AS num, ${str} AS str, ${g1} AS g1, ${g2} AS g2
+          FROM ${source} WHERE ${[...metricConditions(m), ...extraWhere].join(' AND ')})
+    GROUP BY organization_id, customer_id, bucket, group_1, group_2, kafka_topic, kafka_partition, window_id`;
+}

@@ -1,0 +1,111 @@
+// startAggregator: builds the aggregator from a Config and optional explicit dependencies (tests pass
+// their own clients), starts the consumer, the metric catalog watcher, the backfiller and the HTTP app
+// (/healthz, /readyz, /metrics, /v1/debug/*). stop() drains gracefully: the chunk in progress is
+// inserted, rolled up and committed before the consumer leaves the group.
+import {
+  ApiKeyCache, createClickHouse, createKafka, createLogger, createMetricsRegistry, createPostgres, createRedis, ensureTopics,
+  findApiKeyOwner, opsRoutes, type ClickHouseClient, type Config, type Logger, type PgPool, type Redis,
+} from '@meterline/core';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import { Backfiller } from './backfill.ts';
+import { MetricCatalog } from './catalog.ts';
+import { EventConsumer } from './consumer.ts';
+import { debugRoutes } from './debug-api.ts';
+import { retryUntilDone } from './retry.ts';
+import { StagingRetention } from './retention.ts';
+import { aggregatorMetrics } from './telemetry.ts';
+
+export interface AggregatorDeps {
+  ch?: ClickHouseClient;
+  pool?: PgPool;
+  redis?: Redis;
+  kafka?: Kafka;
+  logger?: Logger;
+  registry?: Registry;
+  /** Wait before a backfill reads raw events (default: 3 catalog polls + 2 s). */
+  backfillSettleMs?: number;
+}
+
+export interface Aggregator {
+  app: FastifyInstance;
+  /** The port the HTTP app listens on (useful with port 0). */
+  port: number;
+  catalog: MetricCatalog;
+  backfiller: Backfiller;
+  stop(): Promise<void>;
+}
+
+export async function startAggregator(config: Config, deps: AggregatorDeps = {}): Promise<Aggregator> {
+  const logger = deps.logger ?? createLogger('aggregator', config.logLevel);
+  const registry = deps.registry ?? createMetricsRegistry('aggregator');
+  const metrics = aggregatorMetrics(registry);
+  const ch = deps.ch ?? createClickHouse(config.clickhouse);
+  const pool = deps.pool ?? createPostgres(config.postgresUrl, { max: 5, applicationName: 'meterline-aggregator' });
+  const redis = deps.redis ?? createRedis(config.redisUrl, { name: 'meterline-aggregator' });
+  const kafka = deps.kafka ?? createKafka(config.kafka, logger);
+  let stopping = false;
+
+  const producer = kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 5 } });
+  const admin = kafka.admin();
+  await retryUntilDone(async () => {
+    await admin.connect();
+    await ensureTopics(admin, config.kafka);
+    await producer.connect();
+  }, { active: () => !stopping, maxBackoffMs: config.aggregator.maxRetryBackoffMs, onRetry: (err) => logger.warn({ err }, 'kafka not reachable, retrying') });
+
+  const backfiller = new Backfiller({
+    ch, redis, logger, windowSize: config.aggregator.windowSize,
+    settleMs: deps.backfillSettleMs ?? config.aggregator.metricPollMs * 3 + 2_000,
+    counter: metrics.backfills, isStopping: () => stopping,
+  });
+  const catalog = new MetricCatalog(pool, logger, config.aggregator.metricPollMs, (m) => backfiller.enqueue(m));
+  await retryUntilDone(() => catalog.refresh(), { active: () => !stopping, maxBackoffMs: config.aggregator.maxRetryBackoffMs, onRetry: (err) => logger.warn({ err }, 'metric catalog not loaded, retrying') });
+  catalog.start();
+
+  const consumer = new EventConsumer({ config, kafka, producer, ch, redis, catalog, logger, metrics });
+  const retention = new StagingRetention(ch, logger, config.aggregator.stagingRetentionDays, config.aggregator.windowSize);
+  retention.start();
+
+  const app = Fastify({ logger: false });
+  const keys = new ApiKeyCache((key) => findApiKeyOwner(pool, key));
+  await app.register(opsRoutes({
+    registry,
+    isShuttingDown: () => stopping,
+    checks: {
+      kafka: async () => { await admin.describeCluster(); },
+      clickhouse: async () => { const r = await ch.ping(); if (!r.success) throw new Error('clickhouse ping failed'); },
+      postgres: async () => { await pool.query('SELECT 1'); },
+      redis: async () => { await redis.ping(); },
+    },
+  }));
+  await app.register(debugRoutes({ ch, keys }));
+  await app.listen({ port: config.aggregator.port, host: config.aggregator.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.aggregator.port;
+
+  await consumer.start();
+  logger.info({ port, topic: config.kafka.eventsTopic, groupId: config.aggregator.groupId }, 'aggregator started');
+
+  let stopped: Promise<void> | null = null;
+  return {
+    app, port, catalog, backfiller,
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        catalog.stop();
+        retention.stop();
+        await consumer.stop();
+        await backfiller.idle().catch(() => undefined);
+        await producer.disconnect().catch(() => undefined);
+        await admin.disconnect().catch(() => undefined);
+        await app.close().catch(() => undefined);
+        if (!deps.ch) await ch.close().catch(() => undefined);
+        if (!deps.pool) await pool.end().catch(() => undefined);
+        if (!deps.redis) redis.disconnect();
+      })();
+      return stopped;
+    },
+  };
+}

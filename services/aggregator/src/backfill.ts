@@ -1,0 +1,93 @@
+// Backfill of a new metric version from the raw events table, in the background (ingestion continues).
+// It writes the same keys as live rollups (topic, partition, offset window) with version = the highest
+// offset of the key in the window, so FINAL keeps whichever row is more complete and nothing doubles.
+// Status per version in metric_backfills (running=1 / done=2), read by core's metricVersionStatus.
+import { rollupSelect, sqlNumber, sqlString, type ClickHouseClient, type Logger, type MetricDefinition, type Redis } from '@meterline/core';
+import type { Counter } from 'prom-client';
+import { METRIC_USAGE_COLUMNS } from './rollup.ts';
+
+export interface BackfillDeps {
+  ch: ClickHouseClient;
+  redis: Redis;
+  logger: Logger;
+  windowSize: number;
+  /** Wait before reading raw events so every instance's live path has learned the version. */
+  settleMs: number;
+  counter: Counter<'status'>;
+  isStopping: () => boolean;
+}
+
+const key = (m: MetricDefinition) => `${m.organizationId}/${m.metricId}/${m.version}`;
+
+export class Backfiller {
+  private readonly pending = new Map<string, MetricDefinition>();
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly d: BackfillDeps) {}
+
+  enqueue(m: MetricDefinition): void {
+    this.pending.set(key(m), m);
+    if (!this.running) this.running = this.drain().finally(() => { this.running = null; });
+  }
+
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.size > 0 && !this.d.isStopping()) {
+      const [k, m] = [...this.pending.entries()][0]!;
+      try {
+        await this.runOne(m);
+        this.pending.delete(k);
+      } catch (err) {
+        this.d.counter.inc({ status: 'failed' });
+        this.d.logger.warn({ err, metric: k }, 'backfill failed, retrying');
+        await new Promise((r) => setTimeout(r, 2_000));
+      }
+    }
+  }
+
+  async status(m: MetricDefinition): Promise<number> {
+    const rs = await this.d.ch.query({
+      query: `SELECT max(status_rank) AS r FROM metric_backfills FINAL WHERE organization_id = ${sqlString(m.organizationId)}
+                AND metric_id = ${sqlString(m.metricId)} AND metric_version = ${sqlNumber(m.version)}`,
+      format: 'JSONEachRow',
+    });
+    return Number((await rs.json<{ r: string | number }>())[0]?.r ?? 0);
+  }
+
+  private async setStatus(m: MetricDefinition, status: 'running' | 'done', rows: number): Promise<void> {
+    await this.d.ch.insert({
+      table: 'metric_backfills',
+      format: 'JSONEachRow',
+      values: [{ organization_id: m.organizationId, metric_id: m.metricId, metric_version: m.version, status, status_rank: status === 'done' ? 2 : 1, rows_written: rows }],
+    });
+  }
+
+  private async runOne(m: MetricDefinition): Promise<void> {
+    if ((await this.status(m)) >= 2) return;
+    // one instance at a time per version; if the holder dies the lock expires and another retries
+    const lock = `ml:agg:backfill:${key(m)}`;
+    const got = await this.d.redis.set(lock, String(process.pid), 'PX', 10 * 60_000, 'NX');
+    if (got !== 'OK') {
+      // someone else runs it: check again later
+      await new Promise((r) => setTimeout(r, 2_000));
+      if ((await this.status(m)) >= 2) return;
+      throw new Error('backfill held by another instance');
+    }
+    try {
+      await this.setStatus(m, 'running', 0);
+      await new Promise((r) => setTimeout(r, this.d.settleMs));
+      const started = Date.now();
+      const source = `(SELECT * FROM events WHERE organization_id = ${sqlString(m.organizationId)} AND event_name = ${sqlString(m.eventName)}
+          LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)`;
+      await this.d.ch.command({ query: `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) ${rollupSelect(m, source, this.d.windowSize)}` });
+      await this.setStatus(m, 'done', 0);
+      this.d.counter.inc({ status: 'done' });
+      this.d.logger.info({ metric: key(m), ms: Date.now() - started }, 'backfill done');
+    } finally {
+      await this.d.redis.del(lock).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,1 @@
+export { startAggregator, type Aggregator, type AggregatorDeps } from './app.ts';
