@@ -36,15 +36,20 @@ export class Backfiller {
 
   private async drain(): Promise<void> {
     while (this.pending.size > 0 && !this.d.isStopping()) {
-      const [k, m] = [...this.pending.entries()][0]!;
-      try {
-        await this.runOne(m);
-        this.pending.delete(k);
-      } catch (err) {
-        this.d.counter.inc({ status: 'failed' });
-        this.d.logger.warn({ err, metric: k }, 'backfill failed, retrying');
-        await new Promise((r) => setTimeout(r, 2_000));
+      // one settle wait per round: every instance's live path learns the versions before we read
+      await new Promise((r) => setTimeout(r, this.d.settleMs));
+      const round = [...this.pending.entries()];
+      for (const [k, m] of round) {
+        if (this.d.isStopping()) return;
+        try {
+          await this.runOne(m);
+          if (this.pending.get(k) === m) this.pending.delete(k);
+        } catch (err) {
+          this.d.counter.inc({ status: 'failed' });
+          this.d.logger.warn({ err: (err as Error).message, metric: k }, 'backfill failed, will retry');
+        }
       }
+      if (this.pending.size > 0) await new Promise((r) => setTimeout(r, 2_000));
     }
   }
 
@@ -70,15 +75,10 @@ export class Backfiller {
     // one instance at a time per version; if the holder dies the lock expires and another retries
     const lock = `ml:agg:backfill:${key(m)}`;
     const got = await this.d.redis.set(lock, String(process.pid), 'PX', 10 * 60_000, 'NX');
-    if (got !== 'OK') {
-      // someone else runs it: check again later
-      await new Promise((r) => setTimeout(r, 2_000));
-      if ((await this.status(m)) >= 2) return;
-      throw new Error('backfill held by another instance');
-    }
+    if (got !== 'OK') throw new Error('backfill held by another instance'); // retried until it is done
+
     try {
       await this.setStatus(m, 'running', 0);
-      await new Promise((r) => setTimeout(r, this.d.settleMs));
       const started = Date.now();
       const source = `(SELECT * FROM events WHERE organization_id = ${sqlString(m.organizationId)} AND event_name = ${sqlString(m.eventName)}
           LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)`;

@@ -1,10 +1,12 @@
 // Parsed property columns of a raw event (events.prop_keys / prop_values / prop_numbers): exact,
 // fast metric filters without re-parsing JSON in ClickHouse. Semantics (docs/analytics.md):
 //   text value:    strings as-is, numbers as JavaScript prints them, booleans 'true' / 'false'
-//   numeric value: numbers; strings that are plain decimal numbers; otherwise NULL (booleans too)
+//   numeric value: numbers; strings that are plain decimal numbers; otherwise none (booleans too):
+//                  prop_number_values holds 0 and prop_is_number 0 (ClickHouse 18.16 crashes on empty
+//                  Array(Nullable(...)) indexing, so no Nullable arrays)
 import type { Properties, PropertyValue } from '../events/event.ts';
 
-export interface PropertyColumns { prop_keys: string[]; prop_values: string[]; prop_numbers: (number | null)[] }
+export interface PropertyColumns { prop_keys: string[]; prop_values: string[]; prop_number_values: number[]; prop_is_number: number[] }
 
 const NUMERIC = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
 
@@ -22,12 +24,14 @@ export function propertyNumber(v: PropertyValue): number | null {
 }
 
 export function propertyColumns(props: Properties): PropertyColumns {
-  const out: PropertyColumns = { prop_keys: [], prop_values: [], prop_numbers: [] };
+  const out: PropertyColumns = { prop_keys: [], prop_values: [], prop_number_values: [], prop_is_number: [] };
   for (const [k, v] of Object.entries(props)) {
     if (v === null || v === undefined || typeof v === 'object') continue;
     out.prop_keys.push(k);
     out.prop_values.push(propertyText(v));
-    out.prop_numbers.push(propertyNumber(v));
+    const n = propertyNumber(v);
+    out.prop_number_values.push(n ?? 0);
+    out.prop_is_number.push(n === null ? 0 : 1);
   }
   return out;
 }

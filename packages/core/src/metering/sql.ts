@@ -6,8 +6,10 @@ import type { MetricDefinition, MetricFilter } from './definition.ts';
 const idx = (p: string) => `indexOf(prop_keys, ${sqlString(p)})`;
 /** The property's text value ('' when absent). */
 export const propText = (p: string) => `prop_values[${idx(p)}]`;
-/** The property's numeric value (NULL when absent or not a number). */
-export const propNumber = (p: string) => `prop_numbers[${idx(p)}]`;
+/** The property's numeric value (0 when absent or not a number: check propIsNumber). */
+export const propNumber = (p: string) => `prop_number_values[${idx(p)}]`;
+/** 1 when the property is present and numeric. */
+export const propIsNumber = (p: string) => `(prop_is_number[${idx(p)}] = 1)`;
 export const propPresent = (p: string) => `has(prop_keys, ${sqlString(p)})`;
 
 const NUM_OPS = { eq: '=', neq: '!=', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
@@ -25,7 +27,7 @@ export function filterSql(f: MetricFilter): string {
     default: {
       const op = NUM_OPS[f.operator];
       if (!op) throw new TypeError(`unknown filter operator ${JSON.stringify((f as { operator: unknown }).operator)}`);
-      return `ifNull(${propNumber(f.property)} ${op} ${sqlNumber(f.value)}, 0) = 1`;
+      return `(${propIsNumber(f.property)} AND ${propNumber(f.property)} ${op} ${sqlNumber(f.value)})`;
     }
   }
 }
@@ -34,7 +36,7 @@ export function filterSql(f: MetricFilter): string {
 export function metricConditions(m: MetricDefinition): string[] {
   const c = [`organization_id = ${sqlString(m.organizationId)}`, `event_name = ${sqlString(m.eventName)}`, ...m.filters.map(filterSql)];
   if (m.aggregation === 'unique_count') c.push(propPresent(m.property!));
-  else if (m.aggregation !== 'count') c.push(`isNotNull(${propNumber(m.property!)})`);
+  else if (m.aggregation !== 'count') c.push(propIsNumber(m.property!));
   return c;
 }
 
@@ -45,7 +47,7 @@ export function metricConditions(m: MetricDefinition): string[] {
  * the window, so a row holds every event of its key with offset <= version.
  */
 export function rollupSelect(m: MetricDefinition, source: string, windowSize: number, extraWhere: string[] = []): string {
-  const num = m.aggregation === 'count' || m.aggregation === 'unique_count' ? 'toFloat64(0)' : `assumeNotNull(${propNumber(m.property!)})`;
+  const num = m.aggregation === 'count' || m.aggregation === 'unique_count' ? 'toFloat64(0)' : propNumber(m.property!);
   const str = m.aggregation === 'unique_count' ? propText(m.property!) : "''";
   const g1 = m.groupBy[0] !== undefined ? propText(m.groupBy[0]) : "''";
   const g2 = m.groupBy[1] !== undefined ? propText(m.groupBy[1]) : "''";
