@@ -13,17 +13,19 @@
 // Environment: BENCH_EVENTS (e2e events, default 1000000), BENCH_PHASES (comma list, default all),
 // BENCH_SECONDS (per throughput step, default 6). Results: bench/results/<time>-<run>.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 import os from 'node:os';
 import path from 'node:path';
 import { createClickHouse, createKafka, ensureTopics, type ClickHouseClient, type PgPool } from '@meterline/core';
-import { ServiceProcess, serviceExists, ROOT, type ServiceName } from './lib/proc.ts';
+import { ServiceProcess, serviceExists, portInUse, ROOT, type ServiceName } from './lib/proc.ts';
 import { bringUpSharedStack, createBenchOrg, pgPool, prepare, runEnv, type BenchOrg, type RunEnv } from './lib/env.ts';
 import { closedLoop, openLoop, EventSource, GatewayClient } from './lib/load.ts';
 import { ClickHouseKafkaEngine, jsonEncoder, kafkaProducerBaseline, redisGetFloor } from './lib/baselines.ts';
 import { aggregateTotal, loadQueryUsage, rawCount } from './lib/usage.ts';
 import { fmtInt, fmtNum, nowMs, sleep, summarize, table, type LatencySummary } from './lib/stats.ts';
 import { entitlementPhase } from './lib/entitlement.ts';
+import { PrivateStack } from '../test/support/private-stack.ts';
 
 const BATCH_SIZES = [1, 100, 1000] as const;
 const CONCURRENCY: Record<number, number> = { 1: 64, 100: 16, 1000: 8 };
@@ -68,9 +70,34 @@ function lat(samples: number[]): LatencySummary {
 
 // ------------------------------------------------------------------------------------------------
 const runId = `b${Date.now().toString(36)}`;
-log(`run ${runId}: bringing up the local stack`);
-bringUpSharedStack();
-const run: RunEnv = runEnv(runId);
+// Default: a private Kafka/ClickHouse/Redis (ports 19400..19404, fresh data, removed afterwards), so the
+// numbers do not depend on what other runs left in the shared stack and a load-induced crash of a backing
+// service cannot take the shared stack down. BENCH_STACK=shared uses the shared local stack instead.
+const usePrivate = (process.env.BENCH_STACK ?? 'private') !== 'shared';
+let privateStack: PrivateStack | null = null;
+const stackOverrides: Record<string, string> = {};
+if (usePrivate) {
+  // Postgres is the machine's own (never private); stack.sh up starts it when it is not running.
+  try { execFileSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432'], { stdio: 'ignore' }); } catch { bringUpSharedStack(); }
+  log(`run ${runId}: starting a private Kafka, ClickHouse and Redis on ports 19400..19404`);
+  privateStack = new PrivateStack(19400);
+  const ps = privateStack;
+  for (let port = 19400; port <= 19407; port++) {
+    if (await portInUse(port)) throw new Error(`port ${port} is in use: a previous bench run was interrupted? Stop what listens on 19400..19407 first`);
+  }
+  const cleanup = (code: number) => () => { void ps.destroy().finally(() => process.exit(code)); };
+  process.once('SIGINT', cleanup(130));
+  process.once('SIGTERM', cleanup(143));
+  process.once('uncaughtException', (err) => { console.error(err); cleanup(1)(); });
+  await ps.start('redis');
+  await ps.start('clickhouse');
+  await ps.start('kafka');
+  Object.assign(stackOverrides, { KAFKA_BROKERS: ps.kafkaBrokers, CLICKHOUSE_URL: ps.clickhouseUrl, REDIS_URL: ps.redisUrl });
+} else {
+  log(`run ${runId}: bringing up the shared local stack`);
+  bringUpSharedStack();
+}
+const run: RunEnv = runEnv(runId, stackOverrides);
 await prepare(run);
 const logDir = path.join(ROOT, '.cache', 'bench', runId);
 const pool: PgPool = pgPool(run);
@@ -171,10 +198,16 @@ try {
     const q = { organizationId: e2eOrg.organizationId, metricId: e2eOrg.metricId, eventName: e2eOrg.eventName, customers: CUSTOMERS, fromMs, toMs: Date.now() + 60 * 60_000 };
     let seen = 0;
     let visibleAt = 0;
+    let lastProgressAt = Date.now();
+    let stalled = false;
     const deadline = Date.now() + Math.max(60_000, budgetLeft() - 120_000);
     for (;;) {
+      const before = seen;
       seen = await aggregateTotal(ch, q).catch(() => seen);
+      if (seen !== before) lastProgressAt = Date.now();
       if (seen >= acked) { visibleAt = Date.now(); break; }
+      // no progress for 90 s: the pipeline is stuck, report it instead of burning the time budget
+      if (Date.now() - lastProgressAt > 90_000) { stalled = true; log(`e2e: no progress for 90 s at ${fmtInt(seen)} of ${fmtInt(acked)}`); break; }
       if (Date.now() > deadline) break;
       await sleep(250);
     }
@@ -182,7 +215,7 @@ try {
     const totalMs = visibleAt ? visibleAt - t0 : null;
     return {
       events: E2E_EVENTS, acknowledged: acked, ingestSeconds: load.elapsedMs / 1000, ingestEventsPerSec: load.eventsPerSec,
-      visibleInAggregates: seen, rawFinalCount: raw, complete: visibleAt > 0,
+      visibleInAggregates: seen, rawFinalCount: raw, complete: visibleAt > 0, stalled,
       firstPostToAllVisibleSeconds: totalMs === null ? null : totalMs / 1000,
       sustainedEventsPerSec: totalMs === null ? null : acked / (totalMs / 1000),
     };
@@ -300,6 +333,7 @@ try {
   for (const s of allProcesses) await s.stop().catch(() => undefined);
   await ch.close().catch(() => undefined);
   await pool.end().catch(() => undefined);
+  await privateStack?.destroy().catch(() => undefined);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -314,6 +348,7 @@ const result = {
   startedAt: new Date(started).toISOString(),
   durationSeconds: (Date.now() - started) / 1000,
   machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: os.totalmem() / 2 ** 30, node: process.version, platform: `${os.type()} ${os.release()}`, loadavg: os.loadavg() },
+  stack: usePrivate ? 'private (Kafka 384 MiB heap, ClickHouse, Redis on ports 19400..19404)' : 'shared local stack',
   settings: { stepSeconds: STEP_MS / 1000, e2eEvents: E2E_EVENTS, concurrency: CONCURRENCY, partitions: run.config.kafka.eventsPartitions },
   phases,
   memory,

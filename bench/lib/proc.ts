@@ -3,6 +3,7 @@
 // with SIGKILL (fault drills) or stop it gracefully.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, createWriteStream, mkdirSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,6 +24,23 @@ export function readVmHWM(pid: number): number | null {
     return null;
   }
 }
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+export function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => { sock.destroy(); resolve(true); });
+    sock.once('error', () => resolve(false));
+    sock.setTimeout(1_000, () => { sock.destroy(); resolve(false); });
+  });
+}
+
+// Children still alive when this process exits (normally, on an uncaught error, or on SIGINT/SIGTERM
+// handled by the caller) are killed, so no orphaned service keeps answering on a bench port.
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
 
 export class ServiceProcess {
   private child: ChildProcess | null = null;
@@ -56,6 +74,8 @@ export class ServiceProcess {
 
   async start(readyTimeoutMs = 60_000): Promise<void> {
     if (this.running) return;
+    // A leftover process on our port would answer /readyz in our child's place.
+    if (await portInUse(this.port)) throw new Error(`port ${this.port} is already in use (a leftover ${this.name} from an interrupted run?); stop that process first`);
     const out = createWriteStream(this.logFile, { flags: 'a' });
     const child = spawn(process.execPath, ['--import', 'tsx', `services/${this.name}/src/main.ts`], {
       cwd: ROOT,
@@ -65,6 +85,8 @@ export class ServiceProcess {
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
     this.child = child;
+    live.add(child);
+    child.once('exit', () => live.delete(child));
     this.starts++;
     this.sampler = setInterval(() => this.sample(), 250);
     this.sampler.unref();

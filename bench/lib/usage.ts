@@ -46,22 +46,14 @@ export function metricDefinition(q: Pick<UsageQuery, 'organizationId' | 'metricI
   return { organizationId: q.organizationId, metricId: q.metricId, version: 1, eventName: q.eventName, aggregation: 'count', property: null, filters: [], groupBy: [] };
 }
 
-/** Total of a metric over the given customers, through queryUsage. */
+/** Total of a metric over the given customers, through queryUsage (one query, one row per customer). */
 export async function aggregateTotal(ch: ClickHouseClient, q: UsageQuery): Promise<number> {
   const queryUsage = await loadQueryUsage();
   if (!queryUsage) throw new Error('queryUsage (packages/core/src/metering/usage.ts) does not exist yet');
+  const rows = (await queryUsage(ch, { metric: metricDefinition(q), from: new Date(q.fromMs), to: new Date(q.toMs) })) as { customerId: string; value: number }[];
+  const wanted = new Set(q.customers);
   let sum = 0;
-  const parts = await Promise.all(
-    q.customers.map((customerId) =>
-      queryUsage(ch, {
-        metric: metricDefinition(q),
-        customerId,
-        from: new Date(q.fromMs),
-        to: new Date(q.toMs),
-      }),
-    ),
-  );
-  for (const p of parts) sum += usageTotal(p);
+  for (const r of rows) if (wanted.has(r.customerId)) sum += Number(r.value);
   return sum;
 }
 

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createClickHouse, createKafka, createPostgres, decodeEvent, setupBackingServices, sqlIdentifier, sqlString, loadConfig, type ClickHouseClient, type Config } from '@meterline/core';
 import { PrivateStack } from '../support/private-stack.ts';
-import { ServiceProcess, serviceExists, ROOT } from '../../bench/lib/proc.ts';
+import { ServiceProcess, serviceExists, portInUse, ROOT } from '../../bench/lib/proc.ts';
 import { EventSource } from '../../bench/lib/load.ts';
 import { createBenchOrg, type BenchOrg } from '../../bench/lib/env.ts';
 import { aggregateTotal, loadQueryUsage } from '../../bench/lib/usage.ts';
@@ -76,7 +76,13 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
   const skipped = (opts.faults ?? FAULT_KINDS).filter((k) => !kinds.includes(k));
   if (skipped.length) log(`skipping ${skipped.join(', ')}: the aggregator (or queryUsage) does not exist yet`);
 
+  for (let port = opts.basePort; port <= opts.basePort + 7; port++) {
+    if (await portInUse(port)) throw new Error(`port ${port} is in use: an interrupted drill left something running on ${opts.basePort}..${opts.basePort + 7}`);
+  }
   const stack = new PrivateStack(opts.basePort);
+  const onSignal = () => { void stack.destroy().finally(() => process.exit(130)); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const env: Record<string, string> = {
     KAFKA_BROKERS: stack.kafkaBrokers,
     CLICKHOUSE_URL: stack.clickhouseUrl,
@@ -150,6 +156,8 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
     await ch?.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     await stack.destroy().catch(() => undefined);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   return { rows, startedAt: new Date(started).toISOString(), durationSeconds: (Date.now() - started) / 1000 };
 }
@@ -211,7 +219,7 @@ async function settleClickHouse(ch: ClickHouseClient, config: Config, org: Bench
   for (;;) {
     try {
       const perId = await rawPerId(ch, config.clickhouse.database, org.organizationId, customers);
-      const aggregates = await aggregateTotal(ch, { organizationId: org.organizationId, metricId: org.metricId, customers, fromMs, toMs: Date.now() + 60 * 60_000 });
+      const aggregates = await aggregateTotal(ch, { organizationId: org.organizationId, metricId: org.metricId, eventName: org.eventName, customers, fromMs, toMs: Date.now() + 60 * 60_000 });
       last = { perId, aggregates };
       if (perId.size >= acked && aggregates === perId.size) return last;
     } catch {
