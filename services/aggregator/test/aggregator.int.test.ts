@@ -111,6 +111,9 @@ describe('aggregator core path', () => {
       whole,
       { from: new Date(BASE + DAY + 7 * 60_000 + 1234), to: new Date(BASE + 3 * DAY - 13 * 60_000 + 1) },
       { from: new Date(BASE + 2 * DAY), to: new Date(BASE + 2 * DAY + 3_600_000) },
+      // within one minute, and across two partial minutes only (raw edges, no whole minute)
+      ...events.filter((e) => e.eventName === 'login' || e.eventName === 'seats').slice(100, 104).map((e) => ({ from: new Date(e.timeCreatedMs - 1), to: new Date(e.timeCreatedMs + 1) })),
+      { from: new Date(events[700]!.timeCreatedMs - 30_000), to: new Date(events[700]!.timeCreatedMs + 45_000) },
     ];
     let nonEmpty = 0;
     for (const m of Object.values(metrics)) {

@@ -60,7 +60,7 @@ export function expectedUsage(m: MetricDefinition, events: UsageEvent[], q: Expe
     if (e.organizationId !== m.organizationId || e.eventName !== m.eventName) continue;
     if (q.customerId !== undefined && e.customerId !== q.customerId) continue;
     const bucket = Math.floor(e.timeCreatedMs / 60_000) * 60_000;
-    if (bucket < Math.ceil(q.from.getTime() / 1000) * 1000 || bucket >= Math.ceil(q.to.getTime() / 1000) * 1000) continue;
+    if (e.timeCreatedMs < q.from.getTime() || e.timeCreatedMs >= q.to.getTime()) continue; // [from, to) by event time
     const props = e.properties as Record<string, unknown>;
     if (!m.filters.every((f) => passes(f, props))) continue;
     let n: number | null = 0;

@@ -87,7 +87,9 @@ describe('throughput and freshness', () => {
     const seenAt = new Map<string, number>();
     const poller = (async () => {
       while (seenAt.size < probes) {
-        const rows = await queryUsage(ch, { metric: count, from: new Date(Date.now() - 600_000), to: new Date(Date.now() + 600_000) });
+        // minute-aligned range: answered from the rollups only (no raw-edge minutes), so this measures the aggregates
+        const minute = Math.floor(Date.now() / 60_000) * 60_000;
+        const rows = await queryUsage(ch, { metric: count, from: new Date(minute - 600_000), to: new Date(minute + 600_000) });
         const now = Date.now();
         for (const r of rows) if (r.customerId.startsWith('probe') && sentAt.has(r.customerId) && !seenAt.has(r.customerId)) seenAt.set(r.customerId, now);
         await new Promise((r) => setTimeout(r, 20));

@@ -46,16 +46,34 @@ export function metricConditions(m: MetricDefinition): string[] {
  * partition/offset). One row per key and offset window; version = the highest offset of the key in
  * the window, so a row holds every event of its key with offset <= version.
  */
+/** Per-event expressions of a metric: the aggregated number and text, and the two group values. */
+export function metricEventColumns(m: MetricDefinition): { num: string; str: string; g1: string; g2: string } {
+  return {
+    num: m.aggregation === 'count' || m.aggregation === 'unique_count' ? 'toFloat64(0)' : propNumber(m.property!),
+    str: m.aggregation === 'unique_count' ? propText(m.property!) : "''",
+    g1: m.groupBy[0] !== undefined ? propText(m.groupBy[0]) : "''",
+    g2: m.groupBy[1] !== undefined ? propText(m.groupBy[1]) : "''",
+  };
+}
+
+/** The state columns of metric_usage as aggregates over rows with num / str (see metricEventColumns). */
+export const STATE_AGGREGATES = `count() AS event_count, sum(num) AS sum_value, max(num) AS max_value,
+      uniqExactState(str) AS uniq_state, argMaxState(num, tuple(time_created_ms, kafka_partition, kafka_offset)) AS latest_state`;
+
+export const MINUTE_BUCKET = `toDateTime(intDiv(toUInt32(time_created), 60) * 60, 'UTC')`;
+
+/**
+ * SELECT producing metric_usage rows (all columns but computed_at, in table order) for one metric
+ * over `source` (a table or subquery with the events_by_offset columns, already deduplicated by Kafka
+ * partition/offset). One row per key and offset window; version = the highest offset of the key in
+ * the window, so a row holds every event of its key with offset <= version.
+ */
 export function rollupSelect(m: MetricDefinition, source: string, windowSize: number, extraWhere: string[] = []): string {
-  const num = m.aggregation === 'count' || m.aggregation === 'unique_count' ? 'toFloat64(0)' : propNumber(m.property!);
-  const str = m.aggregation === 'unique_count' ? propText(m.property!) : "''";
-  const g1 = m.groupBy[0] !== undefined ? propText(m.groupBy[0]) : "''";
-  const g2 = m.groupBy[1] !== undefined ? propText(m.groupBy[1]) : "''";
+  const { num, str, g1, g2 } = metricEventColumns(m);
   const W = sqlNumber(windowSize);
   return `SELECT organization_id, ${sqlString(m.metricId)} AS metric_id, toUInt32(${sqlNumber(m.version)}) AS metric_version, customer_id,
-      toDateTime(intDiv(toUInt32(time_created), 60) * 60, 'UTC') AS bucket, g1 AS group_1, g2 AS group_2, kafka_topic, kafka_partition,
-      intDiv(kafka_offset, ${W}) AS window_id, max(kafka_offset) AS version, count() AS event_count, sum(num) AS sum_value, max(num) AS max_value,
-      uniqExactState(str) AS uniq_state, argMaxState(num, tuple(time_created_ms, kafka_partition, kafka_offset)) AS latest_state
+      ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, kafka_topic, kafka_partition,
+      intDiv(kafka_offset, ${W}) AS window_id, max(kafka_offset) AS version, ${STATE_AGGREGATES}
     FROM (SELECT organization_id, customer_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
                  ${num} AS num, ${str} AS str, ${g1} AS g1, ${g2} AS g2
           FROM ${source} WHERE ${[...metricConditions(m), ...extraWhere].join(' AND ')})

@@ -3,6 +3,7 @@
 // key and offset window only the most complete (highest version) counts, so nothing is counted twice.
 import { sqlNumber, sqlString, type ClickHouseClient } from '../clients/clickhouse.ts';
 import type { MetricDefinition } from './definition.ts';
+import { MINUTE_BUCKET, STATE_AGGREGATES, metricConditions, metricEventColumns } from './sql.ts';
 
 export type UsageWindow = 'minute' | 'hour' | 'day';
 export interface UsageQuery { metric: MetricDefinition; customerId?: string; from: Date; to: Date; window?: UsageWindow | null; includeGroups?: boolean }
@@ -18,40 +19,79 @@ const VALUE_SQL = {
   latest: 'argMaxMerge(latest_state)',
 } as const;
 
-/** The rollup rows of one metric version in [from, to) (by minute bucket start), as SQL conditions. */
-export function usageConditions(q: Pick<UsageQuery, 'metric' | 'customerId' | 'from' | 'to'>): string[] {
+const MINUTE_MS = 60_000;
+
+/** The rollup rows of one metric version with bucket start in [fromMs, toMs) (minute-aligned), as SQL conditions. */
+export function usageConditions(q: Pick<UsageQuery, 'metric' | 'customerId'>, fromMs: number, toMs: number): string[] {
   const m = q.metric;
-  const fromS = Math.ceil(q.from.getTime() / 1000);
-  const toS = Math.ceil(q.to.getTime() / 1000);
   return [
     `organization_id = ${sqlString(m.organizationId)}`,
     `metric_id = ${sqlString(m.metricId)}`,
     `metric_version = ${sqlNumber(m.version)}`,
     ...(q.customerId !== undefined ? [`customer_id = ${sqlString(q.customerId)}`] : []),
-    `toUInt32(bucket) >= ${sqlNumber(Math.max(0, fromS))}`,
-    `toUInt32(bucket) < ${sqlNumber(Math.max(0, toS))}`,
+    `toUInt32(bucket) >= ${sqlNumber(Math.max(0, fromMs / 1000))}`,
+    `toUInt32(bucket) < ${sqlNumber(Math.max(0, toMs / 1000))}`,
   ];
 }
 
+/** State rows (like metric_usage's) computed from raw events with time_created_ms in any of the [from, to) ranges. */
+function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId'>, ranges: [number, number][]): string {
+  const m = q.metric;
+  const { num, str, g1, g2 } = metricEventColumns(m);
+  const inRange = ranges.map(([a, b]) => `(time_created >= toDateTime(${sqlNumber(Math.floor(a / 1000))}) AND time_created <= toDateTime(${sqlNumber(Math.ceil(b / 1000))})
+      AND time_created_ms >= ${sqlNumber(a)} AND time_created_ms < ${sqlNumber(b)})`);
+  const where = [
+    `organization_id = ${sqlString(m.organizationId)}`,
+    `event_name = ${sqlString(m.eventName)}`,
+    ...(q.customerId !== undefined ? [`customer_id = ${sqlString(q.customerId)}`] : []),
+    `(${inRange.join(' OR ')})`,
+  ];
+  return `SELECT customer_id, ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, ${STATE_AGGREGATES}
+    FROM (SELECT customer_id, time_created, time_created_ms, kafka_partition, kafka_offset, ${num} AS num, ${str} AS str, ${g1} AS g1, ${g2} AS g2
+          FROM (SELECT organization_id, event_name, customer_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
+                       prop_keys, prop_values, prop_number_values, prop_is_number
+                  FROM events WHERE ${where.join(' AND ')} LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)
+          WHERE ${metricConditions(m).join(' AND ')})
+    GROUP BY customer_id, bucket, group_1, group_2`;
+}
+
 /**
- * Usage of q.metric (its exact version) over [from, to): one row per customer (and per window start
- * when q.window is set, and per group values when includeGroups), value = the metric's aggregation
- * over that row's range (unique counts and latest values are exact over the range, not summed).
- * Rollups have 1-minute buckets: an event belongs to the minute of its time_created, and a bucket is
- * in the range when its start is in [from, to). Rows without events are omitted.
+ * Usage of q.metric (its exact version) over [from, to) by event time: one row per customer (and per
+ * window start when q.window is set, and per group values when includeGroups), value = the metric's
+ * aggregation over that row's range (unique counts and latest values are exact over the range, not
+ * summed). Whole minutes come from the rollups (1-minute buckets); the partial first and last minute
+ * of a range that is not minute-aligned are computed from the raw events (deduplicated), so the range
+ * is exact to the millisecond. Rows without events are omitted.
  */
 export async function queryUsage(ch: ClickHouseClient, q: UsageQuery): Promise<UsageRow[]> {
   const m = q.metric;
   const step = q.window ? WINDOW_SECONDS[q.window] : null;
   if (q.window && !step) throw new TypeError(`unknown usage window ${String(q.window)}`);
+  const fromMs = q.from.getTime();
+  const toMs = q.to.getTime();
+  if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) throw new TypeError('from and to must be valid dates');
+  if (toMs <= fromMs) return [];
   const groupCount = q.includeGroups ? Math.min(m.groupBy.length, 2) : 0;
   const keys = ['customer_id'];
   if (step) keys.push(`intDiv(toUInt32(bucket), ${step}) * ${step} AS w`);
   for (let i = 1; i <= groupCount; i++) keys.push(`group_${i}`);
   const groupKeys = keys.map((k) => k.replace(/^.* AS /, ''));
+
+  const fullFrom = Math.ceil(fromMs / MINUTE_MS) * MINUTE_MS;
+  const fullTo = Math.floor(toMs / MINUTE_MS) * MINUTE_MS;
+  const parts: string[] = [];
+  if (fullFrom < fullTo) {
+    parts.push(`SELECT customer_id, bucket, group_1, group_2, event_count, sum_value, max_value, uniq_state, latest_state
+      FROM metric_usage FINAL WHERE ${usageConditions(q, fullFrom, fullTo).join(' AND ')}`);
+    const edges: [number, number][] = [];
+    if (fromMs < fullFrom) edges.push([fromMs, fullFrom]);
+    if (fullTo < toMs) edges.push([fullTo, toMs]);
+    if (edges.length) parts.push(rawStateSelect(q, edges));
+  } else {
+    parts.push(rawStateSelect(q, [[fromMs, toMs]]));
+  }
   const sql = `SELECT ${keys.join(', ')}, ${VALUE_SQL[m.aggregation]} AS value
-    FROM metric_usage FINAL
-    WHERE ${usageConditions(q).join(' AND ')}
+    FROM (${parts.join('\n UNION ALL \n')})
     GROUP BY ${groupKeys.join(', ')}
     ORDER BY ${groupKeys.join(', ')}`;
   const rs = await ch.query({ query: sql, format: 'JSONEachRow' });
