@@ -119,7 +119,10 @@ kafka_java() {
 }
 
 start_kafka() {
-  if pid_alive "$STATE/kafka.pid"; then log "Kafka already running"; else
+  if pid_alive "$STATE/kafka.pid"; then log "Kafka already running"
+  elif node "$HERE/wait-kafka.mjs" "127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1; then
+    log "a Kafka broker already answers on 127.0.0.1:$KAFKA_PORT (not started here); using it"; return
+  else
     mkdir -p "$KAFKA_DATA/logs"
     sed -e "s#@DATA_DIR@#$KAFKA_DATA#g; s#@PORT@#$KAFKA_PORT#g; s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
       "$HERE/kafka/server.properties" >"$KAFKA_DATA/server.properties"
@@ -142,8 +145,11 @@ start_kafka() {
 # ---------------------------------------------------------------- ClickHouse
 start_clickhouse() {
   if [ -n "${CLICKHOUSE_URL_EXTERNAL:-}" ]; then return; fi
-  if pid_alive "$CH_DIR/clickhouse.pid"; then log "ClickHouse already running"; else
-    if port_open "$CLICKHOUSE_HTTP_PORT"; then die "port $CLICKHOUSE_HTTP_PORT is taken by a ClickHouse this script did not start; stop it or set CLICKHOUSE_HTTP_PORT"; fi
+  if pid_alive "$CH_DIR/clickhouse.pid"; then log "ClickHouse already running"
+  elif curl -fsS "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/?query=SELECT%201" >/dev/null 2>&1; then
+    log "a ClickHouse already answers on 127.0.0.1:$CLICKHOUSE_HTTP_PORT (not started here); using it"; return
+  else
+    if port_open "$CLICKHOUSE_HTTP_PORT"; then die "port $CLICKHOUSE_HTTP_PORT is taken by something that is not ClickHouse; set CLICKHOUSE_HTTP_PORT"; fi
     mkdir -p "$CH_DIR"/{conf,data,tmp,log,user_files,format_schemas}
     sed -e "s#@DATA_DIR@#$CH_DIR#g; s#@HTTP_PORT@#$CLICKHOUSE_HTTP_PORT#g; s#@TCP_PORT@#$CLICKHOUSE_TCP_PORT#g" \
       "$HERE/clickhouse/config.xml" >"$CH_DIR/conf/config.xml"
