@@ -321,7 +321,16 @@ try {
     const loadP = openLoop({ client: loadClient, source: new EventSource(`${runId}n`, 'bench.ent', CUSTOMERS), eventsPerSec: rate, batchSize: 100, durationMs: 40_000, shouldStop: () => stop });
     try {
       const res = await entitlementPhase({ billingUrl: billing.url, org: eOrg, pool, customers: CUSTOMERS, durationMs: 12_000, concurrency: 32, log });
-      return { ingestTargetEventsPerSec: rate, ...res };
+      // Diagnostic: core's queryUsage alone (what a check waits for on a usage-cache miss), same load.
+      const monthStart = new Date(); monthStart.setUTCDate(1); monthStart.setUTCHours(0, 0, 0, 0);
+      const qLat: number[] = [];
+      const qEnd = nowMs() + 4_000;
+      for (let i = 0; nowMs() < qEnd; i++) {
+        const t = nowMs();
+        await aggregateTotal(ch, { organizationId: eOrg.organizationId, metricId: 'bench_api_calls', eventName: eOrg.eventName, customers: [CUSTOMERS[i % CUSTOMERS.length]!], fromMs: monthStart.getTime(), toMs: Date.now() + 86_400_000 + 1 });
+        qLat.push(nowMs() - t);
+      }
+      return { ingestTargetEventsPerSec: rate, ...res, queryUsageLatency: lat(qLat) };
     } finally {
       stop = true;
       const l = await loadP;
