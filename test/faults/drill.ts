@@ -173,9 +173,11 @@ async function inject(
       await c.aggregator.start();
       return;
     case 'gateway_kill9': {
-      const inFlight = await c.streamer.waitForInFlight(5_000);
+      // prefer a moment with several requests outstanding; at least one
+      let inFlight = await c.streamer.waitForInFlight(2, 5_000);
+      if (inFlight === 0) inFlight = await c.streamer.waitForInFlight(1, 10_000);
       await c.gateway.kill9();
-      c.notes.push(`${inFlight} request(s) in flight at kill`);
+      c.notes.push(`requests in flight at kill: ${inFlight}`);
       await sleep(500);
       await c.gateway.start();
       return;

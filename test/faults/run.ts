@@ -25,7 +25,7 @@ const report = await runDrill({
 
 console.log(`\nFault drill — ${os.cpus().length} CPUs, Node ${process.version}, ${report.durationSeconds.toFixed(0)} s`);
 console.log(faultTable(report.rows));
-for (const r of report.rows) if (r.notes.length) console.log(`  ${r.fault}: ${[...new Set(r.notes)].join('; ')}`);
+for (const r of report.rows) if (r.notes.length) console.log(`  ${r.fault}: ${r.notes.join('; ')}`);
 const dir = path.join(ROOT, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `faults-${report.startedAt.replace(/[:.]/g, '-')}.json`);

@@ -73,10 +73,10 @@ export class Streamer {
     }
   }
 
-  /** Resolves when at least one request is outstanding (for a kill with requests in flight). */
-  async waitForInFlight(timeoutMs: number): Promise<number> {
+  /** Resolves when at least `min` requests are outstanding (or the timeout passes); returns how many are. */
+  async waitForInFlight(min: number, timeoutMs: number): Promise<number> {
     const deadline = Date.now() + timeoutMs;
-    while (this.inFlight === 0 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+    while (this.inFlight < min && Date.now() < deadline) await new Promise((r) => setImmediate(r));
     return this.inFlight;
   }
 }
