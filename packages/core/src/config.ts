@@ -59,6 +59,8 @@ export interface AggregatorConfig {
   stagingRetentionDays: number;
   /** Longest backoff between retries while a dependency is down (ms). */
   maxRetryBackoffMs: number;
+  /** Kafka consumer session timeout: how long a dead instance holds its partitions (ms). */
+  sessionTimeoutMs: number;
 }
 
 export interface BillingConfig {
@@ -141,6 +143,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxBatchRecords: int(env, 'AGGREGATOR_MAX_BATCH_RECORDS', 5000, 1),
       stagingRetentionDays: int(env, 'AGGREGATOR_STAGING_RETENTION_DAYS', 7),
       maxRetryBackoffMs: int(env, 'AGGREGATOR_MAX_RETRY_BACKOFF_MS', 5000, 10),
+      sessionTimeoutMs: int(env, 'AGGREGATOR_SESSION_TIMEOUT_MS', 30_000, 6000),
     },
     billing: {
       port: int(env, 'BILLING_PORT', 8082),

@@ -39,7 +39,10 @@ export class Backfiller {
       // one settle wait per round: every instance's live path learns the versions before we read
       await new Promise((r) => setTimeout(r, this.d.settleMs));
       const round = [...this.pending.entries()];
+      // one query for the versions already done (a restart re-announces every metric)
+      const done = await this.doneKeys().catch(() => new Set<string>());
       for (const [k, m] of round) {
+        if (done.has(k)) { if (this.pending.get(k) === m) this.pending.delete(k); continue; }
         if (this.d.isStopping()) return;
         try {
           await this.runOne(m);
@@ -51,6 +54,12 @@ export class Backfiller {
       }
       if (this.pending.size > 0) await new Promise((r) => setTimeout(r, 2_000));
     }
+  }
+
+  private async doneKeys(): Promise<Set<string>> {
+    const rs = await this.d.ch.query({ query: 'SELECT organization_id, metric_id, metric_version FROM metric_backfills FINAL WHERE status_rank = 2', format: 'JSONEachRow' });
+    const rows = await rs.json<{ organization_id: string; metric_id: string; metric_version: number | string }>();
+    return new Set(rows.map((r) => `${r.organization_id}/${r.metric_id}/${Number(r.metric_version)}`));
   }
 
   async status(m: MetricDefinition): Promise<number> {

@@ -24,10 +24,13 @@ export interface ConsumerDeps {
   metrics: AggregatorMetrics;
 }
 
+const STOP_GRACE_MS = 15_000;
+
 export class EventConsumer {
   private consumer: Consumer | null = null;
   private stopping = false;
   private restarting: Promise<void> | null = null;
+  private stopDeadline = Infinity;
 
   constructor(private readonly d: ConsumerDeps) {}
 
@@ -35,8 +38,8 @@ export class EventConsumer {
     const { config } = this.d;
     const consumer = this.d.kafka.consumer({
       groupId: config.aggregator.groupId,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: config.aggregator.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3_000, Math.floor(config.aggregator.sessionTimeoutMs / 3)),
       rebalanceTimeout: 60_000,
       maxWaitTimeInMs: 100,
       maxBytesPerPartition: config.aggregator.maxBytesPerPartition,
@@ -72,23 +75,31 @@ export class EventConsumer {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.stopDeadline = Date.now() + STOP_GRACE_MS;
     await this.restarting?.catch(() => undefined);
     // stop() lets the running batch finish its chunk (processed, inserted, committed), then leaves the group
     await this.consumer?.stop().catch(() => undefined);
     await this.consumer?.disconnect().catch(() => undefined);
   }
 
-  private async eachBatch(consumer: Consumer, p: EachBatchPayload): Promise<void> {
+  private async eachBatch(_consumer: Consumer, p: EachBatchPayload): Promise<void> {
     const { batch } = p;
     const max = this.d.config.aggregator.maxBatchRecords;
-    const active = () => !this.stopping && p.isRunning() && !p.isStale();
+    // A chunk once started is finished (inserted, rolled up, committed) even when stop() was called,
+    // within STOP_GRACE_MS; it is abandoned (uncommitted, replayed by the next owner) if the partition
+    // was revoked or the grace ran out. New chunks start only while the consumer runs.
+    const active = () => !p.isStale() && (!this.stopping || Date.now() < this.stopDeadline);
     try {
-      for (let i = 0; i < batch.messages.length && active(); i += max) {
+      for (let i = 0; i < batch.messages.length && !this.stopping && p.isRunning() && !p.isStale(); i += max) {
         const chunk = batch.messages.slice(i, i + max);
         await this.processChunk(batch.topic, batch.partition, chunk, active, p.heartbeat);
         const last = chunk[chunk.length - 1]!.offset;
         const next = (BigInt(last) + 1n).toString();
-        await retryUntilDone(() => consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]), this.retry('commit', active, p.heartbeat));
+        // the payload's commit with explicit offsets (consumer.commitOffsets is a no-op once stop() began)
+        await retryUntilDone(
+          () => p.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] }),
+          this.retry('commit', active, p.heartbeat),
+        );
         p.resolveOffset(last);
         const hw = BigInt(batch.highWatermark);
         this.d.metrics.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(hw > BigInt(next) ? hw - BigInt(next) : 0n));

@@ -1,6 +1,7 @@
 // The aggregator as a child process (node --import tsx services/aggregator/src/main.ts), for SIGKILL tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -13,8 +14,24 @@ export class AggregatorProcess {
 
   get running(): boolean { return this.child !== null && this.child.exitCode === null && this.child.signalCode === null; }
 
-  start(): void {
+  /** Throws when something else (e.g. a leftover process) listens on the port: /readyz would lie. */
+  async assertPortFree(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const free = await new Promise<boolean>((resolve) => {
+        const srv = createServer();
+        srv.once('error', () => resolve(false));
+        srv.listen(this.port, '127.0.0.1', () => srv.close(() => resolve(true)));
+      });
+      if (free) return;
+      if (Date.now() > deadline) throw new Error(`port ${this.port} is in use by another process`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async start(): Promise<void> {
     if (this.running) return;
+    await this.assertPortFree();
     const out = createWriteStream(this.logFile, { flags: 'a' });
     const child = spawn(process.execPath, ['--import', 'tsx', 'services/aggregator/src/main.ts'], {
       cwd: ROOT, env: { ...this.env, AGGREGATOR_PORT: String(this.port) }, stdio: ['ignore', 'pipe', 'pipe'],
