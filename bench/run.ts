@@ -13,13 +13,12 @@
 // Environment: BENCH_EVENTS (e2e events, default 1000000), BENCH_PHASES (comma list, default all),
 // BENCH_SECONDS (per throughput step, default 6). Results: bench/results/<time>-<run>.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 import os from 'node:os';
 import path from 'node:path';
 import { createClickHouse, createKafka, ensureTopics, type ClickHouseClient, type PgPool } from '@meterline/core';
 import { ServiceProcess, serviceExists, portInUse, ROOT, type ServiceName } from './lib/proc.ts';
-import { bringUpSharedStack, createBenchOrg, pgPool, prepare, runEnv, type BenchOrg, type RunEnv } from './lib/env.ts';
+import { bringUpSharedStack, ensurePostgres, ensureStackInstalled, createBenchOrg, pgPool, prepare, runEnv, type BenchOrg, type RunEnv } from './lib/env.ts';
 import { closedLoop, openLoop, EventSource, GatewayClient } from './lib/load.ts';
 import { ClickHouseKafkaEngine, jsonEncoder, kafkaProducerBaseline, redisGetFloor } from './lib/baselines.ts';
 import { aggregateTotal, loadQueryUsage, rawCount } from './lib/usage.ts';
@@ -39,6 +38,7 @@ const TOTAL_BUDGET_MS = 9 * 60_000;
 type PhaseStatus = { status: 'ok' } | { status: 'skipped' | 'failed'; reason: string };
 const phases: Record<string, PhaseStatus & Record<string, unknown>> = {};
 const started = Date.now();
+const loadavgAtStart = os.loadavg();
 const log = (msg: string) => console.error(`[bench +${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}`);
 const budgetLeft = () => TOTAL_BUDGET_MS - (Date.now() - started);
 
@@ -77,8 +77,8 @@ const usePrivate = (process.env.BENCH_STACK ?? 'private') !== 'shared';
 let privateStack: PrivateStack | null = null;
 const stackOverrides: Record<string, string> = {};
 if (usePrivate) {
-  // Postgres is the machine's own (never private); stack.sh up starts it when it is not running.
-  try { execFileSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432'], { stdio: 'ignore' }); } catch { bringUpSharedStack(); }
+  ensurePostgres();
+  ensureStackInstalled();
   log(`run ${runId}: starting a private Kafka, ClickHouse and Redis on ports 19400..19404`);
   privateStack = new PrivateStack(19400);
   const ps = privateStack;
@@ -147,14 +147,19 @@ try {
 
   await phase('kafka', [], async () => {
     const topic = await newTopic('baseline');
+    // One connected producer for every step, warmed up like the gateway is (metadata, leaders, JIT).
+    const producer = createKafka(run.config.kafka).producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    await kafkaProducerBaseline({ config: run.config, topic, organizationId: org!.organizationId, source: new EventSource(`${runId}kw`, 'bench.warmup', CUSTOMERS), batchSize: 100, concurrency: 4, durationMs: 1_000, maxEvents: 20_000, producer });
     for (const b of BATCH_SIZES) {
       const r = await kafkaProducerBaseline({
         config: run.config, topic, organizationId: org!.organizationId, source: new EventSource(`${runId}k${b}`, 'bench.call', CUSTOMERS),
-        batchSize: b, concurrency: CONCURRENCY[b]!, durationMs: STEP_MS, maxEvents: 2_000_000,
+        batchSize: b, concurrency: CONCURRENCY[b]!, durationMs: STEP_MS, maxEvents: 2_000_000, producer,
       });
       kafkaResults[b] = { eventsPerSec: r.eventsPerSec, sendLatency: lat(r.sendLatency), events: r.events, concurrency: r.concurrency };
       log(`kafka baseline batch ${b}: ${fmtInt(r.eventsPerSec)} events/s`);
     }
+    await producer.disconnect();
     return { topic, byBatch: kafkaResults };
   });
 
@@ -356,7 +361,7 @@ const result = {
   runId,
   startedAt: new Date(started).toISOString(),
   durationSeconds: (Date.now() - started) / 1000,
-  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: os.totalmem() / 2 ** 30, node: process.version, platform: `${os.type()} ${os.release()}`, loadavg: os.loadavg() },
+  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: os.totalmem() / 2 ** 30, node: process.version, platform: `${os.type()} ${os.release()}`, loadavgAtStart, loadavgAtEnd: os.loadavg() },
   stack: usePrivate ? 'private (Kafka 384 MiB heap, ClickHouse, Redis on ports 19400..19404)' : 'shared local stack',
   settings: { stepSeconds: STEP_MS / 1000, e2eEvents: E2E_EVENTS, concurrency: CONCURRENCY, partitions: run.config.kafka.eventsPartitions },
   phases,
@@ -392,7 +397,7 @@ for (const ep of ['customer_access', 'check']) {
 for (const s of ['gateway', 'aggregator', 'billing'] as const) {
   rows.push([`peak RSS ${s} (MiB)`, memory[s] ? fmtInt(memory[s].peakRssMiB) : '-', '-', '-']);
 }
-console.log(`\nMeterline bench ${runId} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, ${fmtNum(result.durationSeconds, 0)} s`);
+console.log(`\nMeterline bench ${runId} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, ${fmtNum(result.durationSeconds, 0)} s, load average ${fmtNum(loadavgAtStart[0], 1)} at start (other work on the machine skews every number)`);
 console.log(table(rows));
 for (const [n, p] of Object.entries(P)) if (p.status !== 'ok') console.log(`  ${n}: ${p.status} — ${String(p.reason).split('\n')[0]}`);
 console.log(`results: ${path.relative(ROOT, file)}`);

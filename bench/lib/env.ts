@@ -1,6 +1,7 @@
 // The environment a benchmark run uses: the shared local stack (brought up idempotently), its own
 // Postgres and ClickHouse databases (meterline_bench) and its own Kafka topics and consumer groups per run.
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, setupBackingServices, createPostgres, type Config, type PgPool } from '@meterline/core';
 import { createTestOrganization } from '../../test/support/fixtures.ts';
@@ -9,6 +10,23 @@ import { ROOT } from './proc.ts';
 export function bringUpSharedStack(): void {
   if (process.env.METERLINE_TEST_USE_ENV === '1') return;
   execFileSync('bash', [path.join(ROOT, 'infra/local/stack.sh'), 'up'], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/**
+ * From a clean clone the Kafka jars and clickhouse-server may be missing, and PrivateStack only starts
+ * what is installed: run `stack.sh install` then (only then: it may also `npm ci`).
+ */
+export function ensureStackInstalled(): void {
+  const kafkaReady = existsSync(path.join(ROOT, '.cache/kafka-3.9.1/.complete'));
+  let clickhouse = true;
+  try { execFileSync('sh', ['-c', 'command -v clickhouse-server && command -v redis-server'], { stdio: 'ignore' }); } catch { clickhouse = false; }
+  if (kafkaReady && clickhouse) return;
+  execFileSync('bash', [path.join(ROOT, 'infra/local/stack.sh'), 'install'], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** Postgres is the machine's own (never private); `stack.sh up` starts it when it is not running. */
+export function ensurePostgres(): void {
+  try { execFileSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432'], { stdio: 'ignore' }); } catch { bringUpSharedStack(); }
 }
 
 export interface RunEnv {

@@ -12,7 +12,7 @@ import { createClickHouse, createKafka, createPostgres, decodeEvent, setupBackin
 import { PrivateStack } from '../support/private-stack.ts';
 import { ServiceProcess, serviceExists, portInUse, ROOT } from '../../bench/lib/proc.ts';
 import { EventSource } from '../../bench/lib/load.ts';
-import { createBenchOrg, type BenchOrg } from '../../bench/lib/env.ts';
+import { createBenchOrg, ensurePostgres, ensureStackInstalled, type BenchOrg } from '../../bench/lib/env.ts';
 import { aggregateTotal, loadQueryUsage } from '../../bench/lib/usage.ts';
 import { sleep, table } from '../../bench/lib/stats.ts';
 import { Streamer } from './streamer.ts';
@@ -47,6 +47,8 @@ export interface FaultRow {
   lost: number;
   doubled: number;
   retries: number;
+  /** Events first unacknowledged (failed attempt), then posted again with the same ids. */
+  retriedEvents: number;
   /** Where the counts come from: 'clickhouse' (raw FINAL + aggregates) or 'kafka' (before the aggregator existed). */
   verifiedIn: 'clickhouse' | 'kafka';
   notes: string[];
@@ -79,6 +81,8 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
   for (let port = opts.basePort; port <= opts.basePort + 7; port++) {
     if (await portInUse(port)) throw new Error(`port ${port} is in use: an interrupted drill left something running on ${opts.basePort}..${opts.basePort + 7}`);
   }
+  ensureStackInstalled();
+  ensurePostgres();
   const stack = new PrivateStack(opts.basePort);
   const onSignal = () => { void stack.destroy().finally(() => process.exit(130)); };
   process.once('SIGINT', onSignal);
@@ -274,14 +278,14 @@ function verdict(kind: FaultKind, injected: number, s: Streamer, counts: Counts,
   return {
     fault: kind, injected, sent: s.sent, acknowledged: s.acked.length, unacknowledged: s.unacked.length,
     countedRaw: verifiedIn === 'clickhouse' ? distinct : null, countedAggregates: counts.aggregates,
-    lost, doubled, retries: s.retries, verifiedIn,
+    lost, doubled, retries: s.retries, retriedEvents: s.retriedEvents, verifiedIn,
     notes: verifiedIn === 'kafka' ? [...notes, `counted in the Kafka topic (${distinct} distinct ids): aggregator not available`] : notes,
   };
 }
 
 export function faultTable(rows: FaultRow[]): string {
   return table([
-    ['fault', 'times injected', 'events sent', 'acknowledged', 'counted (raw)', 'counted (aggregates)', 'lost', 'doubled', 'retries'],
-    ...rows.map((r) => [r.fault, r.injected, r.sent, r.acknowledged, r.countedRaw ?? '-', r.countedAggregates ?? '-', r.lost, r.doubled, r.retries]),
+    ['fault', 'times injected', 'events sent', 'acknowledged', 'counted (raw)', 'counted (aggregates)', 'lost', 'doubled', 'retried requests', 'retried events'],
+    ...rows.map((r) => [r.fault, r.injected, r.sent, r.acknowledged, r.countedRaw ?? '-', r.countedAggregates ?? '-', r.lost, r.doubled, r.retries, r.retriedEvents]),
   ]);
 }

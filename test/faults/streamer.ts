@@ -10,6 +10,8 @@ export class Streamer {
   sent = 0;
   attempts = 0;
   retries = 0;
+  /** Events whose batch failed at least once and was posted again with the same ids. */
+  retriedEvents = 0;
   inFlight = 0;
   lastAckAt = 0;
   readonly statusCounts: Record<string, number> = {};
@@ -36,15 +38,15 @@ export class Streamer {
         const ids = events.map((e) => e.idempotency_id);
         this.sent += ids.length;
         const body = batchBody(events);
-        let first = true;
+        let batchAttempts = 0;
         this.inFlight++;
         const { result } = await this.client.postUntilAccepted(body, Date.now() + this.opts.retryDeadlineMs, (r: PostResult) => {
           this.attempts++;
-          if (!first) this.retries++;
-          first = false;
+          if (++batchAttempts > 1) this.retries++;
           this.statusCounts[r.status] = (this.statusCounts[r.status] ?? 0) + 1;
         });
         this.inFlight--;
+        if (batchAttempts > 1) this.retriedEvents += ids.length;
         if (result.status === 200 || result.status === 202) {
           this.acked.push(...ids);
           this.lastAckAt = Date.now();
