@@ -54,7 +54,7 @@ function makeEvents(n: number, start: number): UsageEvent[] {
 }
 
 async function totalsMatch(): Promise<{ ok: boolean; detail: string }> {
-  const q = { from: new Date(BASE - DAY), to: new Date(BASE + 30 * DAY), window: 'day' as const, includeGroups: true };
+  const q = { from: new Date(BASE - DAY), to: new Date(BASE + 2_000 * DAY), window: 'day' as const, includeGroups: true };
   for (const m of metrics) {
     const got = sorted(rowsToMap(await queryUsage(ch, { metric: m, ...q }), m, true));
     const want = sorted(expectedUsage(m, events, q));
@@ -101,26 +101,36 @@ describe('exactly once under crashes and concurrency', () => {
     let streaming = true;
     let produced = 0;
     const stream = (async () => {
-      while (streaming || produced < 4000) {
+      while (streaming || produced < 4000) { // ~200 events/s while the kills go on
         const batch = makeEvents(100, produced);
         // every 5th batch repeats ten earlier ids (duplicates that slipped past the gateway)
         const dups = produced > 0 && (produced / 100) % 5 === 0 ? events.slice(produced - 50, produced - 40).map((e) => ({ ...e, properties: { ...e.properties, bytes: 999 } })) : [];
         await produceEvents(producer, config.kafka.eventsTopic, [...batch, ...dups]);
         events.push(...batch, ...dups);
         produced += 100;
-        await new Promise((r) => setTimeout(r, 60));
+        await new Promise((r) => setTimeout(r, 500));
       }
     })();
     let kills = 0;
     let seed = 7;
     const rand = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    const stored = async () => Number((await (await ch.query({ query: `SELECT count() AS c FROM events WHERE organization_id = ${sqlString(orgId)}`, format: 'JSONEachRow' })).json<{ c: string }>())[0]!.c);
+    let killsWhileStoring = 0;
     for (let i = 0; i < 12; i++) {
       await a.start();
-      if (i % 2 === 0) await a.ready().catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 200 + rand() * 1800));
+      if (i % 2 === 0) {
+        // wait until this instance is storing events, then kill it mid-stream at a random moment
+        const base = await stored();
+        const progressed = await waitFor(stored, (n) => n > base, { timeoutMs: 40_000, intervalMs: 50 }).then(() => true, () => false);
+        if (progressed) killsWhileStoring++;
+        await new Promise((r) => setTimeout(r, rand() * 400));
+      } else {
+        await new Promise((r) => setTimeout(r, 200 + rand() * 1800));
+      }
       await a.kill9();
       kills++;
     }
+    expect(killsWhileStoring).toBeGreaterThanOrEqual(5);
     streaming = false;
     await stream;
     expect(kills).toBeGreaterThanOrEqual(10);
@@ -128,7 +138,7 @@ describe('exactly once under crashes and concurrency', () => {
     const before = await ch.query({ query: `SELECT count() AS c FROM events WHERE organization_id = ${sqlString(orgId)}`, format: 'JSONEachRow' });
     const storedBeforeFinal = Number((await before.json<{ c: string }>())[0]!.c);
     expect(storedBeforeFinal).toBeGreaterThan(0);
-    console.log(`kills: ${kills}; events stored by the killed instances: ${storedBeforeFinal} of ${events.length} produced`);
+    console.log(`kills: ${kills} (${killsWhileStoring} while storing); events stored by the killed instances: ${storedBeforeFinal} of ${events.length} produced`);
     await a.start();
     await a.ready();
     const r = await waitFor(totalsMatch, (x) => x.ok, { timeoutMs: 180_000, intervalMs: 500, what: 'exact totals after kills' });
@@ -142,7 +152,7 @@ describe('exactly once under crashes and concurrency', () => {
   it('two instances sharing the partitions (with a SIGKILL of one) leave every total exact', async () => {
     await b.start();
     await b.ready();
-    let produced = 10_000;
+    let produced = 1_000_000;
     for (let round = 0; round < 10; round++) {
       const batch = makeEvents(150, produced);
       const dups = events.slice(-20, -10).map((e) => ({ ...e, properties: { ...e.properties, bytes: 1 } }));
@@ -157,7 +167,7 @@ describe('exactly once under crashes and concurrency', () => {
     expect(r.ok).toBe(true);
     // graceful stop (SIGTERM) while events stream: the chunk in flight is finished and committed, then
     // a fresh instance continues from the commit and totals stay exact
-    const tail = makeEvents(600, 20_000);
+    const tail = makeEvents(600, 2_000_000);
     events.push(...tail);
     const sending = produceEvents(producer, config.kafka.eventsTopic, tail, 50);
     await new Promise((r) => setTimeout(r, 300));

@@ -20,6 +20,7 @@ const VALUE_SQL = {
 } as const;
 
 const MINUTE_MS = 60_000;
+const MAX_TIME_MS = Date.UTC(2100, 0, 1);
 
 /** The rollup rows of one metric version with bucket start in [fromMs, toMs) (minute-aligned), as SQL conditions. */
 export function usageConditions(q: Pick<UsageQuery, 'metric' | 'customerId'>, fromMs: number, toMs: number): string[] {
@@ -67,9 +68,10 @@ export async function queryUsage(ch: ClickHouseClient, q: UsageQuery): Promise<U
   const m = q.metric;
   const step = q.window ? WINDOW_SECONDS[q.window] : null;
   if (q.window && !step) throw new TypeError(`unknown usage window ${String(q.window)}`);
-  const fromMs = q.from.getTime();
-  const toMs = q.to.getTime();
-  if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) throw new TypeError('from and to must be valid dates');
+  if (!Number.isFinite(q.from.getTime()) || !Number.isFinite(q.to.getTime())) throw new TypeError('from and to must be valid dates');
+  // DateTime covers 1970..2105: clamp so that open-ended ranges stay valid
+  const fromMs = Math.max(0, q.from.getTime());
+  const toMs = Math.min(MAX_TIME_MS, q.to.getTime());
   if (toMs <= fromMs) return [];
   const groupCount = q.includeGroups ? Math.min(m.groupBy.length, 2) : 0;
   const keys = ['customer_id'];
