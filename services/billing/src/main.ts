@@ -3,5 +3,5 @@ import { startBilling } from './app.ts';
 
 const config = loadConfig();
 const billing = await startBilling(config);
-billing.deps.logger.info({ url: billing.url, usageSource: billing.deps.usage.source }, 'billing listening');
+billing.deps.logger.info({ url: billing.url }, 'billing listening');
 onShutdownSignal(billing.deps.logger, billing.stop);

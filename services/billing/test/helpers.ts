@@ -1,6 +1,5 @@
 // Test helpers: start billing in-process on a free port with its own Kafka topics, and a tiny
-// HTTP client that talks to it over real HTTP.
-import http from 'node:http';
+// fetch client that talks to it over real HTTP.
 import { createKafka, ensureTopics, type Config } from '@meterline/core';
 import { testConfig } from '../../../test/support/env.ts';
 import { uniqueId } from '../../../test/support/fixtures.ts';
@@ -50,25 +49,4 @@ export async function createOrg(baseUrl: string, name = uniqueId('acme')) {
   const r = await client(baseUrl, undefined, { 'x-admin-secret': ADMIN_SECRET }).post('/admin/organizations', { name });
   if (r.status !== 201) throw new Error(`org create failed: ${r.status} ${JSON.stringify(r.body)}`);
   return { orgId: r.body.organization_id as string, apiKey: r.body.api_key as string, api: client(baseUrl, r.body.api_key) };
-}
-
-/** A lean keep-alive HTTP/1.1 client for load (fetch costs more CPU than the server under test). */
-export function loadClient(baseUrl: string, apiKey: string, maxSockets: number) {
-  const base = new URL(baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets });
-  return {
-    post(path: string, body: object): Promise<{ status: number; body: any }> {
-      const payload = JSON.stringify(body);
-      return new Promise((resolve, reject) => {
-        const req = http.request({ host: base.hostname, port: base.port, path, method: 'POST', agent, headers: { 'x-api-key': apiKey, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-        });
-        req.on('error', reject);
-        req.end(payload);
-      });
-    },
-    close: () => agent.destroy(),
-  };
 }

@@ -12,7 +12,7 @@ let clock = Date.parse('2026-03-15T00:00:00Z');
 let apiCallsPerQuery = 3500;
 const queries: UsageQuery[] = [];
 const usage: UsageReader = {
-  source: 'fake',
+  async versionStatus() { return 'ready'; },
   async query(q) {
     queries.push(q);
     return q.metric.metricId === 'api_calls' ? [{ customerId: q.customerId!, windowStart: null, groups: {}, value: apiCallsPerQuery }] : [];

@@ -291,10 +291,17 @@ export async function usageSeries(deps: Deps, orgId: string, q: { customer_id: s
   const window = q.window ?? null;
   const maxBuckets = 10_000;
   if (window && (to.getTime() - from.getTime()) / (window === 'hour' ? 3_600_000 : 86_400_000) > maxBuckets) throw badRequest(`range too long for window ${window} (at most ${maxBuckets} buckets)`);
-  const rows = await deps.usage.query({ metric: metricStore.toDefinition(orgId, m), customerId: q.customer_id, from, to, window, includeGroups: !!q.group_by });
+  const def = metricStore.toDefinition(orgId, m);
+  // metric_version_status: 'ready' = totals include events from before this version was defined;
+  // 'backfilling'/'pending' = the aggregator is still recomputing older events (new events count at once).
+  const [rows, versionStatus] = await Promise.all([
+    deps.usage.query({ metric: def, customerId: q.customer_id, from, to, window, includeGroups: !!q.group_by }),
+    deps.usage.versionStatus(def),
+  ]);
   return {
     customer_id: q.customer_id, metric_id: m.metric_id, feature_id: q.feature_id ?? null, aggregation: m.aggregation, window, from: from.toISOString(), to: to.toISOString(),
-    total: sumRows(metricStore.toDefinition(orgId, m), rows),
+    metric_version: m.version, metric_version_status: versionStatus,
+    total: sumRows(def, rows),
     data: rows.map((r) => ({ window_start: r.windowStart?.toISOString() ?? null, groups: r.groups, value: r.value })),
   };
 }
