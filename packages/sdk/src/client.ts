@@ -1,0 +1,222 @@
+import { MeterlineError } from './errors.ts';
+import { attempt, defaultSleep, errorOf, isRetryableStatus, retryDelay, type FetchLike, type Transport } from './http.ts';
+import { eventErrorsOf, sendEvents, summarize, toWireEvent, type IngestLimits } from './ingest.ts';
+import { EventQueue, type QueueOptions } from './queue.ts';
+import type {
+  CheckInput, CheckResult, CreateCustomerInput, Customer, CustomerAccessParams, CustomerAccessResult, CustomerDetail,
+  Entitlement, EventResult, IngestResponse, ListCustomersParams, Page, PageParams, ReportUsageInput, ReportUsageResult,
+  UsageEventInput, UsageQueryParams, UsageQueryResult,
+} from './types.ts';
+
+export const SDK_VERSION = '0.1.0';
+
+export interface MeterlineOptions {
+  /** Organization API key (sent as `X-API-KEY`). */
+  apiKey: string;
+  /** Gateway base URL. Default `http://127.0.0.1:8080`. */
+  ingestUrl?: string;
+  /** Billing base URL. Default `http://127.0.0.1:8082`. */
+  billingUrl?: string;
+  /** Per-attempt timeout. Default 10,000 ms. */
+  timeoutMs?: number;
+  /** Retries after the first attempt (503, 429, network errors). Default 5. */
+  maxRetries?: number;
+  /** Backoff: attempt n waits random(0, min(retryMaxDelayMs, retryBaseDelayMs·2^n)). Defaults 200 / 10,000 ms. */
+  retryBaseDelayMs?: number;
+  retryMaxDelayMs?: number;
+  /** A server's Retry-After is honored up to this. Default 30,000 ms. */
+  maxRetryAfterMs?: number;
+  /** Events per ingest request (≤ the gateway's 1,000). Default 1,000. */
+  maxBatchEvents?: number;
+  /** Bytes per ingest request (< the gateway's 1 MiB body limit). Default 900,000. */
+  maxBatchBytes?: number;
+  /** Background batching (enqueue): see QueueOptions. */
+  maxQueueSize?: number;
+  flushAt?: number;
+  flushIntervalMs?: number;
+  onError?: (err: MeterlineError) => void;
+  /** A fetch implementation (default: globalThis.fetch). */
+  fetch?: FetchLike;
+  /** For tests: how to wait between retries, and the jitter source. */
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+type Query = Record<string, string | number | boolean | Date | undefined | null>;
+
+function qs(q: Query): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined || v === null) continue;
+    p.set(k, v instanceof Date ? v.toISOString() : String(v));
+  }
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}
+
+const seg = encodeURIComponent;
+
+/**
+ * Meterline client. Method names and options are camelCase; every request and response body is the
+ * services' snake_case JSON, unchanged (so the gateway's per-event results are exactly what it sent).
+ */
+export class Meterline {
+  readonly ingestUrl: string;
+  readonly billingUrl: string;
+  private readonly t: Transport;
+  private readonly limits: IngestLimits;
+  private readonly queue: EventQueue;
+
+  constructor(opts: MeterlineOptions) {
+    if (!opts?.apiKey) throw new MeterlineError('apiKey is required', { status: 0, code: 'invalid_options' });
+    const f = opts.fetch ?? (globalThis.fetch as FetchLike | undefined);
+    if (!f) throw new MeterlineError('no fetch available (Node 18+ or pass options.fetch)', { status: 0, code: 'invalid_options' });
+    this.ingestUrl = (opts.ingestUrl ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    this.billingUrl = (opts.billingUrl ?? 'http://127.0.0.1:8082').replace(/\/+$/, '');
+    this.t = {
+      fetch: opts.fetch ?? ((input, init) => globalThis.fetch(input, init)),
+      apiKey: opts.apiKey,
+      timeoutMs: opts.timeoutMs ?? 10_000,
+      retry: {
+        maxRetries: opts.maxRetries ?? 5,
+        baseDelayMs: opts.retryBaseDelayMs ?? 200,
+        maxDelayMs: opts.retryMaxDelayMs ?? 10_000,
+        maxRetryAfterMs: opts.maxRetryAfterMs ?? 30_000,
+      },
+      sleep: opts.sleep ?? defaultSleep,
+      random: opts.random ?? Math.random,
+      userAgent: `meterline-sdk-js/${SDK_VERSION}`,
+    };
+    this.limits = {
+      maxBatchEvents: Math.max(1, Math.min(opts.maxBatchEvents ?? 1000, 1000)),
+      maxBatchBytes: opts.maxBatchBytes ?? 900_000,
+    };
+    const queueOpts: QueueOptions = {
+      maxQueueSize: opts.maxQueueSize ?? 10_000,
+      flushAt: opts.flushAt ?? 100,
+      flushIntervalMs: opts.flushIntervalMs ?? 1_000,
+      onError: opts.onError ?? ((err) => console.warn(`[meterline] ${err.message}`)),
+    };
+    this.queue = new EventQueue((events) => sendEvents(this.t, this.ingestUrl, events, this.limits), queueOpts);
+  }
+
+  // ---- Ingest -------------------------------------------------------------------------------------
+
+  /**
+   * Sends one event and waits for the gateway. Returns its result (`accepted` or `duplicate`, or
+   * `ignored`); throws MeterlineError `events_rejected` (status 400, `eventErrors`) if it was rejected.
+   */
+  async track(event: UsageEventInput): Promise<EventResult> {
+    const r = await this.trackBatch([event], { throwOnRejected: true });
+    return r.results[0]!;
+  }
+
+  /**
+   * Sends events (split into requests of ≤ 1,000 events / ~900 kB) and returns one result per event,
+   * in order, as the gateway answered. Rejected events are results, not exceptions, unless
+   * `throwOnRejected` (then MeterlineError `events_rejected`, status 207 or 400, with `eventErrors`).
+   */
+  async trackBatch(events: UsageEventInput[], opts: { throwOnRejected?: boolean } = {}): Promise<IngestResponse> {
+    if (!Array.isArray(events)) throw new MeterlineError('trackBatch takes an array of events', { status: 0, code: 'invalid_event' });
+    if (events.length === 0) return summarize([]);
+    const wire = events.map(toWireEvent);
+    const summary = summarize(await sendEvents(this.t, this.ingestUrl, wire, this.limits));
+    if (opts.throwOnRejected && summary.rejected > 0) {
+      const ok = summary.accepted + summary.duplicates + summary.ignored;
+      const eventErrors = eventErrorsOf(summary.results);
+      const first = eventErrors[0]?.errors[0];
+      throw new MeterlineError(`${summary.rejected} event(s) rejected${first ? `: ${first.field} ${first.reason}: ${first.message}` : ''}`, {
+        status: ok > 0 ? 207 : 400, code: 'events_rejected', results: summary.results, eventErrors,
+      });
+    }
+    return summary;
+  }
+
+  /** Buffers an event for background sending (bounded queue); returns its idempotency id. */
+  enqueue(event: UsageEventInput): string { return this.queue.enqueue(event); }
+
+  /** Sends everything buffered by enqueue() now. */
+  flush(): Promise<IngestResponse> { return this.queue.flush(); }
+
+  /** Flushes the buffer and stops background sending; enqueue() afterwards throws `closed`. */
+  close(): Promise<IngestResponse> { return this.queue.close(); }
+
+  /** Events waiting in the enqueue() buffer. */
+  get queued(): number { return this.queue.size; }
+
+  // ---- Billing: customers --------------------------------------------------------------------------
+
+  readonly customers = {
+    /** Idempotent on identical data (returns the existing customer); 409 `conflict` on different data. */
+    create: (input: CreateCustomerInput): Promise<Customer> => this.billing('POST', '/v1/customers', input, true),
+    get: (customerId: string): Promise<CustomerDetail> => this.billing('GET', `/v1/customers/${seg(customerId)}`),
+    list: (params: ListCustomersParams = {}): Promise<Page<Customer>> => this.billing('GET', `/v1/customers${qs({ ...params })}`),
+    update: (customerId: string, patch: Omit<CreateCustomerInput, 'customer_id' | 'currency'>): Promise<Customer> =>
+      this.billing('PATCH', `/v1/customers/${seg(customerId)}`, patch),
+    archive: (customerId: string): Promise<Customer> => this.billing('DELETE', `/v1/customers/${seg(customerId)}`),
+  };
+
+  // ---- Billing: entitlements and usage --------------------------------------------------------------
+
+  /** `POST /v1/check`. With `send_event: true` the grant and the consumption are atomic. */
+  check(input: CheckInput): Promise<CheckResult> { return this.billing('POST', '/v1/check', input); }
+
+  /** `GET /v1/customer_access` (pass exactly one of feature_name / event_name). */
+  customerAccess(params: CustomerAccessParams): Promise<CustomerAccessResult> {
+    return this.billing('GET', `/v1/customer_access${qs({ ...params })}`);
+  }
+
+  /** `GET /v1/customers/:id/entitlements` (paginated). */
+  entitlements(customerId: string, params: PageParams = {}): Promise<Page<Entitlement>> {
+    return this.billing('GET', `/v1/customers/${seg(customerId)}/entitlements${qs({ ...params })}`);
+  }
+
+  /** `GET /v1/customers/:id/entitlements/:feature_id` (`requested_usage` default 1). */
+  entitlement(customerId: string, featureId: string, params: { requested_usage?: number } = {}): Promise<Entitlement> {
+    return this.billing('GET', `/v1/customers/${seg(customerId)}/entitlements/${seg(featureId)}${qs(params)}`);
+  }
+
+  /** `POST /v1/usage` (report_usage, `update_behavior` default `delta`). */
+  reportUsage(input: ReportUsageInput): Promise<ReportUsageResult> { return this.billing('POST', '/v1/usage', input); }
+
+  /** `POST /v1/usage` with `update_behavior: set` (gauges such as seats). */
+  setUsage(input: Omit<ReportUsageInput, 'update_behavior'>): Promise<ReportUsageResult> {
+    return this.billing('POST', '/v1/usage', { ...input, update_behavior: 'set' });
+  }
+
+  /** `GET /v1/usage`: series (window hour/day) and total for a feature or metric over [from, to). */
+  usage(params: UsageQueryParams): Promise<UsageQueryResult> { return this.billing('GET', `/v1/usage${qs({ ...params })}`); }
+
+  /**
+   * Any other billing route (features, metrics, plans, subscriptions, invoices): body and answer as
+   * on the wire. GETs are retried like the typed calls; other methods only on 503/429.
+   */
+  request<T = unknown>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    return this.billing(method, path, body);
+  }
+
+  /**
+   * Billing call. 503/429 are retried (billing answers 503 only when nothing was consumed); network
+   * errors and timeouts only for requests that are safe to repeat (GET, idempotent creates), since a
+   * consuming check or a usage report may have been applied before the connection broke.
+   */
+  private async billing<T>(method: string, path: string, body?: unknown, idempotent = method === 'GET'): Promise<T> {
+    const url = this.billingUrl + path;
+    for (let n = 0; ; n++) {
+      let failure: MeterlineError;
+      let retryAfterMs: number | undefined;
+      try {
+        const res = await attempt(this.t, method, url, body);
+        if (res.status >= 200 && res.status < 300) return res.body as T;
+        failure = errorOf(res, `${method} ${path.split('?')[0]}`);
+        if (!isRetryableStatus(res.status)) throw failure;
+        retryAfterMs = res.retryAfterMs;
+      } catch (err) {
+        if (!(err instanceof MeterlineError) || err.status !== 0 || !idempotent) throw err;
+        failure = err;
+      }
+      if (n >= this.t.retry.maxRetries) throw failure;
+      await this.t.sleep(retryDelay(this.t, n, retryAfterMs));
+    }
+  }
+}
