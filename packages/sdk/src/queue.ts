@@ -26,10 +26,14 @@ export class EventQueue {
   private timer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
 
-  constructor(
-    private readonly send: (events: WireEvent[]) => Promise<EventResult[]>,
-    private readonly opts: QueueOptions,
-  ) {}
+  private readonly send: (events: WireEvent[]) => Promise<EventResult[]>;
+  private readonly opts: QueueOptions;
+
+  // No parameter properties: the sources stay runnable under plain type stripping (Node 22.6+, Deno, Bun).
+  constructor(send: (events: WireEvent[]) => Promise<EventResult[]>, opts: QueueOptions) {
+    this.send = send;
+    this.opts = opts;
+  }
 
   get size(): number { return this.buf.length; }
 
