@@ -201,7 +201,9 @@ start_service() {
   local name="$1" port="$2"
   if pid_alive "$STATE/$name.pid"; then log "$name already running"; else
     log "starting $name on 127.0.0.1:$port"
-    (cd "$ROOT" && nohup node --import tsx "services/$name/src/main.ts" >"$LOGS/$name.log" 2>&1 & echo $! >"$STATE/$name.pid")
+    # exec: the pid file holds node's own pid; no stdout is inherited, so callers piping `npm start` return
+    (cd "$ROOT" && exec nohup node --import tsx "services/$name/src/main.ts" >>"$LOGS/$name.log" 2>&1 </dev/null) &
+    echo $! >"$STATE/$name.pid"
   fi
   wait_for "$name" 60 curl -fsS "http://127.0.0.1:$port/readyz"
 }
@@ -231,6 +233,9 @@ cmd_up() {
     start_service gateway "$GATEWAY_PORT"
   fi
   cmd_status
+  if [ $with_services = 1 ]; then
+    node "$HERE/demo.mjs" "$STATE" "http://127.0.0.1:$GATEWAY_PORT" "http://127.0.0.1:$BILLING_PORT" "$CLICKHOUSE_TCP_PORT"
+  fi
 }
 
 cmd_down() {
