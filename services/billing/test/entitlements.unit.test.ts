@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { consumptionEvents, satisfyingProperties } from '../src/entitlements/service.ts';
 import { TtlCache } from '../src/cache.ts';
 import type { MetricRow } from '../src/metrics/store.ts';
@@ -47,5 +47,27 @@ describe('TtlCache', () => {
     cache.deletePrefix('k');
     await cache.get('k', load);
     expect(loads).toBe(3);
+  });
+
+  it('counts the TTL from when a slow load finishes, and serves the old value while one refresh runs', async () => {
+    vi.useFakeTimers();
+    try {
+      const cache = new TtlCache<number>(250);
+      let loads = 0;
+      const slowLoad = () => new Promise<number>((resolve) => { loads++; const n = loads; setTimeout(() => resolve(n), 400); });
+      const first = cache.get('u', slowLoad);
+      await vi.advanceTimersByTimeAsync(400); // the load takes longer than the TTL
+      expect(await first).toBe(1);
+      expect(await cache.get('u', slowLoad)).toBe(1); // still fresh: TTL started when the load finished
+      expect(loads).toBe(1);
+      await vi.advanceTimersByTimeAsync(300); // now expired
+      expect(await cache.get('u', slowLoad)).toBe(1); // old value served, one refresh started
+      expect(await cache.get('u', slowLoad)).toBe(1); // no second refresh while one runs
+      expect(loads).toBe(2);
+      await vi.advanceTimersByTimeAsync(400);
+      expect(await cache.get('u', slowLoad)).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
