@@ -7,7 +7,7 @@ import {
   findApiKeyOwner, opsRoutes, type ClickHouseClient, type Config, type Logger, type PgPool, type Redis,
 } from '@meterline/core';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Kafka } from 'kafkajs';
+import { Partitioners, type Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { Backfiller } from './backfill.ts';
 import { MetricCatalog } from './catalog.ts';
@@ -47,7 +47,7 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
   const kafka = deps.kafka ?? createKafka(config.kafka, logger);
   let stopping = false;
 
-  const producer = kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 5 } });
+  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 5 } });
   const admin = kafka.admin();
   await retryUntilDone(async () => {
     await admin.connect();
