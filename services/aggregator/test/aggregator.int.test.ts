@@ -3,15 +3,14 @@
 // defined after its events, a changed filter, and the events debugger API.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createClickHouse, createKafka, createPostgres, ensureTopics, metricVersionStatus, queryUsage,
-  type ClickHouseClient, type MetricDefinition, type PgPool, type UsageEvent,
+  createKafka, metricVersionStatus, queryUsage, type ClickHouseClient, type MetricDefinition, type PgPool, type UsageEvent,
 } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { startAggregator, type Aggregator } from '../src/index.ts';
 import { testConfig } from '../../../test/support/env.ts';
 import { createTestOrganization, uniqueId } from '../../../test/support/fixtures.ts';
 import { waitFor } from '../../../test/support/wait.ts';
-import { expectedUsage, insertMetric, produceEvents, rowsToMap, sorted, type ExpectedQuery } from './helpers.ts';
+import { expectedUsage, insertMetric, produceEvents, rowsToMap, sorted, type ExpectedQuery, connectBackends, type TestBackends } from './helpers.ts';
 
 const config = testConfig({
   KAFKA_EVENTS_TOPIC: uniqueId('t_agg_events'),
@@ -29,6 +28,7 @@ const BASE = Math.floor((Date.now() - 5 * DAY) / DAY) * DAY; // midnight UTC fiv
 let pool: PgPool;
 let ch: ClickHouseClient;
 let producer: Producer;
+let backends: TestBackends;
 let agg: Aggregator;
 let org: { organizationId: string; apiKey: string };
 let other: { organizationId: string; apiKey: string };
@@ -43,15 +43,8 @@ function ev(i: number, name: string, customer: string, tMs: number, properties: 
 function rng(seed: number) { return () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648); }
 
 beforeAll(async () => {
-  pool = createPostgres(config.postgresUrl);
-  ch = createClickHouse(config.clickhouse);
-  const kafka = createKafka(config.kafka);
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, config.kafka);
-  await admin.disconnect();
-  producer = kafka.producer();
-  await producer.connect();
+  backends = await connectBackends(config);
+  ({ pool, ch, producer } = backends);
   org = await createTestOrganization(pool);
   other = await createTestOrganization(pool);
   const o = org.organizationId;
@@ -93,9 +86,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await agg?.stop();
-  await producer?.disconnect();
-  await ch?.close();
-  await pool?.end();
+  await backends?.close();
 });
 
 async function check(m: MetricDefinition, q: ExpectedQuery) {

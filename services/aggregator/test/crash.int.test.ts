@@ -5,15 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  createClickHouse, createKafka, createPostgres, ensureTopics, queryUsage, sqlString,
-  type ClickHouseClient, type MetricDefinition, type PgPool, type UsageEvent,
+  createKafka, queryUsage, sqlString, type ClickHouseClient, type MetricDefinition, type PgPool, type UsageEvent,
 } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { testConfig, testEnv } from '../../../test/support/env.ts';
 import { createTestOrganization, uniqueId } from '../../../test/support/fixtures.ts';
 import { waitFor } from '../../../test/support/wait.ts';
 import { AggregatorProcess } from './child.ts';
-import { expectedUsage, insertMetric, produceEvents, rowsToMap, sorted } from './helpers.ts';
+import { expectedUsage, insertMetric, produceEvents, rowsToMap, sorted, connectBackends, type TestBackends } from './helpers.ts';
 
 const overrides = {
   KAFKA_EVENTS_TOPIC: uniqueId('t_crash_events'),
@@ -35,6 +34,7 @@ const BASE = Math.floor((Date.now() - 3 * DAY) / DAY) * DAY;
 let pool: PgPool;
 let ch: ClickHouseClient;
 let producer: Producer;
+let backends: TestBackends;
 let orgId: string;
 const metrics: MetricDefinition[] = [];
 const events: UsageEvent[] = [];
@@ -68,15 +68,8 @@ async function totalsMatch(): Promise<{ ok: boolean; detail: string }> {
 }
 
 beforeAll(async () => {
-  pool = createPostgres(config.postgresUrl);
-  ch = createClickHouse(config.clickhouse);
-  const kafka = createKafka(config.kafka);
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, config.kafka);
-  await admin.disconnect();
-  producer = kafka.producer();
-  await producer.connect();
+  backends = await connectBackends(config);
+  ({ pool, ch, producer } = backends);
   orgId = (await createTestOrganization(pool)).organizationId;
   const base = { organizationId: orgId, eventName: 'req', filters: [] };
   metrics.push(
@@ -91,9 +84,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await a.kill9();
   await b.kill9();
-  await producer?.disconnect();
-  await ch?.close();
-  await pool?.end();
+  await backends?.close();
 });
 
 describe('exactly once under crashes and concurrency', () => {

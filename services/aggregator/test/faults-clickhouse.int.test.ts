@@ -2,8 +2,7 @@
 // backoff, loses and skips nothing, catches up when ClickHouse returns; totals exact afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createClickHouse, createKafka, createPostgres, ensureTopics, queryUsage, setupBackingServices,
-  type ClickHouseClient, type Config, type MetricDefinition, type PgPool, type UsageEvent,
+  queryUsage, setupBackingServices, type ClickHouseClient, type Config, type MetricDefinition, type PgPool, type UsageEvent,
 } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { startAggregator, type Aggregator } from '../src/index.ts';
@@ -11,13 +10,14 @@ import { testConfig } from '../../../test/support/env.ts';
 import { createTestOrganization, uniqueId } from '../../../test/support/fixtures.ts';
 import { PrivateStack } from '../../../test/support/private-stack.ts';
 import { waitFor } from '../../../test/support/wait.ts';
-import { expectedUsage, insertMetric, produceEvents, rowsToMap, sorted } from './helpers.ts';
+import { expectedUsage, insertMetric, produceEvents, rowsToMap, sorted, connectBackends, type TestBackends } from './helpers.ts';
 
 const stack = new PrivateStack(19220);
 let config: Config;
 let pool: PgPool;
 let ch: ClickHouseClient;
 let producer: Producer;
+let backends: TestBackends;
 let agg: Aggregator;
 let orgId: string;
 const metrics: MetricDefinition[] = [];
@@ -38,15 +38,8 @@ beforeAll(async () => {
     AGGREGATOR_MAX_RETRY_BACKOFF_MS: '1000',
   });
   await setupBackingServices(config);
-  pool = createPostgres(config.postgresUrl);
-  ch = createClickHouse(config.clickhouse);
-  const kafka = createKafka(config.kafka);
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, config.kafka);
-  await admin.disconnect();
-  producer = kafka.producer();
-  await producer.connect();
+  backends = await connectBackends(config);
+  ({ pool, ch, producer } = backends);
   orgId = (await createTestOrganization(pool)).organizationId;
   metrics.push(
     await insertMetric(pool, { organizationId: orgId, metricId: 'calls', eventName: 'call', aggregation: 'count', property: null, filters: [], groupBy: [] }),
@@ -57,9 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await agg?.stop();
-  await producer?.disconnect();
-  await ch?.close();
-  await pool?.end();
+  await backends?.close();
   await stack.destroy();
 }, 120_000);
 

@@ -3,8 +3,7 @@
 // idempotency claims must still count each id once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createClickHouse, createKafka, createPostgres, ensureTopics, queryUsage,
-  type ClickHouseClient, type Config, type MetricDefinition, type PgPool, type UsageEvent,
+  queryUsage, type ClickHouseClient, type Config, type MetricDefinition, type PgPool, type UsageEvent,
 } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { startAggregator, type Aggregator } from '../src/index.ts';
@@ -12,13 +11,14 @@ import { testConfig } from '../../../test/support/env.ts';
 import { createTestOrganization, uniqueId } from '../../../test/support/fixtures.ts';
 import { PrivateStack } from '../../../test/support/private-stack.ts';
 import { waitFor } from '../../../test/support/wait.ts';
-import { expectedUsage, insertMetric, produceEvents, rowsToMap, sorted } from './helpers.ts';
+import { expectedUsage, insertMetric, produceEvents, rowsToMap, sorted, connectBackends, type TestBackends } from './helpers.ts';
 
 const stack = new PrivateStack(19210);
 let config: Config;
 let pool: PgPool;
 let ch: ClickHouseClient;
 let producer: Producer;
+let backends: TestBackends;
 let agg: Aggregator;
 let orgId: string;
 const metrics: MetricDefinition[] = [];
@@ -37,15 +37,8 @@ beforeAll(async () => {
     AGGREGATOR_WINDOW_SIZE: '100',
     AGGREGATOR_METRIC_POLL_MS: '200',
   });
-  pool = createPostgres(config.postgresUrl);
-  ch = createClickHouse(config.clickhouse);
-  const kafka = createKafka(config.kafka, undefined, { retry: { retries: 30, initialRetryTime: 200, maxRetryTime: 2_000 } });
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, config.kafka);
-  await admin.disconnect();
-  producer = kafka.producer();
-  await producer.connect();
+  backends = await connectBackends(config, { retry: { retries: 30, initialRetryTime: 200, maxRetryTime: 2_000 } });
+  ({ pool, ch, producer } = backends);
   orgId = (await createTestOrganization(pool)).organizationId;
   metrics.push(
     await insertMetric(pool, { organizationId: orgId, metricId: 'calls', eventName: 'call', aggregation: 'count', property: null, filters: [], groupBy: ['kind'] }),
@@ -56,9 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await agg?.stop();
-  await producer?.disconnect().catch(() => undefined);
-  await ch?.close();
-  await pool?.end();
+  await backends?.close();
   await stack.destroy();
 }, 120_000);
 

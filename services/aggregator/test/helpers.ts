@@ -1,7 +1,33 @@
 // Test helpers: a metric row straight into billable_metrics (the billing API is not under test here),
 // producing Avro records like the gateway does, and an independent reference computation of usage.
-import { encodeEvent, eventKey, type MetricDefinition, type MetricFilter, type PgPool, type UsageEvent } from '@meterline/core';
-import type { Producer } from 'kafkajs';
+import {
+  createClickHouse, createKafka, createPostgres, encodeEvent, ensureTopics, eventKey,
+  type ClickHouseClient, type Config, type MetricDefinition, type MetricFilter, type PgPool, type UsageEvent,
+} from '@meterline/core';
+import type { KafkaConfig as KafkaJsConfig, Producer } from 'kafkajs';
+
+export interface TestBackends { pool: PgPool; ch: ClickHouseClient; producer: Producer; close(): Promise<void> }
+
+/** Postgres pool, ClickHouse client and a connected producer for config, with its topics created. */
+export async function connectBackends(config: Config, kafkaOverrides: Partial<KafkaJsConfig> = {}): Promise<TestBackends> {
+  const pool = createPostgres(config.postgresUrl);
+  const ch = createClickHouse(config.clickhouse);
+  const kafka = createKafka(config.kafka, undefined, kafkaOverrides);
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, config.kafka);
+  await admin.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  return {
+    pool, ch, producer,
+    async close() {
+      await producer.disconnect().catch(() => undefined);
+      await ch.close();
+      await pool.end();
+    },
+  };
+}
 
 export async function insertMetric(pool: PgPool, m: Omit<MetricDefinition, 'version'> & { version?: number }): Promise<MetricDefinition> {
   const version = m.version ?? 1;

@@ -3,15 +3,14 @@
 // Asserts exact counts, so it also is a correctness test at volume.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createClickHouse, createKafka, createPostgres, ensureTopics, queryUsage,
-  type ClickHouseClient, type MetricDefinition, type PgPool, type UsageEvent,
+  queryUsage, type ClickHouseClient, type MetricDefinition, type PgPool, type UsageEvent,
 } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { startAggregator, type Aggregator } from '../src/index.ts';
 import { testConfig } from '../../../test/support/env.ts';
 import { createTestOrganization, uniqueId } from '../../../test/support/fixtures.ts';
 import { waitFor } from '../../../test/support/wait.ts';
-import { insertMetric, produceEvents } from './helpers.ts';
+import { insertMetric, produceEvents, connectBackends, type TestBackends } from './helpers.ts';
 
 const N = Number(process.env.AGG_PERF_EVENTS ?? 100_000);
 const config = testConfig({
@@ -24,6 +23,7 @@ const config = testConfig({
 let pool: PgPool;
 let ch: ClickHouseClient;
 let producer: Producer;
+let backends: TestBackends;
 let agg: Aggregator | undefined;
 let orgId: string;
 let count: MetricDefinition;
@@ -38,15 +38,8 @@ async function total(m: MetricDefinition, customerId?: string): Promise<number> 
 }
 
 beforeAll(async () => {
-  pool = createPostgres(config.postgresUrl);
-  ch = createClickHouse(config.clickhouse);
-  const kafka = createKafka(config.kafka);
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, config.kafka);
-  await admin.disconnect();
-  producer = kafka.producer();
-  await producer.connect();
+  backends = await connectBackends(config);
+  ({ pool, ch, producer } = backends);
   orgId = (await createTestOrganization(pool)).organizationId;
   count = await insertMetric(pool, { organizationId: orgId, metricId: 'n', eventName: 'e', aggregation: 'count', property: null, filters: [{ property: 'kind', operator: 'in', values: ['a', 'b'] }], groupBy: ['kind'] });
   users = await insertMetric(pool, { organizationId: orgId, metricId: 'u', eventName: 'e', aggregation: 'unique_count', property: 'user', filters: [], groupBy: [] });
@@ -54,9 +47,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await agg?.stop();
-  await producer?.disconnect();
-  await ch?.close();
-  await pool?.end();
+  await backends?.close();
 });
 
 describe('throughput and freshness', () => {
