@@ -69,6 +69,14 @@ export interface BillingConfig {
   adminSecret: string;
 }
 
+/** HTTP server limits shared by every service (see packages/core/src/telemetry/http-server.ts). */
+export interface HttpServerConfig {
+  /** Longest time to receive a whole request, headers and body (ms); then 408 and the connection closes. */
+  requestTimeoutMs: number;
+  /** Longest time to receive the request headers (ms); then 408. At most requestTimeoutMs. */
+  headersTimeoutMs: number;
+}
+
 export interface Config {
   env: string;
   logLevel: string;
@@ -79,6 +87,7 @@ export interface Config {
   gateway: GatewayConfig;
   aggregator: AggregatorConfig;
   billing: BillingConfig;
+  http: HttpServerConfig;
 }
 
 type Env = Record<string, string | undefined>;
@@ -150,5 +159,16 @@ export function loadConfig(env: Env = process.env): Config {
       host,
       adminSecret: str(env, 'ADMIN_SECRET', 'meterline-local-admin-secret'),
     },
+    http: httpServerConfig(env),
   };
+}
+
+// --- HTTP server limits (request / headers timeouts) -------------------------------------------------
+function httpServerConfig(env: Env): HttpServerConfig {
+  const requestTimeoutMs = int(env, 'HTTP_REQUEST_TIMEOUT_MS', 10_000, 100);
+  const headersTimeoutMs = int(env, 'HTTP_HEADERS_TIMEOUT_MS', Math.min(5_000, requestTimeoutMs), 100);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(`HTTP_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs})`);
+  }
+  return { requestTimeoutMs, headersTimeoutMs };
 }

@@ -8,6 +8,7 @@ export * from './telemetry/logger.ts';
 export * from './telemetry/metrics.ts';
 export * from './telemetry/ops-routes.ts';
 export * from './telemetry/shutdown.ts';
+export * from './telemetry/http-server.ts';
 export * from './auth/api-keys.ts';
 export * from './migrate/migrate.ts';
 export * from './setup/setup.ts';
