@@ -3,6 +3,7 @@
 // brute-force, unlike passwords.
 import { createHash, randomBytes } from 'node:crypto';
 import type { PgPool } from '../clients/postgres.ts';
+import type { Redis } from '../clients/redis.ts';
 
 export const API_KEY_PREFIX = 'ml_';
 
@@ -32,12 +33,47 @@ export async function findApiKeyOwner(pool: PgPool, key: string): Promise<ApiKey
   return row ? { organizationId: row.organization_id, keyId: row.id } : null;
 }
 
+/** Redis pub/sub channel announcing that API keys were revoked or an organization archived. */
+export const API_KEYS_CHANGED_CHANNEL = 'meterline:api-keys:changed';
+
+/** Tells every ApiKeyCache (all services) to forget what it cached. Call after the change is committed. */
+export async function publishApiKeysChanged(
+  redis: Redis,
+  change: { organizationId: string; keyId?: string; reason: 'revoked' | 'organization_archived' },
+  channel = API_KEYS_CHANGED_CHANNEL,
+): Promise<number> {
+  return redis.publish(channel, JSON.stringify(change));
+}
+
+export interface ApiKeyCacheFollowOptions {
+  channel?: string;
+  /** Logger-like sink for subscriber trouble (default: silent). */
+  onError?: (err: Error) => void;
+  /**
+   * TTL used while the subscriber is not subscribed (Redis down, reconnecting): changes could be missed
+   * then, so entries live at most this long (default 1 s).
+   */
+  unsubscribedTtlMs?: number;
+}
+
 /**
  * Caches key lookups briefly (default 30 s for hits, 5 s for misses) so that a hot ingest path does
- * not hit Postgres per request. A revoked key stops working within the TTL.
+ * not hit Postgres per request.
+ *
+ * Revocation: with followChanges(redis), a duplicated Redis connection subscribes to
+ * API_KEYS_CHANGED_CHANNEL and the cache is cleared on every message and every time the subscription is
+ * (re)established (messages published while disconnected are lost); while not subscribed, entries live
+ * at most `unsubscribedTtlMs` (1 s). So a revoked key stops working within one pub/sub delivery (ms)
+ * when Redis is up and within ~1 s otherwise. Without followChanges, a revoked key works until the TTL.
+ * A lookup that started before a clear does not store its (possibly stale) result.
  */
 export class ApiKeyCache {
   private readonly entries = new Map<string, { owner: ApiKeyOwner | null; expires: number }>();
+  private generation = 0;
+  private subscriber: Redis | null = null;
+  private subscribed = true; // no subscription: plain TTL behaviour
+  private unsubscribedTtlMs = 1_000;
+  private closed = false;
 
   constructor(
     private readonly lookup: (key: string) => Promise<ApiKeyOwner | null>,
@@ -50,14 +86,68 @@ export class ApiKeyCache {
     const hit = this.entries.get(key);
     const now = Date.now();
     if (hit && hit.expires > now) return hit.owner;
+    const generation = this.generation;
     const owner = await this.lookup(key);
+    if (generation !== this.generation) return owner; // cleared while we looked: don't cache a stale answer
     if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(key, { owner, expires: now + (owner ? this.ttlMs : this.negativeTtlMs) });
+    let ttl = owner ? this.ttlMs : this.negativeTtlMs;
+    if (!this.subscribed) ttl = Math.min(ttl, this.unsubscribedTtlMs);
+    this.entries.set(key, { owner, expires: Date.now() + ttl });
     return owner;
   }
 
   invalidate(): void {
+    this.generation++;
     this.entries.clear();
+  }
+
+  /** Whether changes are being received right now (always true without followChanges). */
+  get following(): boolean {
+    return this.subscribed;
+  }
+
+  /**
+   * Subscribes to key changes through `redis.duplicate()`. The subscriber is closed by close(), and
+   * also when `redis` itself ends (quit/disconnect), so owners of the connection need no extra step.
+   */
+  followChanges(redis: Redis, opts: ApiKeyCacheFollowOptions = {}): this {
+    if (this.subscriber || this.closed) return this;
+    const channel = opts.channel ?? API_KEYS_CHANGED_CHANNEL;
+    const onError = opts.onError ?? (() => undefined);
+    this.unsubscribedTtlMs = opts.unsubscribedTtlMs ?? 1_000;
+    this.subscribed = false;
+    // Own retry loop for SUBSCRIBE (autoResubscribe off) so the cache is cleared only once the
+    // subscription is confirmed: nothing published after the clear can be missed.
+    const sub = redis.duplicate({
+      connectionName: `${redis.options.connectionName ?? 'meterline'}-api-keys`,
+      autoResubscribe: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: undefined,
+      lazyConnect: false,
+    });
+    this.subscriber = sub;
+    sub.on('error', (err: Error) => onError(err));
+    sub.on('message', (ch: string) => { if (ch === channel) this.invalidate(); });
+    // Lost the subscription: forget entries cached under the long TTL; new ones live unsubscribedTtlMs.
+    sub.on('close', () => { if (this.subscribed && !this.closed) this.invalidate(); if (!this.closed) this.subscribed = false; });
+    sub.on('ready', () => {
+      sub.subscribe(channel).then(
+        () => { this.invalidate(); this.subscribed = true; },
+        (err: Error) => { onError(err); sub.disconnect(true); }, // reconnect and try again
+      );
+    });
+    redis.once('end', () => { void this.close(); });
+    return this;
+  }
+
+  /** Stops following changes (closes the subscriber connection). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const sub = this.subscriber;
+    this.subscriber = null;
+    this.subscribed = true;
+    if (sub) sub.disconnect();
   }
 }
 
