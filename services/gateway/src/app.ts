@@ -11,13 +11,15 @@ import {
   createRedis,
   ensureTopics,
   findApiKeyOwner,
+  httpServerOptions,
   opsRoutes,
   type Config,
   type Logger,
   type PgPool,
   type Redis,
 } from '@meterline/core';
-import { apiKeyOf, SegmentSecretCache, upsertCustomer } from './auth.ts';
+import { apiKeyOf, postgresFailureKind, SegmentSecretCache, upsertCustomer } from './auth.ts';
+import { BodyError, contentEncodingOf, decodeBody, utf8Text } from './body.ts';
 import { DedupStore } from './dedup.ts';
 import { Ingestor, statusOf, UnavailableError, type IngestSummary, type PreparedItem } from './ingest.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
@@ -104,11 +106,15 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
   });
   const dedup = new DedupStore(redis, { claimTtlMs: cfg.dedupClaimTtlMs, windowMs: cfg.dedupWindowMs });
   const ingestor = new Ingestor({ dedup, queue, metrics, logger, maxInFlightEvents: cfg.maxInFlightEvents });
-  const keys = new ApiKeyCache((key) => findApiKeyOwner(pg, key));
+  // Revocations reach this cache through Redis pub/sub within milliseconds (core ApiKeyCache).
+  const keys = new ApiKeyCache((key) => findApiKeyOwner(pg, key))
+    .followChanges(redis, { onError: (err) => logger.debug({ err: err.message }, 'api key change subscriber error') });
+  owned.unshift(() => keys.close());
   const secrets = new SegmentSecretCache(pg);
   let shuttingDown = false;
 
   const app = Fastify({
+    ...httpServerOptions(config.http), // request/headers timeouts: 408, no request holds a connection
     bodyLimit: cfg.bodyLimitBytes,
     logger: false,
     return503OnClosing: true,
@@ -122,17 +128,33 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
     return payload;
   });
 
-  // JSON bodies are kept raw too (Segment signatures are computed over the exact bytes).
+  // One body path for every ingest route (body.ts): Content-Encoding gzip/deflate/br decoded with the
+  // decoded size limited (413), UTF-8 required (400), parsed as JSON whatever the Content-Type.
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const encoding = contentEncodingOf(req.headers['content-encoding']);
+    if (encoding === null) {
+      throw new BodyError(415, 'unsupported_encoding', `Content-Encoding ${String(req.headers['content-encoding'])} is not supported (gzip, deflate, br or none)`);
+    }
+    return encoding === 'identity' ? payload : decodeBody(payload, encoding, cfg.bodyLimitBytes);
+  });
+  // The decoded bytes are kept (Segment signatures are computed over the JSON Segment sent, i.e. the
+  // decoded body).
   const defaultJson = app.getDefaultJsonParser('error', 'ignore');
-  const jsonParser = (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
     req.rawBody = body;
-    defaultJson(req, body.toString('utf8'), done);
-  };
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, jsonParser);
-  app.addContentTypeParser('text/plain', { parseAs: 'buffer' }, jsonParser);
+    let text: string;
+    try {
+      text = utf8Text(body);
+    } catch (err) {
+      return done(err as Error);
+    }
+    defaultJson(req, text, done);
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     if (err instanceof UnavailableError) return sendUnavailable(reply, err);
+    if (err instanceof BodyError) return reply.code(err.statusCode).send(errorBody(err.errorCode, err.message));
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.code(413).send(errorBody('body_too_large', `request body exceeds ${cfg.bodyLimitBytes} bytes`));
     }
@@ -231,14 +253,14 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
       if (messages.length === 0) return res.code(400).send(errorBody('empty_batch', 'the request contains no messages'));
       if (messages.length > cfg.maxBatchEvents) return res.code(413).send(tooLarge(messages.length));
       const now = Date.now();
-      const upserts: CustomerUpsert[] = [];
-      const items: PreparedItem[] = messages.map((msg) => {
+      const upserts: Array<{ index: number; customer: CustomerUpsert }> = [];
+      const items: PreparedItem[] = messages.map((msg, index) => {
         const m = mapSegmentMessage(msg, now, cfg, impliedType);
         switch (m.kind) {
           case 'event':
             return m.result.ok ? { event: m.result.event } : { result: { status: 'rejected', errors: m.result.errors } };
           case 'identify':
-            upserts.push(m.customer);
+            upserts.push({ index, customer: m.customer });
             return { result: { status: 'accepted', customer_id: m.customer.customerId } };
           case 'ignored':
             return { result: { status: 'ignored', reason: `${m.type} is not metered` } };
@@ -246,11 +268,19 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
             return { result: { status: 'rejected', errors: m.errors } };
         }
       });
-      // Customers first: if Postgres fails, nothing of this request has been produced yet.
-      try {
-        for (const c of upserts) await upsertCustomer(pg, org, c);
-      } catch (err) {
-        throw new UnavailableError('postgres', `cannot update customers: ${(err as Error).message}`);
+      // Customers first: if Postgres is down, nothing of this request has been produced yet (503).
+      // A value Postgres refuses (SQLSTATE class 22/23) rejects that message only: the sender's data,
+      // not a reason to retry.
+      for (const { index, customer } of upserts) {
+        try {
+          await upsertCustomer(pg, org, customer);
+        } catch (err) {
+          const kind = postgresFailureKind(err);
+          if (kind === 'unavailable') throw new UnavailableError('postgres', `cannot update customers: ${(err as Error).message}`);
+          if (kind === 'internal') throw err;
+          const code = (err as { code?: string }).code;
+          items[index] = { result: { status: 'rejected', errors: [{ field: 'traits', reason: 'invalid_value', message: `the customer's traits were refused by the database (SQLSTATE ${code})` }] } };
+        }
       }
       return reply(res, await ingestor.ingest(org, 'segment', items, now));
     };

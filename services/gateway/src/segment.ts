@@ -9,6 +9,7 @@
 //   page / screen → events named "page" / "screen" (the page/screen `name` becomes property "name").
 //   identify → upsert of the customer (name, email from traits); group / alias → ignored (not usage).
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { identifierProblem, TEXT_PROBLEM_MESSAGE, textValueProblem } from '@meterline/core';
 import { LIMITS, validateEvent, type FieldError, type TimeRules, type ValidationResult } from './validation.ts';
 
 export type SegmentType = 'track' | 'identify' | 'page' | 'screen' | 'group' | 'alias';
@@ -81,9 +82,27 @@ function renameFields(errors: FieldError[]): FieldError[] {
   });
 }
 
-function traitString(traits: Record<string, unknown>, key: string): string | null {
+const TRAIT_MAX_LENGTH = 255;
+
+/**
+ * A text trait, trimmed and cut to 255 characters (never inside a surrogate pair), or null when absent
+ * or not a non-empty string. Text Postgres (or a UI, an export) can't store is an error on that trait:
+ * `name`-like traits are free text (no NUL, valid Unicode), `email` is an identifier (no controls).
+ */
+function traitString(traits: Record<string, unknown>, key: string, errors: FieldError[], kind: 'text' | 'identifier' = 'text'): string | null {
   const v = traits[key];
-  return typeof v === 'string' && v.trim().length > 0 ? v.trim().slice(0, 255) : null;
+  if (typeof v !== 'string') return null;
+  const problem = kind === 'text' ? textValueProblem(v) : identifierProblem(v);
+  if (problem) {
+    const what = problem === 'invalid_characters' && kind === 'text' ? 'contains a NUL character' : TEXT_PROBLEM_MESSAGE[problem];
+    errors.push({ field: `traits.${key}`, reason: problem, message: `traits.${key} ${what}` });
+    return null;
+  }
+  const t = v.trim();
+  if (t.length === 0) return null;
+  let cut = t.slice(0, TRAIT_MAX_LENGTH);
+  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+  return cut;
 }
 
 /**
@@ -112,10 +131,14 @@ export function mapSegmentMessage(msg: unknown, nowMs: number, rules: TimeRules,
     const check = validateEvent({ ...base, event_name: 'identify' }, nowMs, rules);
     if (!check.ok) return { kind: 'rejected', errors: renameFields(check.errors) };
     const traits = isPlainObject(msg.traits) ? msg.traits : {};
-    const first = traitString(traits, 'firstName') ?? traitString(traits, 'first_name');
-    const last = traitString(traits, 'lastName') ?? traitString(traits, 'last_name');
-    const name = traitString(traits, 'name') ?? (first || last ? [first, last].filter(Boolean).join(' ') : null);
-    return { kind: 'identify', customer: { customerId: check.event.customerId, name, email: traitString(traits, 'email') } };
+    const errors: FieldError[] = [];
+    const first = traitString(traits, 'firstName', errors) ?? traitString(traits, 'first_name', errors);
+    const last = traitString(traits, 'lastName', errors) ?? traitString(traits, 'last_name', errors);
+    const given = traitString(traits, 'name', errors);
+    const email = traitString(traits, 'email', errors, 'identifier');
+    if (errors.length > 0) return { kind: 'rejected', errors };
+    const name = given ?? (first || last ? [first, last].filter(Boolean).join(' ') : null);
+    return { kind: 'identify', customer: { customerId: check.event.customerId, name, email } };
   }
 
   const flat = flattenProperties(msg.properties);
