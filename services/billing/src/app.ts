@@ -2,7 +2,7 @@
 // main.ts and the tests call; any dependency can be injected (tests pass fakes or their own clients).
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
-  ApiKeyCache, createClickHouse, createLogger, createMetricsRegistry, createPostgres, createRedis, findApiKeyOwner, opsRoutes,
+  ApiKeyCache, createClickHouse, createLogger, createMetricsRegistry, createPostgres, createRedis, findApiKeyOwner, httpServerOptions, opsRoutes,
   type Config,
 } from '@meterline/core';
 import { Histogram } from 'prom-client';
@@ -44,7 +44,7 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
     usage: partial.usage ?? clickHouseUsageReader(ch),
     recorder: partial.recorder ?? kafkaUsageRecorder(config.kafka, logger),
     ledger: partial.ledger ?? new UsageLedger(redis),
-    apiKeys: partial.apiKeys ?? new ApiKeyCache((key) => findApiKeyOwner(pool, key)),
+    apiKeys: partial.apiKeys ?? new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis, { onError: (err) => logger.debug({ err: err.message }, 'api key change subscriber error') }),
     cache: partial.cache ?? new CatalogCache({ snapshotTtlMs: opts.snapshotTtlMs, usageTtlMs: opts.usageTtlMs }),
     now: partial.now ?? (() => new Date()),
   };
@@ -52,6 +52,7 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
 
 export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
   const app = Fastify({
+    ...httpServerOptions(deps.config.http),
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, allowUnionTypes: true } },

@@ -1,5 +1,8 @@
 // Organizations and API keys. Admin: create an organization (prints its first key), add keys.
 // Org-scoped: list keys (prefix only), create, revoke.
+// Revoking a key or archiving an organization is announced on Redis (core's publishApiKeysChanged) after
+// the change is committed, so every service's ApiKeyCache forgets the key within milliseconds.
+import { publishApiKeysChanged } from '@meterline/core';
 import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../deps.ts';
 import { requireAdmin } from '../http/auth.ts';
@@ -9,6 +12,16 @@ import * as store from './store.ts';
 
 const KEY = { type: 'object', properties: { key_id: { type: 'string' }, name: { type: 'string' }, prefix: { type: 'string' }, created_at: { type: 'string' }, revoked_at: { type: ['string', 'null'] } } };
 const NEW_KEY = { type: 'object', properties: { ...KEY.properties, api_key: { type: 'string', description: 'shown once' } } };
+
+/** Announces the change to every service; a Redis failure is logged (caches then expire within their TTL). */
+async function announceKeyChange(deps: Deps, change: Parameters<typeof publishApiKeysChanged>[1]): Promise<void> {
+  deps.apiKeys.invalidate();
+  try {
+    await publishApiKeysChanged(deps.redis, change);
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message, ...change }, 'could not announce API key change on Redis; other services see it when their cache entries expire');
+  }
+}
 
 export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   app.addHook('onRequest', requireAdmin(deps.config.billing.adminSecret));
@@ -31,6 +44,20 @@ export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<voi
     const { organization_id } = req.params as { organization_id: string };
     if (!(await store.organizationExists(deps.pool, organization_id))) throw notFound('organization', organization_id);
     return reply.code(201).send(await store.insertApiKey(deps.pool, organization_id, (req.body as { name?: string } | undefined)?.name ?? 'default'));
+  });
+
+  app.delete('/admin/organizations/:organization_id', {
+    schema: {
+      summary: 'Archive an organization: all its API keys stop working at once (admin)', tags: ['admin'], security: [{ adminSecret: [] }],
+      params: { type: 'object', properties: { organization_id: { type: 'string' } } },
+      response: { 200: { type: 'object', properties: { organization_id: { type: 'string' }, archived_at: { type: 'string' } } }, 404: ERROR_SCHEMA },
+    },
+  }, async (req) => {
+    const { organization_id } = req.params as { organization_id: string };
+    const archived = await store.archiveOrganization(deps.pool, organization_id);
+    if (!archived) throw notFound('organization', organization_id);
+    await announceKeyChange(deps, { organizationId: organization_id, reason: 'organization_archived' });
+    return { organization_id, ...archived };
   });
 }
 
@@ -55,7 +82,7 @@ export async function keyRoutes(app: FastifyInstance, deps: Deps): Promise<void>
   }, async (req, reply) => {
     const { key_id } = req.params as { key_id: string };
     if (!(await store.revokeApiKey(deps.pool, req.orgId, key_id))) throw notFound('api key', key_id);
-    deps.apiKeys.invalidate();
+    await announceKeyChange(deps, { organizationId: req.orgId, keyId: key_id, reason: 'revoked' });
     return reply.code(204).send();
   });
 }

@@ -47,3 +47,12 @@ export async function revokeApiKey(pool: PgPool, orgId: string, keyId: string): 
   const { rowCount } = await pool.query('UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE organization_id = $1 AND id = $2', [orgId, keyId]);
   return (rowCount ?? 0) > 0;
 }
+
+/** Archives an organization (its keys stop working); null when it does not exist. Idempotent. */
+export async function archiveOrganization(pool: PgPool, orgId: string): Promise<{ archived_at: string } | null> {
+  const { rows } = await pool.query<{ archived_at: Date }>(
+    'UPDATE organizations SET archived_at = coalesce(archived_at, now()) WHERE id = $1 RETURNING archived_at',
+    [orgId],
+  );
+  return rows[0] ? { archived_at: rows[0].archived_at.toISOString() } : null;
+}
