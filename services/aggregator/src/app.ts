@@ -4,7 +4,7 @@
 // inserted, rolled up and committed before the consumer leaves the group.
 import {
   ApiKeyCache, createClickHouse, createKafka, createLogger, createMetricsRegistry, createPostgres, createRedis, ensureTopics,
-  findApiKeyOwner, opsRoutes, type ClickHouseClient, type Config, type Logger, type PgPool, type Redis,
+  findApiKeyOwner, httpServerOptions, opsRoutes, type ClickHouseClient, type Config, type Logger, type PgPool, type Redis,
 } from '@meterline/core';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Partitioners, type Kafka } from 'kafkajs';
@@ -68,8 +68,8 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
   const retention = new StagingRetention(ch, logger, config.aggregator.stagingRetentionDays, config.aggregator.windowSize);
   retention.start();
 
-  const app = Fastify({ logger: false });
-  const keys = new ApiKeyCache((key) => findApiKeyOwner(pool, key));
+  const app = Fastify({ ...httpServerOptions(config.http), logger: false });
+  const keys = new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis); app.addHook('onClose', async () => keys.close());
   await app.register(opsRoutes({
     registry,
     isShuttingDown: () => stopping,
