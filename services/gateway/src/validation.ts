@@ -1,17 +1,10 @@
 // Validation and normalization of one incoming event (the public event contract).
 // Pure functions: no I/O, the clock is passed in, so every rule is unit-testable.
 import { randomUUID } from 'node:crypto';
-import type { Properties, PropertyValue } from '@meterline/core';
+import { EVENT_LIMITS, identifierProblem, TEXT_PROBLEM_MESSAGE, textValueProblem, type Properties, type PropertyValue } from '@meterline/core';
 
-/** Hard limits of the event contract (documented in services/gateway/README.md). */
-export const LIMITS = {
-  eventNameMaxLength: 255,
-  customerIdMaxLength: 255,
-  idempotencyIdMaxLength: 255,
-  maxProperties: 100,
-  propertyKeyMaxLength: 128,
-  propertyValueMaxLength: 1024,
-} as const;
+/** Hard limits of the event contract, defined in core (documented in services/gateway/README.md). */
+export const LIMITS = EVENT_LIMITS;
 
 export interface TimeRules {
   /** Events may be at most this far in the future (ms). */
@@ -69,10 +62,6 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-// Control characters (C0, DEL, C1) are refused in identifiers: they break logs, CSV exports and UIs.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-
 function identifier(
   raw: Record<string, unknown>,
   names: [primary: string, alias?: string],
@@ -106,8 +95,9 @@ function identifier(
     errors.push({ field, reason: 'too_long', message: `${field} is longer than ${maxLength} characters` });
     return undefined;
   }
-  if (CONTROL.test(value)) {
-    errors.push({ field, reason: 'invalid_characters', message: `${field} contains control characters` });
+  const problem = identifierProblem(value);
+  if (problem) {
+    errors.push({ field, reason: problem, message: `${field} ${TEXT_PROBLEM_MESSAGE[problem]}` });
     return undefined;
   }
   return value;
@@ -131,9 +121,14 @@ function validateProperties(value: unknown, errors: FieldError[]): Properties | 
     const v = value[key];
     const field = `properties.${key}`;
     if (key.length === 0) { errors.push({ field, reason: 'empty_key', message: 'property keys must not be empty' }); continue; }
-    if (key.length > LIMITS.propertyKeyMaxLength) { errors.push({ field: `properties.${key.slice(0, 32)}…`, reason: 'key_too_long', message: `property keys are at most ${LIMITS.propertyKeyMaxLength} characters` }); continue; }
+    if (key.length > LIMITS.propertyKeyMaxLength) { errors.push({ field: `properties.${key.slice(0, 32).toWellFormed()}…`, reason: 'key_too_long', message: `property keys are at most ${LIMITS.propertyKeyMaxLength} characters` }); continue; }
+    const keyProblem = identifierProblem(key);
+    // the field path is shown with the bad characters made visible, never echoed raw
+    if (keyProblem) { errors.push({ field: `properties.${JSON.stringify(key).slice(1, -1)}`, reason: keyProblem === 'invalid_unicode' ? 'key_invalid_unicode' : 'key_invalid_characters', message: `property key ${TEXT_PROBLEM_MESSAGE[keyProblem]}` }); continue; }
     if (typeof v === 'string') {
       if (v.length > LIMITS.propertyValueMaxLength) { errors.push({ field, reason: 'value_too_long', message: `string property values are at most ${LIMITS.propertyValueMaxLength} characters` }); continue; }
+      const valueProblem = textValueProblem(v);
+      if (valueProblem) { errors.push({ field, reason: valueProblem, message: `${field} ${valueProblem === 'invalid_characters' ? 'contains a NUL character' : TEXT_PROBLEM_MESSAGE[valueProblem]}` }); continue; }
       out[key] = v;
     } else if (typeof v === 'number') {
       if (!Number.isFinite(v)) { errors.push({ field, reason: 'invalid_number', message: `${field} must be a finite number` }); continue; }

@@ -1,3 +1,4 @@
 export * from './event.ts';
 export * from './avro.ts';
 export * from './rabin.ts';
+export * from './contract.ts';

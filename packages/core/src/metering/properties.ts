@@ -4,6 +4,7 @@
 //   numeric value: numbers; strings that are plain decimal numbers; otherwise none (booleans too):
 //                  prop_number_values holds 0 and prop_is_number 0 (ClickHouse 18.16 crashes on empty
 //                  Array(Nullable(...)) indexing, so no Nullable arrays)
+import { MIN_NORMAL_NUMBER } from '../clients/clickhouse.ts';
 import type { Properties, PropertyValue } from '../events/event.ts';
 
 export interface PropertyColumns { prop_keys: string[]; prop_values: string[]; prop_number_values: number[]; prop_is_number: number[] }
@@ -14,13 +15,20 @@ export function propertyText(v: PropertyValue): string {
   return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : v ? 'true' : 'false';
 }
 
+/**
+ * The numeric value of a property, or null. Subnormal magnitudes (below 2.2250738585072014e-308) count
+ * as 0: no usage quantity is that small, and ClickHouse parses them inconsistently. The stored
+ * `properties` JSON keeps the value exactly as sent.
+ */
 export function propertyNumber(v: PropertyValue): number | null {
-  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
-  if (typeof v === 'string' && NUMERIC.test(v.trim())) {
-    const n = Number(v.trim());
-    return Number.isFinite(n) ? n : null;
+  let n: number | null = null;
+  if (typeof v === 'number') n = Number.isFinite(v) ? v : null;
+  else if (typeof v === 'string' && NUMERIC.test(v.trim())) {
+    const parsed = Number(v.trim());
+    n = Number.isFinite(parsed) ? parsed : null;
   }
-  return null;
+  if (n !== null && n !== 0 && Math.abs(n) < MIN_NORMAL_NUMBER) return 0;
+  return n;
 }
 
 export function propertyColumns(props: Properties): PropertyColumns {
