@@ -1,7 +1,7 @@
 // ClickHouse access shared by the services. Debian's ClickHouse 18.16 has no server-side query
 // parameters, so values are inlined with the escaping helpers below. Nothing else may build SQL
 // from user input: use sqlString / sqlNumber / sqlIdentifier for every interpolated value.
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { ClickHouseConfig } from '../config.ts';
 
 export type { ClickHouseClient };
@@ -15,6 +15,9 @@ export function createClickHouse(cfg: ClickHouseConfig, opts: { database?: strin
     ...(opts.database === null ? {} : { database: opts.database ?? cfg.database }),
     request_timeout: 60_000,
     compression: { request: false, response: false },
+    // every caller handles (and logs, as JSON) its errors; the client's own plain-text error log
+    // would print each retried failure a second time
+    log: { level: ClickHouseLogLevel.OFF },
   });
 }
 
@@ -35,9 +38,22 @@ export function sqlString(value: string): string {
   return out + "'";
 }
 
-/** A finite number literal; anything else (NaN, Infinity, strings) is refused. */
+/**
+ * Whether a number can be written as a SQL literal that ClickHouse 18.16 and current LTS both parse
+ * to the same value: finite, and 0 or of normal magnitude (18.16 rejects subnormals like 5e-324 with a
+ * syntax error). JavaScript prints every such number in a form both accept (`1e+21`, `-2.5e-7`).
+ */
+export function isSqlNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && (value === 0 || Math.abs(value) >= MIN_NORMAL_NUMBER);
+}
+
+/** Smallest positive normal double; smaller magnitudes (subnormals) are not parseable by 18.16. */
+export const MIN_NORMAL_NUMBER = 2.2250738585072014e-308;
+
+/** A number literal; anything else (NaN, Infinity, subnormals, strings) is refused. */
 export function sqlNumber(value: number): string {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new TypeError(`not a finite number: ${value}`);
+  if (!isSqlNumber(value)) throw new TypeError(`not a number ClickHouse can parse as a literal: ${String(value)}`);
+  // -0 prints as "0"; both compare equal to 0 in ClickHouse
   return String(value);
 }
 

@@ -1,5 +1,6 @@
 // Loading billable metric definitions from Postgres (table billable_metrics, owned by the billing API).
 // Shared by the aggregator (which builds rollups from them) and billing.
+import { isSqlNumber } from '../clients/clickhouse.ts';
 import type { PgPool } from '../clients/postgres.ts';
 import { AGGREGATIONS, MAX_GROUP_BY, type Aggregation, type MetricDefinition, type MetricFilter } from './definition.ts';
 
@@ -27,7 +28,7 @@ export function parseMetricFilter(raw: unknown): MetricFilter {
     return { property: f.property, operator: op, values: f.values as string[] };
   }
   if (typeof op === 'string' && NUM_OPS.has(op)) {
-    if (typeof f.value !== 'number' || !Number.isFinite(f.value)) throw new InvalidMetricDefinition(`${op} needs a finite number`);
+    if (!isSqlNumber(f.value)) throw new InvalidMetricDefinition(`${op} needs a finite number that is 0 or at least 2.2250738585072014e-308 in magnitude`);
     return { property: f.property, operator: op as 'eq', value: f.value };
   }
   throw new InvalidMetricDefinition(`unknown filter operator ${JSON.stringify(op)}`);
@@ -61,7 +62,7 @@ export function parseMetricRow(r: Row): StoredMetricDefinition {
 export async function loadMetricDefinitions(
   pool: PgPool,
   sinceUpdatedAt?: Date | null,
-  opts: { includeArchived?: boolean; organizationId?: string; onInvalid?: (row: { organizationId: string; metricId: string }, err: Error) => void } = {},
+  opts: { includeArchived?: boolean; organizationId?: string; onInvalid?: (row: { organizationId: string; metricId: string; version: number }, err: Error) => void } = {},
 ): Promise<StoredMetricDefinition[]> {
   const where: string[] = [];
   const params: unknown[] = [];
@@ -75,7 +76,7 @@ export async function loadMetricDefinitions(
   );
   const out: StoredMetricDefinition[] = [];
   for (const r of rows) {
-    try { out.push(parseMetricRow(r)); } catch (err) { opts.onInvalid?.({ organizationId: r.organization_id, metricId: r.metric_id }, err as Error); }
+    try { out.push(parseMetricRow(r)); } catch (err) { opts.onInvalid?.({ organizationId: r.organization_id, metricId: r.metric_id, version: Number(r.version) }, err as Error); }
   }
   return out;
 }

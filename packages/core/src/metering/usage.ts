@@ -106,7 +106,7 @@ export async function queryUsage(ch: ClickHouseClient, q: UsageQuery): Promise<U
   }));
 }
 
-export type MetricVersionStatus = 'ready' | 'backfilling' | 'pending';
+export type MetricVersionStatus = 'ready' | 'backfilling' | 'pending' | 'invalid';
 
 /**
  * Whether the aggregates of a metric version are complete for events that arrived before it was
@@ -120,7 +120,7 @@ export async function metricVersionStatus(ch: ClickHouseClient, metric: Pick<Met
     format: 'JSONEachRow',
   });
   const r = Number((await rs.json<{ r: number | string }>())[0]?.r ?? 0);
-  return r >= 2 ? 'ready' : r === 1 ? 'backfilling' : 'pending';
+  return r >= 3 ? 'invalid' : r === 2 ? 'ready' : r === 1 ? 'backfilling' : 'pending';
 }
 
 /** True when metricVersionStatus is 'ready'. */
