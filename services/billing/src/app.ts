@@ -10,6 +10,7 @@ import type { Deps } from './deps.ts';
 import { CatalogCache } from './cache.ts';
 import { requireApiKey } from './http/auth.ts';
 import { installErrorHandler } from './http/errors.ts';
+import { installInputGuards } from './http/input.ts';
 import { buildOpenApi, collectRoutes, docsPage } from './http/openapi.ts';
 import { adminRoutes, keyRoutes } from './orgs/routes.ts';
 import { customerRoutes } from './customers/routes.ts';
@@ -58,6 +59,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, allowUnionTypes: true } },
   });
   installErrorHandler(app);
+  installInputGuards(app);
   const routes = collectRoutes(app);
   const registry = createMetricsRegistry('billing');
   const latency = new Histogram({ name: 'billing_request_seconds', help: 'Billing request latency', labelNames: ['route', 'status'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });

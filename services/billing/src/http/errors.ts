@@ -42,12 +42,35 @@ export function installErrorHandler(app: FastifyInstance): void {
         },
       });
     }
+    const pg = pgErrorResponse(err);
+    if (pg) {
+      // validation should have caught it first: log so the gap gets closed, but answer the client's fault as 4xx
+      req.log.warn({ err, sqlstate: (err as { code?: string }).code }, 'postgres rejected client input that validation let through');
+      return reply.code(pg.status).send({ error: { code: pg.code, message: pg.message } });
+    }
     const status = fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
     const code = status === 415 ? 'unsupported_media_type' : status === 413 ? 'payload_too_large' : status >= 500 ? 'internal_error' : 'invalid_request';
     return reply.code(status).send({ error: { code, message: status >= 500 ? 'internal error' : fe.message } });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+}
+
+/**
+ * Defense in depth for Postgres errors that reach the error handler: SQLSTATE class 22 (data
+ * exception: 22001 too long, 22003 out of range, 22P02 invalid text representation, 22021 bad UTF-8
+ * byte sequence, 22P05 untranslatable character, 22007/22008 bad date-time, ...) means the request
+ * carried a value Postgres cannot store: 400. 23505 unique violation: 409. 23503 foreign key: 400.
+ * 23514 check violation: 400. Everything else stays 500. The input guards (input.ts) and the schemas should catch these first.
+ */
+export function pgErrorResponse(err: unknown): { status: number; code: string; message: string } | null {
+  const e = err as { code?: unknown; severity?: unknown; routine?: unknown };
+  if (typeof e?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code) || (e.severity === undefined && e.routine === undefined)) return null;
+  if (e.code.startsWith('22')) return { status: 400, code: 'validation_error', message: `a value cannot be stored (SQLSTATE ${e.code})` };
+  if (e.code === '23505') return { status: 409, code: 'conflict', message: 'already exists' };
+  if (e.code === '23503') return { status: 400, code: 'invalid_request', message: 'references something that does not exist' };
+  if (e.code === '23514') return { status: 400, code: 'invalid_request', message: 'violates a constraint of the data model' };
+  return null;
 }
 
 /** Maps Postgres constraint errors raised inside a store call to 409/400. */
