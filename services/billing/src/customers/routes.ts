@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../deps.ts';
 import { ERROR_SCHEMA } from '../http/errors.ts';
 import { PAGINATION_QUERY, listResponse, pageOf } from '../http/pagination.ts';
-import { NONNEG_DECIMAL_PATTERN } from '../money.ts';
+import { AMOUNT_SCHEMA } from '../money.ts';
 import * as svc from './service.ts';
 import * as store from './store.ts';
 
@@ -19,7 +19,7 @@ const params = { type: 'object', properties: { customer_id: { type: 'string' } }
 const editable = {
   name: { type: ['string', 'null'], maxLength: 500 },
   email: { type: ['string', 'null'], maxLength: 320, pattern: '^[^@\\s]+@[^@\\s]+$' },
-  balance: { type: 'string', pattern: NONNEG_DECIMAL_PATTERN, maxLength: 40 },
+  balance: { ...AMOUNT_SCHEMA, description: 'prepaid credit, decimal string in major units (< 10^12, the currency\'s decimals at most)' },
   metadata: { type: 'object', additionalProperties: true },
 } as const;
 

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../deps.ts';
 import { ERROR_SCHEMA } from '../http/errors.ts';
 import { PAGINATION_QUERY, listResponse, pageOf } from '../http/pagination.ts';
+import { MAX_QUANTITY } from '../money.ts';
 import * as svc from './service.ts';
 
 const ENTITLEMENT = {
@@ -14,7 +15,7 @@ const ENTITLEMENT = {
     usage_period_start: { type: ['string', 'null'] }, usage_period_end: { type: ['string', 'null'] }, subscription_id: { type: ['string', 'null'] },
   },
 } as const;
-const PROPS = { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] }, maxProperties: 50 } as const;
+const PROPS = { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'], maxLength: 1024 }, propertyNames: { minLength: 1, maxLength: 128 }, maxProperties: 50 } as const;
 
 export async function entitlementRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   app.get('/v1/customers/:customer_id/entitlements', {
@@ -34,7 +35,7 @@ export async function entitlementRoutes(app: FastifyInstance, deps: Deps): Promi
     schema: {
       summary: 'One entitlement of a customer (Stigg-style)', tags: ['entitlements'],
       params: { type: 'object', properties: { customer_id: { type: 'string' }, feature_id: { type: 'string' } } },
-      querystring: { type: 'object', additionalProperties: false, properties: { requested_usage: { type: 'number', minimum: 0, default: 1 } } },
+      querystring: { type: 'object', additionalProperties: false, properties: { requested_usage: { type: 'number', minimum: 0, maximum: MAX_QUANTITY, default: 1 } } },
       response: { 200: ENTITLEMENT, 404: ERROR_SCHEMA },
     },
   }, async (req) => {
@@ -58,7 +59,7 @@ export async function entitlementRoutes(app: FastifyInstance, deps: Deps): Promi
       summary: 'Check access; with send_event, atomically consume required_balance (Autumn-style)', tags: ['entitlements'],
       body: {
         type: 'object', additionalProperties: false, required: ['customer_id', 'feature_id'],
-        properties: { customer_id: { type: 'string' }, feature_id: { type: 'string' }, required_balance: { type: 'number', exclusiveMinimum: 0, default: 1 }, send_event: { type: 'boolean', default: false }, properties: PROPS },
+        properties: { customer_id: { type: 'string' }, feature_id: { type: 'string' }, required_balance: { type: 'number', exclusiveMinimum: 0, maximum: MAX_QUANTITY, default: 1 }, send_event: { type: 'boolean', default: false }, properties: PROPS },
       },
       response: {
         200: {
@@ -78,7 +79,7 @@ export async function entitlementRoutes(app: FastifyInstance, deps: Deps): Promi
       summary: 'report_usage / set_usage: record usage with DELTA or SET behaviour', tags: ['usage'],
       body: {
         type: 'object', additionalProperties: false, required: ['customer_id', 'feature_id', 'value'],
-        properties: { customer_id: { type: 'string' }, feature_id: { type: 'string' }, value: { type: 'number' }, update_behavior: { type: 'string', enum: ['delta', 'set'], default: 'delta' }, properties: PROPS },
+        properties: { customer_id: { type: 'string' }, feature_id: { type: 'string' }, value: { type: 'number', minimum: -MAX_QUANTITY, maximum: MAX_QUANTITY }, update_behavior: { type: 'string', enum: ['delta', 'set'], default: 'delta' }, properties: PROPS },
       },
       response: { 200: { type: 'object', additionalProperties: true }, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 503: ERROR_SCHEMA },
     },

@@ -16,7 +16,7 @@ export async function featureRoutes(app: FastifyInstance, deps: Deps): Promise<v
   app.post('/v1/features', {
     schema: {
       summary: 'Create a feature (boolean, or metered bound to a metric)', tags: ['features'],
-      body: { type: 'object', additionalProperties: false, required: ['feature_id', 'type'], properties: { feature_id: ID, name: { type: ['string', 'null'], maxLength: 500 }, type: { type: 'string', enum: ['boolean', 'metered'] }, metric_id: { type: ['string', 'null'] } } },
+      body: { type: 'object', additionalProperties: false, required: ['feature_id', 'type'], properties: { feature_id: ID, name: { type: ['string', 'null'], maxLength: 500 }, type: { type: 'string', enum: ['boolean', 'metered'] }, metric_id: { type: ['string', 'null'], minLength: 1 } } },
       response: { 201: FEATURE, 200: FEATURE, 409: ERROR_SCHEMA },
     },
   }, async (req, reply) => {

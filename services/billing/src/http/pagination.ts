@@ -2,7 +2,7 @@
 // { data, limit, offset, has_more, next_offset }. Stores fetch limit+1 rows to know has_more.
 export const PAGINATION_QUERY = {
   limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
-  offset: { type: 'integer', minimum: 0, default: 0 },
+  offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000, default: 0 },
 } as const;
 
 export interface Page { limit: number; offset: number }

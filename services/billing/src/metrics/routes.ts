@@ -10,9 +10,9 @@ import * as store from './store.ts';
 const PROP = { type: 'string', minLength: 1, maxLength: 200 } as const;
 export const FILTER = {
   oneOf: [
-    { type: 'object', additionalProperties: false, required: ['property', 'operator', 'value'], properties: { property: PROP, operator: { const: 'equals' }, value: { type: 'string' } } },
-    { type: 'object', additionalProperties: false, required: ['property', 'operator', 'values'], properties: { property: PROP, operator: { enum: ['in', 'not_in'] }, values: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1000 } } },
-    { type: 'object', additionalProperties: false, required: ['property', 'operator', 'value'], properties: { property: PROP, operator: { enum: ['eq', 'neq', 'gt', 'gte', 'lt', 'lte'] }, value: { type: 'number' } } },
+    { type: 'object', additionalProperties: false, required: ['property', 'operator', 'value'], properties: { property: PROP, operator: { const: 'equals' }, value: { type: 'string', maxLength: 1024 } } },
+    { type: 'object', additionalProperties: false, required: ['property', 'operator', 'values'], properties: { property: PROP, operator: { enum: ['in', 'not_in'] }, values: { type: 'array', items: { type: 'string', maxLength: 1024 }, minItems: 1, maxItems: 1000 } } },
+    { type: 'object', additionalProperties: false, required: ['property', 'operator', 'value'], properties: { property: PROP, operator: { enum: ['eq', 'neq', 'gt', 'gte', 'lt', 'lte'] }, value: { type: 'number', minimum: -1e15, maximum: 1e15 } } },
   ],
 } as const;
 const FIELDS = {

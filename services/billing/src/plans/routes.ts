@@ -2,33 +2,39 @@ import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../deps.ts';
 import { ERROR_SCHEMA, notFound } from '../http/errors.ts';
 import { PAGINATION_QUERY, listResponse, pageOf } from '../http/pagination.ts';
-import { NONNEG_DECIMAL_PATTERN } from '../money.ts';
+import { AMOUNT_SCHEMA, MAX_QUANTITY, QUANTITY_PATTERN } from '../money.ts';
 import { ID } from '../customers/routes.ts';
 import * as svc from './service.ts';
 import * as store from './store.ts';
 
-const DECIMAL = { type: 'string', pattern: NONNEG_DECIMAL_PATTERN, maxLength: 40 } as const;
-const UNITS = { anyOf: [{ type: 'number', minimum: 0 }, DECIMAL] } as const;
-const TIER = { type: 'object', additionalProperties: false, required: ['up_to', 'unit_price'], properties: { up_to: { anyOf: [{ type: 'number', exclusiveMinimum: 0 }, { type: 'null' }] }, unit_price: DECIMAL, flat_fee: DECIMAL } } as const;
+const DECIMAL = AMOUNT_SCHEMA;
+const UNITS = { anyOf: [{ type: 'number', minimum: 0, maximum: MAX_QUANTITY }, { type: 'string', pattern: QUANTITY_PATTERN, maxLength: 28 }] } as const;
+const TIER = {
+  type: 'object', additionalProperties: false, required: ['up_to', 'unit_price'],
+  properties: { up_to: { type: ['integer', 'null'], minimum: 1, maximum: MAX_QUANTITY, description: 'a whole number of units 1..10^15; null = unbounded (last tier)' }, unit_price: DECIMAL, flat_fee: DECIMAL },
+} as const;
+// if/then on `model` instead of oneOf: a bad tier is reported at its own path (oneOf reports the first branch's complaint).
 const PRICING = {
-  oneOf: [
-    { type: 'object', additionalProperties: false, required: ['model', 'unit_price'], properties: { model: { const: 'per_unit' }, unit_price: DECIMAL } },
-    { type: 'object', additionalProperties: false, required: ['model', 'tiers'], properties: { model: { enum: ['graduated', 'volume'] }, tiers: { type: 'array', items: TIER, minItems: 1, maxItems: 50 } } },
-    { type: 'object', additionalProperties: false, required: ['model', 'package_size', 'package_price'], properties: { model: { const: 'package' }, package_size: { type: 'integer', minimum: 1 }, package_price: DECIMAL } },
+  type: 'object', required: ['model'],
+  properties: { model: { type: 'string', enum: ['per_unit', 'graduated', 'volume', 'package'] } },
+  allOf: [
+    { if: { properties: { model: { const: 'per_unit' } } }, then: { additionalProperties: false, required: ['model', 'unit_price'], properties: { model: { const: 'per_unit' }, unit_price: DECIMAL } } },
+    { if: { properties: { model: { enum: ['graduated', 'volume'] } } }, then: { additionalProperties: false, required: ['model', 'tiers'], properties: { model: { enum: ['graduated', 'volume'] }, tiers: { type: 'array', items: TIER, minItems: 1, maxItems: 50 } } } },
+    { if: { properties: { model: { const: 'package' } } }, then: { additionalProperties: false, required: ['model', 'package_size', 'package_price'], properties: { model: { const: 'package' }, package_size: { type: 'integer', minimum: 1, maximum: MAX_QUANTITY }, package_price: DECIMAL } } },
   ],
 } as const;
 const COMPONENT = {
   type: 'object', additionalProperties: false, required: ['metric_id', 'pricing'],
   properties: {
-    metric_id: { type: 'string' }, free_units: UNITS, pricing: PRICING,
-    group_prices: { type: 'array', maxItems: 100, items: { type: 'object', additionalProperties: false, required: ['group', 'pricing'], properties: { group: { type: 'object', additionalProperties: { type: 'string' }, minProperties: 1, maxProperties: 2 }, pricing: PRICING } } },
+    metric_id: { type: 'string', minLength: 1 }, free_units: UNITS, pricing: PRICING,
+    group_prices: { type: 'array', maxItems: 100, items: { type: 'object', additionalProperties: false, required: ['group', 'pricing'], properties: { group: { type: 'object', additionalProperties: { type: 'string', maxLength: 1024 }, propertyNames: { minLength: 1, maxLength: 200 }, minProperties: 1, maxProperties: 2 }, pricing: PRICING } } },
   },
 } as const;
 const ENTITLEMENT = {
   type: 'object', additionalProperties: false, required: ['feature_id'],
   properties: {
-    feature_id: { type: 'string' },
-    limit: { anyOf: [{ type: 'number', minimum: 0 }, { type: 'null' }], description: 'metered only; null = unlimited' },
+    feature_id: { type: 'string', minLength: 1 },
+    limit: { anyOf: [{ type: 'number', minimum: 0, maximum: MAX_QUANTITY }, { type: 'null' }], description: 'metered only; 0..10^15, null = unlimited' },
     limit_type: { type: 'string', enum: ['hard', 'soft'] },
     reset_period: { type: 'string', enum: ['billing_period', 'day', 'week', 'month', 'year', 'never'] },
   },
@@ -75,7 +81,7 @@ export async function planRoutes(app: FastifyInstance, deps: Deps): Promise<void
     return { ...store.planJson(row), versions: await store.listVersions(deps.pool, req.orgId, id) };
   });
   app.get('/v1/plans/:plan_id/versions/:version', {
-    schema: { summary: 'Get one version of a plan', tags: ['plans'], params: { type: 'object', properties: { plan_id: { type: 'string' }, version: { type: 'integer', minimum: 1 } } }, response: { 200: PLAN, 404: ERROR_SCHEMA } },
+    schema: { summary: 'Get one version of a plan', tags: ['plans'], params: { type: 'object', properties: { plan_id: { type: 'string' }, version: { type: 'integer', minimum: 1, maximum: 2147483647 } } }, response: { 200: PLAN, 404: ERROR_SCHEMA } },
   }, async (req) => {
     const { plan_id, version } = req.params as { plan_id: string; version: number };
     const row = await store.getPlan(deps.pool, req.orgId, plan_id, version);

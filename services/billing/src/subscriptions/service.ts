@@ -24,7 +24,7 @@ import * as invoices from '../invoices/store.ts';
 import { newId } from '../orgs/store.ts';
 import { addInterval } from '../periods.ts';
 import { flatFeeLine, invoiceTotalMinor, priceComponent, prorationFraction, type LineItem } from '../pricing.ts';
-import { fromMinor } from '../money.ts';
+import { MAX_MINOR, fromMinor, minorInRange } from '../money.ts';
 import * as store from './store.ts';
 
 export type SubscriptionRow = store.SubscriptionRow;
@@ -60,8 +60,11 @@ export async function usageLines(deps: Deps, orgId: string, customerId: string, 
 
 async function issue(db: PgClient, orgId: string, s: SubscriptionRow, currency: string, reason: string, periodStart: Date, periodEnd: Date, lines: LineItem[]) {
   if (lines.length === 0) return null;
+  const total = invoiceTotalMinor(lines);
+  // plans are bounded on input (money.ts); a row from before the bounds must not overflow BIGINT
+  if (!minorInRange(total) || lines.some((l) => !minorInRange(BigInt(l.amount_minor)))) throw badRequest(`invoice amount out of range (|amount| < ${MAX_MINOR} minor units)`);
   const invoice_id = newId('inv');
-  await invoices.insertInvoice(db, orgId, { invoice_id, customer_id: s.customer_id, subscription_id: s.subscription_id, currency, period_start: periodStart, period_end: periodEnd, reason, total_minor: invoiceTotalMinor(lines).toString(), line_items: lines });
+  await invoices.insertInvoice(db, orgId, { invoice_id, customer_id: s.customer_id, subscription_id: s.subscription_id, currency, period_start: periodStart, period_end: periodEnd, reason, total_minor: total.toString(), line_items: lines });
   return invoice_id;
 }
 
