@@ -61,6 +61,14 @@ export interface AggregatorConfig {
   maxRetryBackoffMs: number;
   /** Kafka consumer session timeout: how long a dead instance holds its partitions (ms). */
   sessionTimeoutMs: number;
+  /** How long a failing step is retried inside a batch before the partition backs off (paused) (ms). */
+  inlineRetryMs: number;
+  /** How often consumer lag (log end - committed offset) is refreshed (ms). */
+  lagIntervalMs: number;
+  /** A partition with lag and no committed progress for this long is stalled (ms). */
+  stallAfterMs: number;
+  /** Longest a partition's batch holds the fetch loop before it commits what it did and yields (ms). */
+  batchBudgetMs: number;
 }
 
 export interface BillingConfig {
@@ -153,6 +161,10 @@ export function loadConfig(env: Env = process.env): Config {
       stagingRetentionDays: int(env, 'AGGREGATOR_STAGING_RETENTION_DAYS', 7),
       maxRetryBackoffMs: int(env, 'AGGREGATOR_MAX_RETRY_BACKOFF_MS', 5000, 10),
       sessionTimeoutMs: int(env, 'AGGREGATOR_SESSION_TIMEOUT_MS', 30_000, 6000),
+      inlineRetryMs: int(env, 'AGGREGATOR_INLINE_RETRY_MS', 1000, 0),
+      lagIntervalMs: int(env, 'AGGREGATOR_LAG_INTERVAL_MS', 5000, 100),
+      stallAfterMs: int(env, 'AGGREGATOR_STALL_AFTER_MS', 30_000, 500),
+      batchBudgetMs: int(env, 'AGGREGATOR_BATCH_BUDGET_MS', 500, 10),
     },
     billing: {
       port: int(env, 'BILLING_PORT', 8082),

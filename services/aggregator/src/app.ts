@@ -4,7 +4,7 @@
 // inserted, rolled up and committed before the consumer leaves the group.
 import {
   ApiKeyCache, createClickHouse, createKafka, createLogger, createMetricsRegistry, createPostgres, createRedis, ensureTopics,
-  findApiKeyOwner, httpServerOptions, opsRoutes, type ClickHouseClient, type Config, type Logger, type PgPool, type Redis,
+  findApiKeyOwner, instrumentHttp, httpServerOptions, opsRoutes, type ClickHouseClient, type Config, type Logger, type PgPool, type Redis,
 } from '@meterline/core';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Partitioners, type Kafka } from 'kafkajs';
@@ -13,6 +13,8 @@ import { Backfiller } from './backfill.ts';
 import { MetricCatalog } from './catalog.ts';
 import { EventConsumer } from './consumer.ts';
 import { debugRoutes } from './debug-api.ts';
+import { LagMonitor } from './lag.ts';
+import { MetricHealth } from './metric-health.ts';
 import { retryUntilDone } from './retry.ts';
 import { StagingRetention } from './retention.ts';
 import { aggregatorMetrics } from './telemetry.ts';
@@ -34,6 +36,7 @@ export interface Aggregator {
   port: number;
   catalog: MetricCatalog;
   backfiller: Backfiller;
+  lag: LagMonitor;
   stop(): Promise<void>;
 }
 
@@ -55,20 +58,27 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
     await producer.connect();
   }, { active: () => !stopping, maxBackoffMs: config.aggregator.maxRetryBackoffMs, onRetry: (err) => logger.warn({ err }, 'kafka not reachable, retrying') });
 
+  const health = new MetricHealth(ch, logger, metrics.invalidMetrics);
+  await retryUntilDone(() => health.load(), { active: () => !stopping, maxBackoffMs: config.aggregator.maxRetryBackoffMs, onRetry: (err) => logger.warn({ err }, 'invalid metric versions not loaded, retrying') });
   const backfiller = new Backfiller({
     ch, redis, logger, windowSize: config.aggregator.windowSize,
     settleMs: deps.backfillSettleMs ?? config.aggregator.metricPollMs * 3 + 2_000,
-    counter: metrics.backfills, isStopping: () => stopping,
+    counter: metrics.backfills, isStopping: () => stopping, health,
   });
-  const catalog = new MetricCatalog(pool, logger, config.aggregator.metricPollMs, (m) => backfiller.enqueue(m));
+  const catalog = new MetricCatalog(pool, logger, config.aggregator.metricPollMs, (m) => backfiller.enqueue(m), (m, err) => health.reportInvalidDefinition(m, err));
   await retryUntilDone(() => catalog.refresh(), { active: () => !stopping, maxBackoffMs: config.aggregator.maxRetryBackoffMs, onRetry: (err) => logger.warn({ err }, 'metric catalog not loaded, retrying') });
   catalog.start();
 
-  const consumer = new EventConsumer({ config, kafka, producer, ch, redis, catalog, logger, metrics });
+  const lag = new LagMonitor({
+    admin, groupId: config.aggregator.groupId, topic: config.kafka.eventsTopic,
+    intervalMs: config.aggregator.lagIntervalMs, stallAfterMs: config.aggregator.stallAfterMs, metrics, logger,
+  });
+  const consumer = new EventConsumer({ config, kafka, producer, ch, redis, catalog, logger, metrics, health, lag });
   const retention = new StagingRetention(ch, logger, config.aggregator.stagingRetentionDays, config.aggregator.windowSize);
   retention.start();
 
   const app = Fastify({ ...httpServerOptions(config.http), logger: false });
+  instrumentHttp(app, registry);
   const keys = new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis); app.addHook('onClose', async () => keys.close());
   await app.register(opsRoutes({
     registry,
@@ -78,6 +88,7 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
       clickhouse: async () => { const r = await ch.ping(); if (!r.success) throw new Error('clickhouse ping failed'); },
       postgres: async () => { await pool.query('SELECT 1'); },
       redis: async () => { await redis.ping(); },
+      consumer: async () => { lag.check(); },
     },
   }));
   await app.register(debugRoutes({ ch, keys }));
@@ -86,16 +97,18 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
   const port = typeof address === 'object' && address ? address.port : config.aggregator.port;
 
   await consumer.start();
+  lag.start();
   logger.info({ port, topic: config.kafka.eventsTopic, groupId: config.aggregator.groupId }, 'aggregator started');
 
   let stopped: Promise<void> | null = null;
   return {
-    app, port, catalog, backfiller,
+    app, port, catalog, backfiller, lag,
     stop() {
       stopped ??= (async () => {
         stopping = true;
         catalog.stop();
         retention.stop();
+        lag.stop();
         await consumer.stop();
         await backfiller.idle().catch(() => undefined);
         await producer.disconnect().catch(() => undefined);

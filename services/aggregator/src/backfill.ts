@@ -4,6 +4,8 @@
 // Status per version in metric_backfills (running=1 / done=2), read by core's metricVersionStatus.
 import { rollupSelect, sqlNumber, sqlString, type ClickHouseClient, type Logger, type MetricDefinition, type Redis } from '@meterline/core';
 import type { Counter } from 'prom-client';
+import { errorSummary, isPermanentQueryError } from './failures.ts';
+import type { MetricHealth } from './metric-health.ts';
 import { METRIC_USAGE_COLUMNS } from './rollup.ts';
 
 export interface BackfillDeps {
@@ -15,6 +17,8 @@ export interface BackfillDeps {
   settleMs: number;
   counter: Counter<'status'>;
   isStopping: () => boolean;
+  /** Versions ClickHouse refuses are marked invalid there and never retried. */
+  health: MetricHealth;
 }
 
 const key = (m: MetricDefinition) => `${m.organizationId}/${m.metricId}/${m.version}`;
@@ -42,14 +46,21 @@ export class Backfiller {
       // one query for the versions already done (a restart re-announces every metric)
       const done = await this.doneKeys().catch(() => new Set<string>());
       for (const [k, m] of round) {
-        if (done.has(k)) { if (this.pending.get(k) === m) this.pending.delete(k); continue; }
+        if (done.has(k) || this.d.health.isInvalid(m)) { if (this.pending.get(k) === m) this.pending.delete(k); continue; }
         if (this.d.isStopping()) return;
         try {
           await this.runOne(m);
           if (this.pending.get(k) === m) this.pending.delete(k);
         } catch (err) {
+          if (isPermanentQueryError(err)) {
+            this.d.counter.inc({ status: 'invalid' });
+            // marked invalid (not retried); if even the mark fails, the version stays pending
+            const marked = await this.d.health.markInvalid(m, err).then(() => true, () => false);
+            if (marked && this.pending.get(k) === m) this.pending.delete(k);
+            continue;
+          }
           this.d.counter.inc({ status: 'failed' });
-          this.d.logger.warn({ err: (err as Error).message, metric: k }, 'backfill failed, will retry');
+          this.d.logger.warn({ err: errorSummary(err), metric: k }, 'backfill failed, will retry');
         }
       }
       if (this.pending.size > 0) await new Promise((r) => setTimeout(r, 2_000));

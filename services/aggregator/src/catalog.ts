@@ -18,6 +18,8 @@ export class MetricCatalog {
     private readonly logger: Logger,
     private readonly pollMs: number,
     private readonly onNewVersion: (m: StoredMetricDefinition) => void,
+    /** A stored definition that cannot become SQL (e.g. a filter number ClickHouse cannot parse). */
+    private readonly onInvalidDefinition: (m: { organizationId: string; metricId: string; version: number }, err: Error) => void = () => undefined,
   ) {}
 
   get ready(): boolean { return this.loaded; }
@@ -35,7 +37,7 @@ export class MetricCatalog {
     const since = this.since ? new Date(this.since.getTime() - OVERLAP_MS) : null;
     const rows = await loadMetricDefinitions(this.pool, since, {
       includeArchived: since !== null,
-      onInvalid: (r, err) => this.logger.warn({ ...r, err: err.message }, 'invalid metric definition ignored'),
+      onInvalid: (r, err) => this.onInvalidDefinition(r, err),
     });
     let changed = false;
     const fresh: StoredMetricDefinition[] = [];

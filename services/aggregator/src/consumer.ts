@@ -1,15 +1,25 @@
 // The consumer loop: kafkajs consumer group, eachBatch, autoCommit off. Per partition, in offset order,
 // per chunk: progress read -> decode/validate -> dedup claims -> dead letters -> one raw INSERT ->
-// rollup of the touched windows -> commit (offset of the last record + 1). Every step retries with
-// backoff while the partition is still ours; nothing is committed before ClickHouse has it.
+// rollup of the touched windows -> commit (offset of the last record + 1). Nothing is committed before
+// ClickHouse has it. No record can block a partition, and no partition can block the others:
+//  - a transient failure is retried inline for AGGREGATOR_INLINE_RETRY_MS, then only that partition is
+//    paused and replayed from its last resolved offset after a backoff (kafkajs fetches again only when
+//    every batch of a fetch has returned, so a long inline retry would stall all partitions);
+//  - a permanent failure of the raw INSERT (ClickHouse refuses the data) is bisected down to the
+//    offending records, which are dead-lettered with ClickHouse's error; the rest is stored;
+//  - a metric whose rollup SQL ClickHouse refuses is marked invalid and skipped (metric-health.ts).
 import type { ClickHouseClient, Config, Logger, Redis, UsageEvent } from '@meterline/core';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { MetricCatalog } from './catalog.ts';
 import { claimAll } from './claims.ts';
 import { decodeRecord } from './decoder.ts';
 import { publishDeadLetters, storeDeadLetters, type DeadLetter } from './dead-letters.ts';
+import { errorSummary, isPermanentDataError, isPermanentQueryError } from './failures.ts';
+import { insertIsolating } from './isolate.ts';
+import type { LagMonitor } from './lag.ts';
+import type { MetricHealth } from './metric-health.ts';
 import { insertRaw, sinkProgress, type RawRow } from './raw-sink.ts';
-import { Aborted, retryUntilDone } from './retry.ts';
+import { Aborted, Deferred, retryUntilDone, type RetryOptions } from './retry.ts';
 import { recomputeWindows } from './rollup.ts';
 import type { AggregatorMetrics } from './telemetry.ts';
 
@@ -22,15 +32,24 @@ export interface ConsumerDeps {
   catalog: MetricCatalog;
   logger: Logger;
   metrics: AggregatorMetrics;
+  health: MetricHealth;
+  lag?: LagMonitor;
 }
 
 const STOP_GRACE_MS = 15_000;
+/** First backoff of a paused partition; doubles up to AGGREGATOR_MAX_RETRY_BACKOFF_MS. */
+const FIRST_BACKOFF_MS = 250;
+
+type Step = RetryOptions;
 
 export class EventConsumer {
   private consumer: Consumer | null = null;
   private stopping = false;
   private restarting: Promise<void> | null = null;
   private stopDeadline = Infinity;
+  /** Consecutive deferrals per partition (backoff exponent) and pending resume timers. */
+  private readonly backoffs = new Map<number, number>();
+  private readonly resumeTimers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly d: ConsumerDeps) {}
 
@@ -50,6 +69,9 @@ export class EventConsumer {
       this.d.logger.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
       // kafkajs restarts by itself when restart is true; otherwise start a fresh consumer
       if (!e.payload.restart && !this.stopping) this.scheduleRestart();
+    });
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      this.d.lag?.setOwnedPartitions(e.payload.memberAssignment[config.kafka.eventsTopic] ?? []);
     });
     await retryUntilDone(async () => {
       await consumer.connect();
@@ -76,6 +98,8 @@ export class EventConsumer {
   async stop(): Promise<void> {
     this.stopping = true;
     this.stopDeadline = Date.now() + STOP_GRACE_MS;
+    for (const t of this.resumeTimers) clearTimeout(t);
+    this.resumeTimers.clear();
     await this.restarting?.catch(() => undefined);
     // stop() lets the running batch finish its chunk (processed, inserted, committed), then leaves the group
     await this.consumer?.stop().catch(() => undefined);
@@ -89,11 +113,14 @@ export class EventConsumer {
     // within STOP_GRACE_MS; it is abandoned (uncommitted, replayed by the next owner) if the partition
     // was revoked or the grace ran out. New chunks start only while the consumer runs.
     const active = () => !p.isStale() && (!this.stopping || Date.now() < this.stopDeadline);
+    // kafkajs fetches again only when every batch of a fetch has returned: a batch that takes long
+    // (a poisoned chunk being isolated) commits what it finished and yields after the budget, so the
+    // other partitions' next fetch is not held back; the rest is fetched again from the resolved offset.
+    const budgetEnds = Date.now() + this.d.config.aggregator.batchBudgetMs;
     try {
       for (let i = 0; i < batch.messages.length && !this.stopping && p.isRunning() && !p.isStale(); i += max) {
         const chunk = batch.messages.slice(i, i + max);
-        await this.processChunk(batch.topic, batch.partition, chunk, active, p.heartbeat);
-        const last = chunk[chunk.length - 1]!.offset;
+        const { last, complete } = await this.processChunk(batch.topic, batch.partition, chunk, active, p.heartbeat, budgetEnds);
         const next = (BigInt(last) + 1n).toString();
         // the payload's commit with explicit offsets (consumer.commitOffsets is a no-op once stop() began)
         await retryUntilDone(
@@ -101,19 +128,39 @@ export class EventConsumer {
           this.retry('commit', active, p.heartbeat),
         );
         p.resolveOffset(last);
-        const hw = BigInt(batch.highWatermark);
-        this.d.metrics.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(hw > BigInt(next) ? hw - BigInt(next) : 0n));
+        this.backoffs.delete(batch.partition);
         await p.heartbeat().catch(() => undefined);
+        if (!complete || Date.now() > budgetEnds) return;
       }
     } catch (err) {
       if (err instanceof Aborted) return; // partition revoked or stopping: the next owner replays from the commit
+      if (err instanceof Deferred) return this.backOff(p, err);
       throw err;
     }
   }
 
-  private retry(stage: string, active: () => boolean, heartbeat: () => Promise<void>) {
+  /**
+   * Pauses the batch's partition and resumes it after an exponential backoff. Its unresolved records
+   * are fetched again from the last resolved offset; the other partitions go on meanwhile.
+   */
+  private backOff(p: EachBatchPayload, err: Deferred): void {
+    const { partition, topic } = p.batch;
+    const n = (this.backoffs.get(partition) ?? 0) + 1;
+    this.backoffs.set(partition, n);
+    const delayMs = Math.min(this.d.config.aggregator.maxRetryBackoffMs, FIRST_BACKOFF_MS * 2 ** Math.min(n - 1, 10));
+    this.d.metrics.backoffs.inc({ stage: err.stage });
+    if (n === 1 || n % 10 === 0) this.d.logger.warn({ topic, partition, stage: err.stage, err: errorSummary(err.cause), attempt: n, delayMs }, 'partition paused after repeated failures, will replay');
+    const resume = p.pause();
+    const timer = setTimeout(() => { this.resumeTimers.delete(timer); resume(); }, delayMs);
+    this.resumeTimers.add(timer);
+  }
+
+  private retry(stage: string, active: () => boolean, heartbeat: () => Promise<void>, isPermanent?: (err: unknown) => boolean) {
     return {
       active,
+      stage,
+      isPermanent,
+      giveUpAfterMs: this.d.config.aggregator.inlineRetryMs,
       maxBackoffMs: this.d.config.aggregator.maxRetryBackoffMs,
       tick: heartbeat,
       onRetry: (err: unknown, attempt: number, delayMs: number) => {
@@ -128,9 +175,15 @@ export class EventConsumer {
     try { return await fn(); } finally { end(); }
   }
 
-  async processChunk(topic: string, partition: number, messages: KafkaMessage[], active: () => boolean, heartbeat: () => Promise<void>): Promise<void> {
+  /**
+   * Processes one chunk; returns the offset through which it is done (stored, dead-lettered or a
+   * duplicate) — the chunk's last offset, or less when the budget ran out while isolating refused rows.
+   */
+  async processChunk(
+    topic: string, partition: number, messages: KafkaMessage[], active: () => boolean, heartbeat: () => Promise<void>, budgetEnds = Infinity,
+  ): Promise<{ last: string; complete: boolean }> {
     const { ch, redis, config, metrics } = this.d;
-    if (messages.length === 0) return;
+    const chunkLast = messages[messages.length - 1]!.offset;
     metrics.batchRecords.observe(messages.length);
     const firstOffset = BigInt(messages[0]!.offset);
     // 1. what the sink already has (a crashed predecessor, a zombie, or a replay may have stored more)
@@ -138,50 +191,79 @@ export class EventConsumer {
 
     // 2. decode everything (also already-stored records: their metrics may still need a rollup)
     const pairs = new Map<string, [string, string]>();
-    const candidates: { event: UsageEvent; offset: string }[] = [];
+    const candidates: { event: UsageEvent; msg: KafkaMessage }[] = [];
     const dead: DeadLetter[] = [];
     for (const msg of messages) {
       const decoded = decodeRecord(msg.value);
       if (decoded.ok) pairs.set(`${decoded.event.organizationId}\0${decoded.event.eventName}`, [decoded.event.organizationId, decoded.event.eventName]);
       if (BigInt(msg.offset) <= progress) continue;
-      if (decoded.ok) candidates.push({ event: decoded.event, offset: msg.offset });
+      if (decoded.ok) candidates.push({ event: decoded.event, msg });
       else dead.push({ topic, partition, offset: msg.offset, key: msg.key ?? null, value: msg.value ?? null, reason: decoded.reason, error: decoded.error, ...(decoded.event ? { event: decoded.event } : {}) });
     }
 
     // 3. duplicates of an idempotency id that slipped past the gateway
     const decisions = await retryUntilDone(
-      () => claimAll(redis, candidates.map((c) => ({ organizationId: c.event.organizationId, idempotencyId: c.event.idempotencyId, partition, offset: c.offset })), config.aggregator.dedupWindowMs),
+      () => claimAll(redis, candidates.map((c) => ({ organizationId: c.event.organizationId, idempotencyId: c.event.idempotencyId, partition, offset: c.msg.offset })), config.aggregator.dedupWindowMs),
       this.retry('claims', active, heartbeat),
     );
-    const rows: RawRow[] = [];
-    candidates.forEach((c, i) => { if (decisions[i]) rows.push({ event: c.event, topic, partition, offset: c.offset }); else metrics.duplicates.inc(); });
+    const rows: (RawRow & { msg: KafkaMessage })[] = [];
+    candidates.forEach((c, i) => { if (decisions[i]) rows.push({ event: c.event, topic, partition, offset: c.msg.offset, msg: c.msg }); else metrics.duplicates.inc(); });
 
     // 4. dead letters (topic first, then the table for the debugger)
-    if (dead.length) {
-      await retryUntilDone(() => publishDeadLetters(this.d.producer, config.kafka.deadLetterTopic, dead), this.retry('dead_letter_topic', active, heartbeat));
-      await retryUntilDone(() => this.timed('dead_letters', () => storeDeadLetters(ch, dead)), this.retry('dead_letter_table', active, heartbeat));
-      for (const d of dead) metrics.deadLetters.inc({ reason: d.reason, attributed: d.event?.organizationId ? 'yes' : 'no' });
-    }
+    await this.deadLetter(dead, this.retry('dead_letter', active, heartbeat));
 
-    // 5. raw events, one INSERT, offset order
-    if (rows.length) {
-      await retryUntilDone(() => this.timed('raw', () => insertRaw(ch, rows)), this.retry('raw_insert', active, heartbeat));
-      metrics.events.inc(rows.length);
-    }
+    // 5. raw events, one INSERT in offset order; records ClickHouse refuses are isolated and dead-lettered
+    const { stored, cutAt } = await this.storeRaw(rows, active, heartbeat, budgetEnds);
+    metrics.events.inc(stored.length);
 
     // 6. rollups of every window touched, up to everything the sink has for this partition
-    const lastStored = rows.length ? BigInt(rows[rows.length - 1]!.offset) : -1n;
+    const lastStored = stored.length ? BigInt(stored[stored.length - 1]!.offset) : -1n;
     const upTo = progress > lastStored ? progress : lastStored;
     // the metric set is read after the raw insert: a version missing here was published after it,
     // so its backfill (which starts later) reads these events
-    const active_ = [...pairs.values()].flatMap(([org, name]) => this.d.catalog.forEvent(org, name));
+    const active_ = this.d.health.valid([...pairs.values()].flatMap(([org, name]) => this.d.catalog.forEvent(org, name)));
     if (upTo >= firstOffset && active_.length > 0) {
-      await retryUntilDone(
-        () => this.timed('rollup', () => recomputeWindows(ch, { topic, partition, fromOffset: firstOffset, toOffset: upTo, windowSize: config.aggregator.windowSize, metrics: active_ })),
-        this.retry('rollup', active, heartbeat),
-      );
+      const step = this.retry('rollup', active, heartbeat, isPermanentQueryError);
+      await this.timed('rollup', () => recomputeWindows(
+        { topic, partition, fromOffset: firstOffset, toOffset: upTo, windowSize: config.aggregator.windowSize, metrics: active_ },
+        (sql) => retryUntilDone(() => ch.command({ query: sql }).then(() => undefined), step),
+        isPermanentQueryError,
+        (m, err) => retryUntilDone(() => this.d.health.markInvalid(m, err), this.retry('metric_invalid', active, heartbeat)),
+      ));
     }
     const now = Date.now();
-    for (const r of rows) metrics.freshness.observe(Math.max(0, now - r.event.receivedAtMs) / 1000);
+    for (const r of stored) metrics.freshness.observe(Math.max(0, now - r.event.receivedAtMs) / 1000);
+    // cut: everything before the first row not yet tried is done (decoder dead letters and duplicates
+    // after it are decided again, identically, when the rest is fetched again)
+    return cutAt === null ? { last: chunkLast, complete: true } : { last: (BigInt(cutAt) - 1n).toString(), complete: false };
+  }
+
+  /** Dead letters: the topic first (the durable record), then the debugger's table. */
+  private async deadLetter(dead: DeadLetter[], step: Step): Promise<void> {
+    if (dead.length === 0) return;
+    const { producer, config, ch, metrics, logger } = this.d;
+    await retryUntilDone(() => publishDeadLetters(producer, config.kafka.deadLetterTopic, dead), { ...step, stage: 'dead_letter_topic' });
+    try {
+      await retryUntilDone(() => this.timed('dead_letters', () => storeDeadLetters(ch, dead)), { ...step, stage: 'dead_letter_table', isPermanent: isPermanentDataError });
+    } catch (err) {
+      if (!isPermanentDataError(err)) throw err;
+      // the topic already holds them; a table row ClickHouse refuses must not block the partition
+      logger.error({ err: errorSummary(err), offsets: dead.map((d) => d.offset) }, 'dead letters not stored in the dead_letters table (they are on the dead-letter topic)');
+    }
+    for (const d of dead) metrics.deadLetters.inc({ reason: d.reason, attributed: d.event?.organizationId ? 'yes' : 'no' });
+  }
+
+  /** One INSERT of the rows (offset order); rows ClickHouse refuses are isolated and dead-lettered (isolate.ts). */
+  private async storeRaw(
+    rows: (RawRow & { msg: KafkaMessage })[], active: () => boolean, heartbeat: () => Promise<void>, budgetEnds: number,
+  ): Promise<{ stored: RawRow[]; cutAt: string | null }> {
+    const step = this.retry('raw_insert', active, heartbeat, isPermanentDataError);
+    const { stored, cutAt } = await insertIsolating(
+      rows,
+      (part) => retryUntilDone(() => this.timed('raw', () => insertRaw(this.d.ch, part)), step),
+      (r, err) => this.deadLetter([{ topic: r.topic, partition: r.partition, offset: r.offset, key: r.msg.key ?? null, value: r.msg.value ?? null, reason: 'clickhouse_rejected', error: errorSummary(err), event: r.event }], step),
+      () => Date.now() > budgetEnds,
+    );
+    return { stored, cutAt: cutAt === null ? null : rows[cutAt]!.offset };
   }
 }

@@ -36,6 +36,9 @@ export async function publishDeadLetters(producer: Producer, deadLetterTopic: st
   });
 }
 
+/** A dead letter's text as the table can hold it: lone surrogates (ClickHouse refuses them) replaced. */
+const text = (v: unknown, max = 1000) => (typeof v === 'string' ? v.slice(0, max).toWellFormed() : '');
+
 export async function storeDeadLetters(ch: ClickHouseClient, letters: DeadLetter[]): Promise<void> {
   if (letters.length === 0) return;
   const now = toClickHouseDateTime(Date.now());
@@ -43,12 +46,12 @@ export async function storeDeadLetters(ch: ClickHouseClient, letters: DeadLetter
     table: 'dead_letters',
     format: 'JSONEachRow',
     values: letters.map((d) => ({
-      organization_id: typeof d.event?.organizationId === 'string' ? d.event.organizationId : '',
-      customer_id: typeof d.event?.customerId === 'string' ? d.event.customerId : '',
-      event_name: typeof d.event?.eventName === 'string' ? d.event.eventName : '',
-      idempotency_id: typeof d.event?.idempotencyId === 'string' ? d.event.idempotencyId : '',
-      reason: d.reason,
-      error: d.error.slice(0, 1000),
+      organization_id: text(d.event?.organizationId),
+      customer_id: text(d.event?.customerId),
+      event_name: text(d.event?.eventName),
+      idempotency_id: text(d.event?.idempotencyId),
+      reason: text(d.reason),
+      error: text(d.error),
       payload_base64: d.value ? d.value.subarray(0, 64 * 1024).toString('base64') : '',
       kafka_topic: d.topic,
       kafka_partition: d.partition,
