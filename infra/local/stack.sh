@@ -99,14 +99,19 @@ install_node_modules() {
 }
 
 # Tools only the test suite needs: docker-compose validates docker-compose.yml (no engine required).
+# docker-compose validates docker-compose.yml; promtool (Debian's prometheus package, no daemon is
+# started) checks the Prometheus config and runs the alert rules' unit tests.
 cmd_install_test_tools() {
-  if command -v docker-compose >/dev/null; then return; fi
-  command -v apt-get >/dev/null || die "docker-compose is missing and apt-get is not available"
-  log "installing docker-compose from Debian's packages (used to validate docker-compose.yml)"
+  local missing=()
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  [ ${#missing[@]} -eq 0 ] && return
+  command -v apt-get >/dev/null || die "${missing[*]} missing and apt-get is not available"
+  log "installing ${missing[*]} from Debian's packages (used to validate docker-compose.yml and the alert rules)"
   local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq >"$LOGS/apt.log" 2>&1 || true
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-compose >>"$LOGS/apt.log" 2>&1 \
-    || die "apt-get install docker-compose failed, see $LOGS/apt.log"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$LOGS/apt.log" 2>&1 \
+    || die "apt-get install ${missing[*]} failed, see $LOGS/apt.log"
 }
 
 cmd_install() { install_node_modules; install_kafka; install_clickhouse; command -v redis-server >/dev/null || die "redis-server is missing"; }

@@ -13,7 +13,7 @@ describe('docker-compose.yml', () => {
   it('is valid according to docker-compose', () => {
     // docker-compose is installed by `infra/local/stack.sh install-test-tools` (test/run.sh runs it)
     const out = execFileSync('docker-compose', ['-f', `${root}docker-compose.yml`, 'config'], { encoding: 'utf8' });
-    for (const service of ['kafka', 'clickhouse', 'redis', 'postgres', 'setup', 'gateway', 'aggregator', 'billing']) {
+    for (const service of ['kafka', 'clickhouse', 'redis', 'postgres', 'setup', 'gateway', 'aggregator', 'billing', 'prometheus']) {
       expect(out).toMatch(new RegExp(`^  ${service}:`, 'm'));
     }
   });
@@ -27,6 +27,14 @@ describe('docker-compose.yml', () => {
     expect(cfg.clickhouse.url).toBe('http://clickhouse:8123');
     expect(cfg.redisUrl).toBe('redis://redis:6379');
     expect(cfg.postgresUrl).toBe('postgres://postgres:postgres@postgres:5432/meterline');
+  });
+
+  it("mounts the Prometheus config and alert rules, which promtool accepts, and whose tests pass", () => {
+    expect(compose).toMatch(/\.\/infra\/prometheus:\/etc\/prometheus:ro/);
+    // promtool comes with Debian's prometheus package, installed by `stack.sh install-test-tools`
+    const dir = `${root}infra/prometheus`;
+    expect(execFileSync('promtool', ['check', 'config', 'prometheus.yml'], { cwd: dir, encoding: 'utf8' })).toMatch(/SUCCESS: 6 rules found/);
+    expect(execFileSync('promtool', ['test', 'rules', 'alerts.test.yml'], { cwd: dir, encoding: 'utf8' })).toMatch(/SUCCESS/);
   });
 
   it('uses a current ClickHouse LTS and Kafka 3.9 in KRaft mode', () => {

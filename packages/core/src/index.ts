@@ -17,3 +17,4 @@ export * from './metering/properties.ts';
 export * from './metering/sql.ts';
 export * from './metering/catalog.ts';
 export * from './metering/usage.ts';
+export * from './telemetry/http-metrics.ts';

@@ -2,10 +2,9 @@
 // main.ts and the tests call; any dependency can be injected (tests pass fakes or their own clients).
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
-  ApiKeyCache, createClickHouse, createLogger, createMetricsRegistry, createPostgres, createRedis, findApiKeyOwner, httpServerOptions, opsRoutes,
+  ApiKeyCache, createClickHouse, createLogger, createMetricsRegistry, createPostgres, createRedis, findApiKeyOwner, httpServerOptions, instrumentHttp, opsRoutes,
   type Config,
 } from '@meterline/core';
-import { Histogram } from 'prom-client';
 import type { Deps } from './deps.ts';
 import { CatalogCache } from './cache.ts';
 import { requireApiKey } from './http/auth.ts';
@@ -62,8 +61,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
   installInputGuards(app);
   const routes = collectRoutes(app);
   const registry = createMetricsRegistry('billing');
-  const latency = new Histogram({ name: 'billing_request_seconds', help: 'Billing request latency', labelNames: ['route', 'status'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
-  app.addHook('onResponse', async (req, reply) => { latency.observe({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }, reply.elapsedTime / 1000); });
+  instrumentHttp(app, registry);
   let shuttingDown = false;
   app.decorate('markShuttingDown', () => { shuttingDown = true; });
   await app.register(opsRoutes({

@@ -12,6 +12,7 @@ import {
   ensureTopics,
   findApiKeyOwner,
   httpServerOptions,
+  instrumentHttp,
   opsRoutes,
   type Config,
   type Logger,
@@ -120,6 +121,8 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
+
+  instrumentHttp(app, registry);
 
   // While stopping, every response closes its connection, so that draining does not wait for idle
   // keep-alive sockets (Fastify's keepAliveTimeout is 72 s).
