@@ -117,6 +117,18 @@ describe('validateEvent', () => {
     expect(valid({ ...base, properties: { v: 'x'.repeat(LIMITS.propertyValueMaxLength) } }).properties.v).toHaveLength(1024);
   });
 
+  it('accepts only text every later stage can store: no lone surrogates anywhere, no control characters in ids and keys, no NUL in values', () => {
+    expect(reasons({ ...base, customer_id: 'a\ud800b' })).toEqual(['customer_id:invalid_unicode']);
+    expect(reasons({ ...base, event_name: 'x\udfff' })).toEqual(['event_name:invalid_unicode']);
+    expect(reasons({ ...base, idempotency_id: 'id\u0000' })).toEqual(['idempotency_id:invalid_characters']);
+    expect(reasons({ ...base, properties: { note: 'lone \ud800 surrogate' } })).toEqual(['properties.note:invalid_unicode']);
+    expect(reasons({ ...base, properties: { note: 'a\u0000b' } })).toEqual(['properties.note:invalid_characters']);
+    expect(reasons({ ...base, properties: { ['k\u0001']: 1 } })).toEqual(['properties.k\\u0001:key_invalid_characters']);
+    expect(reasons({ ...base, properties: { ['k\ud800']: 1 } })).toEqual(['properties.k\\ud800:key_invalid_unicode']);
+    // paired surrogates (astral characters), tabs and newlines in values are fine
+    expect(valid({ ...base, customer_id: 'c 😀 𝄞', properties: { note: 'line 1\n\tline 2 😀', tiny: 5e-324 } }).properties).toEqual({ note: 'line 1\n\tline 2 😀', tiny: 5e-324 });
+  });
+
   it('keeps a "__proto__" property as an ordinary key', () => {
     const raw = JSON.parse('{"event_name":"a","customer_id":"c","properties":{"__proto__":"x","n":1}}');
     const e = valid(raw);
