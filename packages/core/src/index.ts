@@ -18,3 +18,6 @@ export * from './metering/sql.ts';
 export * from './metering/catalog.ts';
 export * from './metering/usage.ts';
 export * from './telemetry/http-metrics.ts';
+export * from './clients/redis-keys.ts';
+export * from './util/with-timeout.ts';
+export * from './customers/repository.ts';

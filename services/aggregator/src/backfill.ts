@@ -2,7 +2,7 @@
 // It writes the same keys as live rollups (topic, partition, offset window) with version = the highest
 // offset of the key in the window, so FINAL keeps whichever row is more complete and nothing doubles.
 // Status per version in metric_backfills (running=1 / done=2), read by core's metricVersionStatus.
-import { rollupSelect, sqlNumber, sqlString, type ClickHouseClient, type Logger, type MetricDefinition, type Redis } from '@meterline/core';
+import { redisKeys, rollupSelect, sqlNumber, sqlString, type ClickHouseClient, type Logger, type MetricDefinition, type Redis } from '@meterline/core';
 import type { Counter } from 'prom-client';
 import { errorSummary, isPermanentQueryError } from './failures.ts';
 import type { MetricHealth } from './metric-health.ts';
@@ -93,7 +93,7 @@ export class Backfiller {
   private async runOne(m: MetricDefinition): Promise<void> {
     if ((await this.status(m)) >= 2) return;
     // one instance at a time per version; if the holder dies the lock expires and another retries
-    const lock = `ml:agg:backfill:${key(m)}`;
+    const lock = redisKeys.aggregatorBackfillLock(m.organizationId, m.metricId, m.version);
     const got = await this.d.redis.set(lock, String(process.pid), 'PX', 10 * 60_000, 'NX');
     if (got !== 'OK') throw new Error('backfill held by another instance'); // retried until it is done
 

@@ -3,13 +3,12 @@
 // of the record that owns the id: SET key "p:o" NX GET. nil (first claim) or our own "p:o" (a replay of
 // the same record) => count it; anything else => duplicate, skip. The decision depends only on which
 // record claimed first, so every replay after a crash decides the same way.
-import { createHash } from 'node:crypto';
-import type { Redis } from '@meterline/core';
+import { redisKeys, type Redis } from '@meterline/core';
 
 export interface ClaimInput { organizationId: string; idempotencyId: string; partition: number; offset: string }
 
 export function claimKey(organizationId: string, idempotencyId: string): string {
-  return `ml:agg:claim:${organizationId}:${createHash('sha256').update(idempotencyId, 'utf8').digest('hex')}`;
+  return redisKeys.aggregatorClaim(organizationId, idempotencyId);
 }
 
 /** For each input, true = count it (first or own claim), false = duplicate. Throws when Redis fails. */

@@ -1,6 +1,6 @@
 // Deduplication claims in Redis (protocol in README "Deduplication").
 //
-//   key   d:{<org>}:<base64 of the first 16 bytes of sha256(idempotency_id)>
+//   key   ml:gw:dedup:{<org>}:<base64 of the first 16 bytes of sha256(idempotency_id)> (core's redisKeys)
 //         ({org} is a Redis Cluster hash tag: one organization's keys share a slot, so the Lua release
 //         and the pipelines stay valid on a cluster.)
 //   claim SET key pending:<token> NX PX <claimTtl> GET   → nil: ours | "done": duplicate | "pending:*": in flight
@@ -8,8 +8,8 @@
 //   fail  compare-and-delete our pending:<token> (Lua)   (Kafka failed: the client's retry must succeed)
 // A gateway that dies between claim and ack leaves a pending claim that expires after claimTtl, so the
 // client's retry is then accepted (status "retry" until then, never "duplicate").
-import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from '@meterline/core';
+import { randomBytes } from 'node:crypto';
+import { redisKeys, type Redis } from '@meterline/core';
 
 export type ClaimOutcome = 'claimed' | 'duplicate' | 'in_flight';
 
@@ -24,8 +24,7 @@ end
 return n`;
 
 export function dedupKey(organizationId: string, idempotencyId: string): string {
-  const digest = createHash('sha256').update(idempotencyId, 'utf8').digest().subarray(0, 16).toString('base64');
-  return `d:{${organizationId}}:${digest}`;
+  return redisKeys.gatewayDedup(organizationId, idempotencyId);
 }
 
 export class DedupStore {

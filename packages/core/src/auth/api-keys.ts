@@ -2,8 +2,10 @@
 // (for listing) are stored. Keys are 32 random bytes, so a fast hash is enough: there is nothing to
 // brute-force, unlike passwords.
 import { createHash, randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { PgPool } from '../clients/postgres.ts';
 import type { Redis } from '../clients/redis.ts';
+import { redisKeys } from '../clients/redis-keys.ts';
 
 export const API_KEY_PREFIX = 'ml_';
 
@@ -34,13 +36,13 @@ export async function findApiKeyOwner(pool: PgPool, key: string): Promise<ApiKey
 }
 
 /** Redis pub/sub channel announcing that API keys were revoked or an organization archived. */
-export const API_KEYS_CHANGED_CHANNEL = 'meterline:api-keys:changed';
+export const API_KEYS_CHANGED_CHANNEL: string = redisKeys.apiKeysChangedChannel;
 
 /** Tells every ApiKeyCache (all services) to forget what it cached. Call after the change is committed. */
 export async function publishApiKeysChanged(
   redis: Redis,
   change: { organizationId: string; keyId?: string; reason: 'revoked' | 'organization_archived' },
-  channel = API_KEYS_CHANGED_CHANNEL,
+  channel: string = API_KEYS_CHANGED_CHANNEL,
 ): Promise<number> {
   return redis.publish(channel, JSON.stringify(change));
 }
@@ -68,7 +70,8 @@ export interface ApiKeyCacheFollowOptions {
  * A lookup that started before a clear does not store its (possibly stale) result.
  */
 export class ApiKeyCache {
-  private readonly entries = new Map<string, { owner: ApiKeyOwner | null; expires: number }>();
+  // LRU bounded by maxEntries, a TTL per entry (hits, misses, and the short one while unsubscribed)
+  private readonly entries: LRUCache<string, { owner: ApiKeyOwner | null }>;
   private generation = 0;
   private subscriber: Redis | null = null;
   private subscribed = true; // no subscription: plain TTL behaviour
@@ -79,20 +82,20 @@ export class ApiKeyCache {
     private readonly lookup: (key: string) => Promise<ApiKeyOwner | null>,
     private readonly ttlMs = 30_000,
     private readonly negativeTtlMs = 5_000,
-    private readonly maxEntries = 10_000,
-  ) {}
+    maxEntries = 10_000,
+  ) {
+    this.entries = new LRUCache({ max: maxEntries, ttl: ttlMs, ttlAutopurge: false });
+  }
 
   async resolve(key: string): Promise<ApiKeyOwner | null> {
     const hit = this.entries.get(key);
-    const now = Date.now();
-    if (hit && hit.expires > now) return hit.owner;
+    if (hit) return hit.owner;
     const generation = this.generation;
     const owner = await this.lookup(key);
     if (generation !== this.generation) return owner; // cleared while we looked: don't cache a stale answer
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
     let ttl = owner ? this.ttlMs : this.negativeTtlMs;
     if (!this.subscribed) ttl = Math.min(ttl, this.unsubscribedTtlMs);
-    this.entries.set(key, { owner, expires: Date.now() + ttl });
+    this.entries.set(key, { owner }, { ttl });
     return owner;
   }
 

@@ -14,7 +14,7 @@
 //     from ClickHouse; a new window is a new key, so usage resets with the period.
 // Gauges (aggregation `latest`, e.g. seats) use SET: the key holds the last value set through the
 // API, kept `gaugeTtlMs` (60 s) so that it shadows ClickHouse only while the event is in flight.
-import type { Redis } from '@meterline/core';
+import { redisKeys, type Redis } from '@meterline/core';
 
 const CHECK = `
 local mode = ARGV[6]
@@ -62,7 +62,7 @@ export class UsageLedger {
 
   static key(k: LedgerKey): string {
     // a hash tag keeps one customer's keys in one slot if this ever runs on Redis Cluster
-    return `ml:billing:usage:{${k.orgId}:${k.customerId}}:${k.featureId}:v${k.metricVersion}:${k.windowStartMs}`;
+    return redisKeys.billingUsage(k);
   }
 
   /** Atomically: current = max(ledger, clickhouse) (gauge: ledger ?? clickhouse); allowed = current + required <= limit; consume when asked. */
