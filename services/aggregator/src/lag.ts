@@ -1,7 +1,7 @@
 // Honest consumer health. On a timer (not when a batch completes: a stuck consumer completes none) it
 // reads the group's committed offsets and the topic's log-end offsets from Kafka and exports
-//   aggregator_consumer_lag{topic,partition}      = log end - committed (the earliest offset if none)
-//   aggregator_partition_stalled{topic,partition} = 1 when lag > 0 and the committed offset has not
+//   meterline_aggregator_consumer_lag{topic,partition}      = log end - committed (the earliest offset if none)
+//   meterline_aggregator_partition_stalled{topic,partition} = 1 when lag > 0 and the committed offset has not
 //                                                    moved for AGGREGATOR_STALL_AFTER_MS
 // A stall is logged as an error once when it starts (and when it ends), and /readyz answers 503
 // naming the stalled partitions this instance owns.

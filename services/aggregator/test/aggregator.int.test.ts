@@ -192,9 +192,9 @@ describe('aggregator core path', () => {
     const ready = await agg.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     const text = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
-    expect(text).toMatch(/aggregator_dead_letters_total\{reason="bad_magic",attributed="no"/);
-    expect(text).toMatch(/aggregator_duplicates_total\{[^}]*\} 15/);
-    expect(text).toMatch(/aggregator_event_freshness_seconds_count\{[^}]*\} [1-9]/);
-    expect(text).toMatch(/aggregator_consumer_lag\{/);
+    expect(text).toMatch(/meterline_aggregator_dead_letters_total\{reason="bad_magic",attributed="no"/);
+    expect(text).toMatch(/meterline_aggregator_duplicates_total\{[^}]*\} 15/);
+    expect(text).toMatch(/meterline_aggregator_event_freshness_seconds_count\{[^}]*\} [1-9]/);
+    expect(text).toMatch(/meterline_aggregator_consumer_lag\{/);
   });
 });

@@ -78,7 +78,7 @@ describe('ClickHouse outage', () => {
     for (let r = 0; r < 10; r++) { await round(100); await new Promise((res) => setTimeout(res, 300)); }
     // the aggregator is retrying, not skipping: retries counted, not ready
     const metricsText = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
-    expect(metricsText).toMatch(/aggregator_retries_total\{[^}]*stage="(progress|raw_insert|rollup|claims)"[^}]*\} [1-9]/);
+    expect(metricsText).toMatch(/meterline_aggregator_retries_total\{[^}]*stage="(progress|raw_insert|rollup|claims)"[^}]*\} [1-9]/);
     expect((await agg.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(503);
     await waitFor(async () => Date.now() - downAt, (ms) => ms > 10_000, { timeoutMs: 20_000 });
     await stack.start('clickhouse');

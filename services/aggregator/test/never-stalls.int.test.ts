@@ -136,7 +136,7 @@ describe('poison records', () => {
     expect((await rs.json<{ c: string; u: string; p: string }>())[0]).toEqual({ c: '80', u: '80', p: '0' });
     await waitFor(committedEqualsEnd, (ok) => ok, { what: 'every partition committed to its end' });
     const metrics = await (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
-    expect(metrics).toMatch(/aggregator_dead_letters_total\{reason="clickhouse_rejected",attributed="yes"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/meterline_aggregator_dead_letters_total\{reason="clickhouse_rejected",attributed="yes"[^}]*\} [1-9]/);
   });
 
   it('marks a metric whose filter ClickHouse cannot parse invalid, once, with the reason; other metrics keep counting', async () => {
@@ -150,7 +150,7 @@ describe('poison records', () => {
     await producer.send({ topic: config.kafka.eventsTopic, acks: -1, messages: [ev(customer), ev(customer)].map((e) => ({ key: eventKey(e), value: encodeEvent(e) })) });
     await waitFor(() => usageOf(customer), (n) => n === 2, { what: 'good metric still counting' });
     const metrics = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
-    expect(metrics).toMatch(/aggregator_invalid_metric_versions_total\{[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/meterline_aggregator_invalid_metric_versions_total\{[^}]*\} [1-9]/);
     // once: the catalog re-reads changed rows for 30 s, but the version is marked a single time
     const marks = await ch.query({ query: `SELECT count() AS c FROM metric_backfills WHERE organization_id = '${org.organizationId}' AND metric_id = 'tiny' AND status = 'invalid'`, format: 'JSONEachRow' });
     expect((await marks.json<{ c: string }>())[0]?.c).toBe('1');
@@ -177,17 +177,17 @@ describe('honest health', () => {
       expect(consumerCheck).toContain(`${config.kafka.eventsTopic}[2] lag 25`);
       expect(consumerCheck).toContain(`${config.kafka.eventsTopic}[3] lag 25`);
       const text = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
-      expect(text).toMatch(new RegExp(`aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 1`));
-      expect(text).toMatch(new RegExp(`aggregator_consumer_lag\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 25`));
-      expect(text).toMatch(new RegExp(`aggregator_consumer_lag\\{topic="${config.kafka.eventsTopic}",partition="0"[^}]*\\} 0`));
-      expect(text).toMatch(new RegExp(`aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="0"[^}]*\\} 0`));
+      expect(text).toMatch(new RegExp(`meterline_aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 1`));
+      expect(text).toMatch(new RegExp(`meterline_aggregator_consumer_lag\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 25`));
+      expect(text).toMatch(new RegExp(`meterline_aggregator_consumer_lag\\{topic="${config.kafka.eventsTopic}",partition="0"[^}]*\\} 0`));
+      expect(text).toMatch(new RegExp(`meterline_aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="0"[^}]*\\} 0`));
 
       await ch.command({ query: 'ATTACH TABLE events_by_offset' });
       detached = false;
       await waitFor(async () => (await usageOf(customers[0])) + (await usageOf(customers[1])), (n) => n === 50, { what: 'all 50 counted after recovery', timeoutMs: 20_000 });
       await waitFor(async () => (await agg.app.inject({ method: 'GET', url: '/readyz' })).statusCode, (s) => s === 200, { what: '/readyz 200 again', timeoutMs: 15_000 });
       const after = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
-      expect(after).toMatch(new RegExp(`aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 0`));
+      expect(after).toMatch(new RegExp(`meterline_aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 0`));
     } finally {
       if (detached) await ch.command({ query: 'ATTACH TABLE events_by_offset' }).catch(() => undefined);
     }
