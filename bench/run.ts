@@ -1,7 +1,6 @@
 // `npm run bench`: Meterline benchmarks next to their baselines, on the local stack.
 //
-// Phases (each bounded in events and time; a phase whose service does not exist yet is reported as
-// skipped, a failing phase is reported and the run continues):
+// Phases (each bounded in events and time; a failing phase is reported and the run continues):
 //   floor       plain Redis GET round trips from Node
 //   kafka       raw kafkajs producer, same Avro-encoded events, batches of 1/100/1000
 //   ingest      gateway (child process) POST /v1/events, batches of 1/100/1000
@@ -17,11 +16,11 @@ process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 import os from 'node:os';
 import path from 'node:path';
 import { createClickHouse, createKafka, ensureTopics, type ClickHouseClient, type PgPool } from '@meterline/core';
-import { ServiceProcess, serviceExists, portInUse, ROOT, type ServiceName } from './lib/proc.ts';
+import { ServiceProcess, portInUse, ROOT, type ServiceName } from './lib/proc.ts';
 import { bringUpSharedStack, ensurePostgres, ensureStackInstalled, createBenchOrg, pgPool, prepare, runEnv, type BenchOrg, type RunEnv } from './lib/env.ts';
 import { closedLoop, openLoop, EventSource, GatewayClient } from './lib/load.ts';
 import { ClickHouseKafkaEngine, jsonEncoder, kafkaProducerBaseline, redisGetFloor } from './lib/baselines.ts';
-import { aggregateTotal, loadQueryUsage, rawCount } from './lib/usage.ts';
+import { aggregateTotal, rawCount } from './lib/usage.ts';
 import { fmtInt, fmtNum, nowMs, sleep, summarize, table, type LatencySummary } from './lib/stats.ts';
 import { entitlementPhase } from './lib/entitlement.ts';
 import { PrivateStack } from '../test/support/private-stack.ts';
@@ -42,14 +41,8 @@ const loadavgAtStart = os.loadavg();
 const log = (msg: string) => console.error(`[bench +${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}`);
 const budgetLeft = () => TOTAL_BUDGET_MS - (Date.now() - started);
 
-async function phase(name: string, needs: ServiceName[], fn: () => Promise<Record<string, unknown>>): Promise<void> {
+async function phase(name: string, fn: () => Promise<Record<string, unknown>>): Promise<void> {
   if (!PHASES.has(name)) return;
-  const missing = needs.filter((s) => !serviceExists(s));
-  if (missing.length) {
-    phases[name] = { status: 'skipped', reason: `services/${missing.join(', ')}/src/main.ts does not exist yet` };
-    log(`${name}: skipped (${missing.join(', ')} missing)`);
-    return;
-  }
   if (budgetLeft() < 20_000) {
     phases[name] = { status: 'skipped', reason: 'time budget exhausted' };
     return;
@@ -136,7 +129,7 @@ try {
   fOrg = await createBenchOrg(pool, 'bench.fresh');
   eOrg = await createBenchOrg(pool, 'bench.ent');
 
-  await phase('floor', [], async () => {
+  await phase('floor', async () => {
     const single = await redisGetFloor({ redisUrl: run.config.redisUrl, concurrency: 1, durationMs: 2_000, maxRequests: 50_000 });
     const conc = await redisGetFloor({ redisUrl: run.config.redisUrl, concurrency: 32, durationMs: 3_000, maxRequests: 500_000 });
     return {
@@ -145,7 +138,7 @@ try {
     };
   });
 
-  await phase('kafka', [], async () => {
+  await phase('kafka', async () => {
     const topic = await newTopic('baseline');
     // One connected producer for every step, warmed up like the gateway is (metadata, leaders, JIT).
     const producer = createKafka(run.config.kafka).producer({ allowAutoTopicCreation: false });
@@ -163,7 +156,7 @@ try {
     return { topic, byBatch: kafkaResults };
   });
 
-  await phase('ingest', ['gateway'], async () => {
+  await phase('ingest', async () => {
     // Its own topic, so that the aggregator of the later phases does not have to chew through these events.
     const topic = await newTopic('ingest');
     const gw = new ServiceProcess('gateway', PORTS.gateway, { ...run.env, ...portsEnv, KAFKA_EVENTS_TOPIC: topic }, path.join(logDir, 'ingest'));
@@ -187,8 +180,7 @@ try {
     return { byBatch: ingestResults, ratioGatewayToKafka: ratios, maxEventsPerSec: maxIngestRate };
   });
 
-  await phase('e2e', ['gateway', 'aggregator'], async () => {
-    if (!(await loadQueryUsage())) throw new Error('queryUsage does not exist yet (packages/core/src/metering/usage.ts)');
+  await phase('e2e', async () => {
     const gw = service('gateway');
     await gw.start();
     const agg = service('aggregator');
@@ -226,8 +218,7 @@ try {
     };
   });
 
-  await phase('freshness', ['gateway', 'aggregator'], async () => {
-    if (!(await loadQueryUsage())) throw new Error('queryUsage does not exist yet');
+  await phase('freshness', async () => {
     // half of the maximum rate the whole pipeline sustains (the e2e run), else of the gateway's
     const e2eRate = (phases.e2e as { sustainedEventsPerSec?: number } | undefined)?.sustainedEventsPerSec;
     const maxRate = Math.min(maxIngestRate || Infinity, e2eRate || Infinity);
@@ -273,7 +264,7 @@ try {
       freshnessDefinition: 'time from posting a probe event until queryUsage includes it (polled every 20 ms)', freshness: lat(samples), probeAckLatency: lat(ackLatency) };
   });
 
-  await phase('chkafka', [], async () => {
+  await phase('chkafka', async () => {
     const events = E2E_EVENTS;
     const partitions = run.config.kafka.eventsPartitions;
     const topic = await newTopic('json', partitions);
@@ -314,10 +305,10 @@ try {
     }
   });
 
-  await phase('entitlement', ['billing', 'gateway'], async () => {
+  await phase('entitlement', async () => {
     const gw = service('gateway');
     await gw.start();
-    if (serviceExists('aggregator')) await service('aggregator').start();
+    await service('aggregator').start();
     const billing = service('billing');
     await billing.start();
     const rate = Math.max(1000, Math.floor((maxIngestRate || 20_000) / 2));

@@ -2,7 +2,7 @@
 // own environment, waits for /readyz, samples peak RSS (VmHWM in /proc/<pid>/status) and can kill it
 // with SIGKILL (fault drills) or stop it gracefully.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, createWriteStream, mkdirSync } from 'node:fs';
+import { readFileSync, createWriteStream, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,10 +10,6 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export type ServiceName = 'gateway' | 'aggregator' | 'billing';
-
-export function serviceExists(name: ServiceName): boolean {
-  return existsSync(path.join(ROOT, 'services', name, 'src', 'main.ts'));
-}
 
 /** Peak resident set size (VmHWM) of a live process, in bytes; null if it is gone. */
 export function readVmHWM(pid: number): number | null {

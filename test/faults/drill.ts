@@ -8,12 +8,12 @@
 // Postgres is the machine's own (never stopped); the drill uses its own database, meterline_faults.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { createClickHouse, createKafka, createPostgres, decodeEvent, setupBackingServices, sqlIdentifier, sqlString, loadConfig, type ClickHouseClient, type Config } from '@meterline/core';
+import { createClickHouse, createPostgres, setupBackingServices, sqlIdentifier, sqlString, loadConfig, type ClickHouseClient, type Config } from '@meterline/core';
 import { PrivateStack } from '../support/private-stack.ts';
-import { ServiceProcess, serviceExists, portInUse, ROOT } from '../../bench/lib/proc.ts';
+import { ServiceProcess, portInUse, ROOT } from '../../bench/lib/proc.ts';
 import { EventSource } from '../../bench/lib/load.ts';
 import { createBenchOrg, ensurePostgres, ensureStackInstalled, type BenchOrg } from '../../bench/lib/env.ts';
-import { aggregateTotal, loadQueryUsage } from '../../bench/lib/usage.ts';
+import { aggregateTotal } from '../../bench/lib/usage.ts';
 import { sleep, table } from '../../bench/lib/stats.ts';
 import { Streamer } from './streamer.ts';
 
@@ -42,15 +42,13 @@ export interface FaultRow {
   sent: number;
   acknowledged: number;
   unacknowledged: number;
-  countedRaw: number | null;
+  countedRaw: number;
   countedAggregates: number | null;
   lost: number;
   doubled: number;
   retries: number;
   /** Events first unacknowledged (failed attempt), then posted again with the same ids. */
   retriedEvents: number;
-  /** Where the counts come from: 'clickhouse' (raw FINAL + aggregates) or 'kafka' (before the aggregator existed). */
-  verifiedIn: 'clickhouse' | 'kafka';
   notes: string[];
 }
 
@@ -60,23 +58,12 @@ export interface DrillReport {
   durationSeconds: number;
 }
 
-const APPLICABLE: Record<FaultKind, ('gateway' | 'aggregator')[]> = {
-  aggregator_kill9: ['gateway', 'aggregator'],
-  gateway_kill9: ['gateway'],
-  kafka_restart: ['gateway'],
-  clickhouse_stop_30s: ['gateway', 'aggregator'],
-  redis_restart: ['gateway'],
-};
 
 export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
   const log = opts.log ?? ((m: string) => console.error(`[drill] ${m}`));
   const started = Date.now();
   const runId = `f${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
-  const withAggregator = serviceExists('aggregator') && (await loadQueryUsage()) !== null;
-  if (!serviceExists('gateway')) throw new Error('services/gateway/src/main.ts does not exist');
-  const kinds = (opts.faults ?? FAULT_KINDS).filter((k) => APPLICABLE[k].every((s) => s === 'gateway' || withAggregator));
-  const skipped = (opts.faults ?? FAULT_KINDS).filter((k) => !kinds.includes(k));
-  if (skipped.length) log(`skipping ${skipped.join(', ')}: the aggregator (or queryUsage) does not exist yet`);
+  const kinds = opts.faults ?? FAULT_KINDS;
 
   for (let port = opts.basePort; port <= opts.basePort + 7; port++) {
     if (await portInUse(port)) throw new Error(`port ${port} is in use: an interrupted drill left something running on ${opts.basePort}..${opts.basePort + 7}`);
@@ -118,7 +105,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
     ch = createClickHouse(config.clickhouse);
     const org = await createBenchOrg(pool, 'drill.call');
     await gateway.start();
-    if (withAggregator) await aggregator.start();
+    await aggregator.start();
     const fromMs = Date.now() - 60 * 60_000;
 
     const streamers = new Map<FaultKind, { streamer: Streamer; customers: string[]; injected: number; notes: string[] }>();
@@ -138,7 +125,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
         entry.injected++;
         // recovered = the services answer again and the pipeline acknowledges new events
         await gateway.start();
-        if (withAggregator) await aggregator.start();
+        await aggregator.start();
         await streamer.waitForAckAfter(Date.now(), 180_000);
         log(`${kind}: injection ${rep + 1}/${opts.repetitions} done, recovered after ${((Date.now() - before) / 1000).toFixed(1)} s`);
         await sleep(opts.steadyMs);
@@ -149,10 +136,8 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
 
     for (const kind of kinds) {
       const { streamer, customers, injected, notes } = streamers.get(kind)!;
-      const counts = withAggregator
-        ? await settleClickHouse(ch, config, org, customers, streamer.acked.length, fromMs, opts.settleTimeoutMs)
-        : await countInKafka(config, org.organizationId, new Set(customers));
-      rows.push(verdict(kind, injected, streamer, counts, withAggregator ? 'clickhouse' : 'kafka', notes));
+      const counts = await settleClickHouse(ch, config, org, customers, streamer.acked.length, fromMs, opts.settleTimeoutMs);
+      rows.push(verdict(kind, injected, streamer, counts, notes));
     }
   } finally {
     await gateway.stop().catch(() => undefined);
@@ -201,7 +186,7 @@ async function inject(
 }
 
 interface Counts {
-  /** idempotency id -> rows in the raw table (FINAL), or records in Kafka */
+  /** idempotency id -> rows in the raw table (FINAL) */
   perId: Map<string, number>;
   aggregates: number | null;
 }
@@ -237,35 +222,7 @@ async function settleClickHouse(ch: ClickHouseClient, config: Config, org: Bench
 }
 
 /** Before the aggregator exists: read the whole events topic and count each id's records. */
-async function countInKafka(config: Config, organizationId: string, customers: Set<string>): Promise<Counts> {
-  const kafka = createKafka(config.kafka);
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = await admin.fetchTopicOffsets(config.kafka.eventsTopic);
-  await admin.disconnect();
-  const remaining = new Map(ends.filter((p) => Number(p.high) > 0).map((p) => [p.partition, Number(p.high)]));
-  const perId = new Map<string, number>();
-  const consumer = kafka.consumer({ groupId: `${config.kafka.clientId}_verify_${Date.now()}` });
-  await consumer.connect();
-  await consumer.subscribe({ topic: config.kafka.eventsTopic, fromBeginning: true });
-  await new Promise<void>((resolve, reject) => {
-    if (remaining.size === 0) return resolve();
-    consumer.run({
-      eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) {
-          const e = decodeEvent(m.value!);
-          if (e.organizationId === organizationId && customers.has(e.customerId)) perId.set(e.idempotencyId, (perId.get(e.idempotencyId) ?? 0) + 1);
-          if (Number(m.offset) + 1 >= (remaining.get(batch.partition) ?? Infinity)) remaining.delete(batch.partition);
-        }
-        if (remaining.size === 0) resolve();
-      },
-    }).catch(reject);
-  });
-  await consumer.disconnect();
-  return { perId, aggregates: null };
-}
-
-function verdict(kind: FaultKind, injected: number, s: Streamer, counts: Counts, verifiedIn: 'clickhouse' | 'kafka', notes: string[]): FaultRow {
+function verdict(kind: FaultKind, injected: number, s: Streamer, counts: Counts, notes: string[]): FaultRow {
   let lost = 0;
   for (const id of s.acked) if (!counts.perId.has(id)) lost++;
   let doubled = 0;
@@ -277,9 +234,8 @@ function verdict(kind: FaultKind, injected: number, s: Streamer, counts: Counts,
   }
   return {
     fault: kind, injected, sent: s.sent, acknowledged: s.acked.length, unacknowledged: s.unacked.length,
-    countedRaw: verifiedIn === 'clickhouse' ? distinct : null, countedAggregates: counts.aggregates,
-    lost, doubled, retries: s.retries, retriedEvents: s.retriedEvents, verifiedIn,
-    notes: verifiedIn === 'kafka' ? [...notes, `counted in the Kafka topic (${distinct} distinct ids): aggregator not available`] : notes,
+    countedRaw: distinct, countedAggregates: counts.aggregates,
+    lost, doubled, retries: s.retries, retriedEvents: s.retriedEvents, notes,
   };
 }
 

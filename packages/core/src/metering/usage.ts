@@ -122,8 +122,3 @@ export async function metricVersionStatus(ch: ClickHouseClient, metric: Pick<Met
   const r = Number((await rs.json<{ r: number | string }>())[0]?.r ?? 0);
   return r >= 3 ? 'invalid' : r === 2 ? 'ready' : r === 1 ? 'backfilling' : 'pending';
 }
-
-/** True when metricVersionStatus is 'ready'. */
-export async function metricVersionReady(ch: ClickHouseClient, metric: Pick<MetricDefinition, 'organizationId' | 'metricId' | 'version'>): Promise<boolean> {
-  return (await metricVersionStatus(ch, metric)) === 'ready';
-}

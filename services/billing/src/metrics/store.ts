@@ -30,10 +30,6 @@ export async function getMetric(pool: PgPool, orgId: string, metricId: string, i
   return rows[0] ?? null;
 }
 
-export async function getMetricsByEvent(pool: PgPool, orgId: string, eventName: string) {
-  const { rows } = await pool.query<MetricRow>(`SELECT ${COLS} FROM billable_metrics WHERE organization_id = $1 AND event_name = $2 AND archived_at IS NULL`, [orgId, eventName]);
-  return rows;
-}
 
 export async function listMetrics(pool: PgPool, orgId: string, o: { limit: number; offset: number; include_archived: boolean }) {
   const { rows } = await pool.query<MetricRow>(
