@@ -7,23 +7,11 @@ import type { Message } from 'kafkajs';
 import type { DedupStore } from './dedup.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { ProduceQueue } from './produce-queue.ts';
-import type { FieldError, ValidEvent } from './validation.ts';
+import type { EventResult, IngestSummary } from '@meterline/contracts';
+import type { ValidEvent } from './validation.ts';
 
-export type EventStatus = 'accepted' | 'duplicate' | 'rejected' | 'retry' | 'ignored';
-
-export interface EventResult {
-  index: number;
-  status: EventStatus;
-  idempotency_id?: string;
-  /** For a duplicate of an earlier event of the same request. */
-  duplicate_of?: number;
-  /** For rejected events: every problem found. */
-  errors?: FieldError[];
-  /** For retry / ignored: why. */
-  reason?: string;
-  /** For Segment identify: the customer that was created or updated. */
-  customer_id?: string;
-}
+// The response types are the wire contract shared with the SDK (@meterline/contracts, packages/contracts/src/ingest.ts).
+export type { EventResult, EventStatus, IngestSummary } from '@meterline/contracts';
 
 /** One item of a request after validation: either an event to ingest or an already final result. */
 export type PreparedItem = { event: ValidEvent } | { result: Omit<EventResult, 'index'> };
@@ -34,15 +22,6 @@ export class UnavailableError extends Error {
   constructor(readonly cause_: UnavailableCause, message: string, readonly retryAfterSeconds = 2) {
     super(message);
   }
-}
-
-export interface IngestSummary {
-  accepted: number;
-  duplicates: number;
-  rejected: number;
-  retry: number;
-  ignored: number;
-  results: EventResult[];
 }
 
 export class Ingestor {
