@@ -19,7 +19,7 @@ import { planRoutes } from './plans/routes.ts';
 import { subscriptionRoutes } from './subscriptions/routes.ts';
 import { invoiceRoutes } from './invoices/routes.ts';
 import { entitlementRoutes } from './entitlements/routes.ts';
-import { runRenewals } from './subscriptions/service.ts';
+import { startScheduler } from './invoices/scheduler.ts';
 import { clickHouseUsageReader } from './usage/reader.ts';
 import { kafkaUsageRecorder } from './usage/recorder.ts';
 import { UsageLedger } from './usage/ledger.ts';
@@ -101,10 +101,7 @@ export async function startBilling(config: Config, partial: Partial<Deps> = {}, 
   const app = await buildBillingApp(deps);
   const address = await app.listen({ port: opts.port ?? config.billing.port, host: config.billing.host });
   const url = address.replace('[::1]', '127.0.0.1');
-  const interval = opts.renewalIntervalMs ?? 30_000;
-  let renewing: Promise<unknown> = Promise.resolve();
-  const timer = interval > 0 ? setInterval(() => { renewing = runRenewals(deps).catch((err) => deps.logger.error({ err }, 'renewal loop failed')); }, interval) : null;
-  timer?.unref();
+  const scheduler = startScheduler(deps, opts.renewalIntervalMs ?? 30_000);
   let stopped = false;
   return {
     app, url, deps,
@@ -112,8 +109,7 @@ export async function startBilling(config: Config, partial: Partial<Deps> = {}, 
       if (stopped) return;
       stopped = true;
       (app as unknown as { markShuttingDown: () => void }).markShuttingDown();
-      if (timer) clearInterval(timer);
-      await renewing;
+      await scheduler.stop();
       await app.close();
       await deps.recorder.stop().catch(() => undefined);
       if (!partial.redis) deps.redis.disconnect();

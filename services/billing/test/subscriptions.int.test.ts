@@ -2,9 +2,12 @@
 // (usage itself is exercised through the real pipeline in entitlements.int.test.ts): renewals,
 // turn_off_auto_renew, end_current_subscription_and_bill / _dont_bill (with and without a new plan),
 // change_subscription_plan with proration, plan versioning, trials, invoices and amount due.
+// Reads never close periods (pure-reads.int.test.ts): where a period ends, the test runs the scheduler
+// (runDueSubscriptions, scoped to its own organization) as the renewal loop would.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrg, startTestBilling } from './helpers.ts';
 import type { BillingHandle, UsageQuery, UsageReader } from '../src/index.ts';
+import { runDueSubscriptions } from '../src/invoices/scheduler.ts';
 
 let billing: BillingHandle;
 let url: string;
@@ -45,6 +48,7 @@ async function setup() {
   expect((await o.api.post('/v1/customers', { customer_id: 'c1' })).status).toBe(201);
   return o;
 }
+const runScheduler = (orgId: string) => runDueSubscriptions(billing.deps, new Date(clock), { organizationId: orgId });
 const invoicesOf = async (api: Awaited<ReturnType<typeof setup>>['api'], sub: string) => (await api.get(`/v1/invoices?subscription_id=${sub}`)).body.data as any[];
 
 describe('subscriptions', () => {
@@ -76,7 +80,7 @@ describe('subscriptions', () => {
   it('renews each period with an invoice (usage in arrears + next flat fee in advance); detail shows usage so far', async () => {
     clock = Date.parse('2026-03-15T00:00:00Z');
     apiCallsPerQuery = 3500;
-    const { api } = await setup();
+    const { api, orgId } = await setup();
     const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-01-01T00:00:00Z' });
     expect(s.status).toBe(201);
     expect(s.body).toMatchObject({ status: 'active', current_period_start: '2026-03-01T00:00:00.000Z', current_period_end: '2026-04-01T00:00:00.000Z' });
@@ -94,10 +98,11 @@ describe('subscriptions', () => {
     expect(detail.body.usage_amount_so_far).toBe('1.00');
     const q = queries[queries.length - 1]!;
     expect(q.from.toISOString()).toBe('2026-03-01T00:00:00.000Z');
-    // the renewal loop (runRenewals) and lazy reads agree: crossing the boundary closes March
+    // crossing the boundary: reads already show April, the scheduler closes March
     clock = Date.parse('2026-04-01T00:00:01Z');
-    const { runRenewals } = await import('../src/subscriptions/service.ts');
-    expect(await runRenewals(billing.deps)).toBeGreaterThanOrEqual(1);
+    expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.current_period_start).toBe('2026-04-01T00:00:00.000Z');
+    expect((await invoicesOf(api, s.body.subscription_id)).length).toBe(3);
+    expect(await runScheduler(orgId)).toMatchObject({ advanced: 1, invoices: 1, failed: 0 });
     expect((await invoicesOf(api, s.body.subscription_id)).length).toBe(4);
     expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.current_period_start).toBe('2026-04-01T00:00:00.000Z');
     const cust = await api.get('/v1/customers/c1');
@@ -108,13 +113,17 @@ describe('subscriptions', () => {
 
   it('turn_off_auto_renew ends the subscription at period end', async () => {
     clock = Date.parse('2026-03-10T00:00:00Z');
-    const { api } = await setup();
+    const { api, orgId } = await setup();
     const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-03-01T00:00:00Z' });
     const c = await api.post(`/v1/subscriptions/${s.body.subscription_id}/cancel`, { type: 'turn_off_auto_renew' });
     expect(c.body).toMatchObject({ status: 'active', auto_renew: false });
     clock = Date.parse('2026-04-01T00:00:00Z');
     const after = await api.get(`/v1/subscriptions/${s.body.subscription_id}`);
     expect(after.body).toMatchObject({ status: 'ended', ended_at: '2026-04-01T00:00:00.000Z', end_reason: 'auto_renew_off' });
+    expect((await api.get('/v1/subscriptions?status=active')).body.data).toEqual([]); // the list filters on the status as of now
+    expect((await api.get('/v1/subscriptions?status=ended')).body.data).toHaveLength(1);
+    expect(await runScheduler(orgId)).toMatchObject({ advanced: 1, invoices: 1 });
+    expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body).toEqual(after.body);
     const inv = await invoicesOf(api, s.body.subscription_id);
     expect(inv.map((i) => [i.reason, i.total])).toEqual([['subscription_start', '49.00'], ['period_close', '1.00']]); // no next-period fee
     expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { turn_off_auto_renew: true })).status).toBe(409);
@@ -157,7 +166,7 @@ describe('subscriptions', () => {
   it('change_subscription_plan switches mid-period with proration; usage at close uses the new plan', async () => {
     clock = Date.parse('2026-04-16T00:00:00Z'); // half of April (30 days)
     apiCallsPerQuery = 3500;
-    const { api } = await setup();
+    const { api, orgId } = await setup();
     const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-04-01T00:00:00Z' });
     expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { plan_id: 'scale' })).status).toBe(400);
     expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'change_subscription_plan' })).status).toBe(400);
@@ -170,6 +179,7 @@ describe('subscriptions', () => {
     expect(change.total).toBe('25.00');
     clock = Date.parse('2026-05-01T00:00:00Z');
     expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.current_period_start).toBe('2026-05-01T00:00:00.000Z');
+    await runScheduler(orgId);
     const close = (await invoicesOf(api, s.body.subscription_id)).find((i) => i.reason === 'period_close');
     // 3500 calls on scale: 4 packages of 1000 = 4.00, + May's scale fee 99.00
     expect(close.line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([['usage', '4.00'], ['flat_fee', '99.00']]);
@@ -180,7 +190,7 @@ describe('subscriptions', () => {
 
   it('editing a plan creates a version; existing subscriptions keep theirs, new ones get the new one', async () => {
     clock = Date.parse('2026-03-10T00:00:00Z');
-    const { api } = await setup();
+    const { api, orgId } = await setup();
     const old = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-03-01T00:00:00Z' });
     const v2 = await api.patch('/v1/plans/pro', { flat_fee: '59.00', entitlements: [{ feature_id: 'api', limit: 9000 }] });
     expect(v2.body.version).toBe(2);
@@ -191,6 +201,7 @@ describe('subscriptions', () => {
     const d = await api.get(`/v1/subscriptions/${old.body.subscription_id}`);
     expect(d.body.plan_version).toBe(1);
     expect(d.body.plan.flat_fee).toBe('49.00');
+    await runScheduler(orgId);
     const renewal = (await invoicesOf(api, old.body.subscription_id)).find((i) => i.reason === 'period_close');
     expect(renewal.line_items.find((l: any) => l.kind === 'flat_fee').amount_due).toBe('49.00');
     expect((await api.get('/v1/customers/c1/entitlements/api')).body.usage_limit).toBe(5000);
@@ -203,13 +214,14 @@ describe('subscriptions', () => {
 
   it('a trial waives the flat fee of periods that start inside it', async () => {
     clock = Date.parse('2026-03-01T00:00:00Z');
-    const { api } = await setup();
+    const { api, orgId } = await setup();
     await api.post('/v1/plans', { plan_id: 'trial', name: 'T', interval: 'week', flat_fee: '10.00', trial_days: 10 });
     const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'trial', start_date: '2026-03-01T00:00:00Z' });
     expect(s.body.trial_end).toBe('2026-03-11T00:00:00.000Z');
     expect(await invoicesOf(api, s.body.subscription_id)).toEqual([]);
     clock = Date.parse('2026-03-16T00:00:00Z'); // weeks: 03-01 (trial), 03-08 (trial), 03-15 (paid)
-    await api.get(`/v1/subscriptions/${s.body.subscription_id}`);
+    expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.current_period_start).toBe('2026-03-15T00:00:00.000Z');
+    expect(await runScheduler(orgId)).toMatchObject({ advanced: 1, invoices: 1 }); // two closes, one of them with no line
     const inv = await invoicesOf(api, s.body.subscription_id);
     // closing 03-01 bills nothing (next period 03-08 starts in the trial); closing 03-08 bills 03-15's fee
     expect(inv.map((i) => [i.period_start.slice(0, 10), i.line_items.map((l: any) => l.amount_due)])).toEqual([['2026-03-08', ['10.00']]]);

@@ -48,7 +48,7 @@ export async function customerDetail(deps: Deps, orgId: string, customerId: stri
   const dueMinor = due.get(currency) ?? 0n;
   return {
     ...store.customerJson(row),
-    subscriptions: subRows.slice(0, 100).map(subscriptionJson),
+    subscriptions: subRows.slice(0, 100).map((r) => subscriptionJson(r, deps.now())),
     invoices: invRows.slice(0, 100).map(invoices.invoiceJson),
     total_amount_due: fromMinor(dueMinor, currency),
     // prepaid credit is applied first: what is still owed after the balance

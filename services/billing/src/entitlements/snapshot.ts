@@ -1,6 +1,7 @@
 // What the entitlement hot path needs about one customer, loaded with a handful of queries and
-// cached (see cache.ts for TTL and invalidation). Loading also advances due subscriptions, so a
-// check right after a period boundary already counts in the new period.
+// cached (see cache.ts for TTL and invalidation). Loading writes nothing: each subscription is taken as
+// of now (currentPeriod: the period computed from its dates), so a check right after a period boundary
+// already counts in the new period even before the scheduler has closed the old one.
 import type { Deps } from '../deps.ts';
 import { notFound } from '../http/errors.ts';
 import * as customers from '../customers/store.ts';
@@ -8,7 +9,7 @@ import * as featureStore from '../features/store.ts';
 import * as metricStore from '../metrics/store.ts';
 import * as plans from '../plans/store.ts';
 import * as subs from '../subscriptions/store.ts';
-import { advanceCustomer } from '../subscriptions/service.ts';
+import { currentPeriod } from '../subscriptions/current.ts';
 
 export interface CustomerSnapshot {
   customer: customers.CustomerRow;
@@ -22,8 +23,8 @@ export interface CustomerSnapshot {
 async function load(deps: Deps, orgId: string, customerId: string): Promise<CustomerSnapshot> {
   const customer = await customers.getCustomer(deps.pool, orgId, customerId);
   if (!customer) throw notFound('customer', customerId);
-  let live = await subs.liveSubscriptions(deps.pool, orgId, customerId);
-  if (await advanceCustomer(deps, orgId, live)) live = await subs.liveSubscriptions(deps.pool, orgId, customerId);
+  const now = deps.now();
+  const live = (await subs.liveSubscriptions(deps.pool, orgId, customerId)).map((s) => currentPeriod(s, now)).filter((s) => s.status !== 'ended');
   const active = live.filter((s) => s.status === 'active');
   const withPlans = await Promise.all(active.map(async (row) => ({ row, plan: (await plans.getPlan(deps.pool, orgId, row.plan_id, row.plan_version))! })));
   const featureIds = [...new Set(withPlans.flatMap((s) => s.plan.entitlements.map((e) => e.feature_id)))];

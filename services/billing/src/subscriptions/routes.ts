@@ -41,7 +41,7 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: Deps): Prom
     },
   }, async (req) => {
     const q = req.query as { limit: number; offset: number; customer_id?: string; status?: string; plan_id?: string };
-    return pageOf((await store.listSubscriptions(deps.pool, req.orgId, q)).map(svc.subscriptionJson), q);
+    return pageOf(await svc.listSubscriptions(deps, req.orgId, q), q);
   });
 
   app.get('/v1/subscriptions/:subscription_id', {

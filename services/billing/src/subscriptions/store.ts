@@ -1,16 +1,31 @@
 import type { PgClient, PgPool } from '@meterline/core';
+import type { BillingInterval } from '../periods.ts';
 
 export interface SubscriptionRow {
   subscription_id: string; customer_id: string; plan_id: string; plan_version: number; status: 'not_started' | 'active' | 'ended';
   start_date: Date; end_date: Date | null; auto_renew: boolean; current_period_start: Date; current_period_end: Date; plan_started_at: Date;
   trial_end: Date | null; ended_at: Date | null; end_reason: string | null; replaced_by: string | null; created_at: Date; updated_at: Date;
+  /** The billing interval of the row's plan version (read along, so periods are computable without another query). */
+  interval: BillingInterval;
 }
 const COLS = `subscription_id, customer_id, plan_id, plan_version, status, start_date, end_date, auto_renew, current_period_start, current_period_end,
-  plan_started_at, trial_end, ended_at, end_reason, replaced_by, created_at, updated_at`;
+  plan_started_at, trial_end, ended_at, end_reason, replaced_by, created_at, updated_at,
+  (SELECT pv.billing_interval FROM plan_versions pv WHERE pv.organization_id = subscriptions.organization_id AND pv.plan_id = subscriptions.plan_id
+     AND pv.version = subscriptions.plan_version) AS interval`;
+
+/**
+ * The status a row has at $now once its elapsed periods are closed (SQL twin of currentPeriod() in
+ * current.ts, used to filter lists without writing): not_started until start_date; ended once end_date
+ * passed, or the current period ended without auto-renew.
+ */
+export const effectiveStatusSql = (now: string) => `(CASE WHEN status = 'ended' THEN 'ended'
+  WHEN status = 'not_started' AND start_date > ${now} THEN 'not_started'
+  WHEN end_date <= ${now} OR (NOT auto_renew AND current_period_end <= ${now}) THEN 'ended'
+  ELSE 'active' END)`;
 
 type Db = PgPool | PgClient;
 
-export async function insertSubscription(db: Db, orgId: string, s: Omit<SubscriptionRow, 'created_at' | 'updated_at' | 'ended_at' | 'end_reason' | 'replaced_by'>) {
+export async function insertSubscription(db: Db, orgId: string, s: Omit<SubscriptionRow, 'created_at' | 'updated_at' | 'ended_at' | 'end_reason' | 'replaced_by' | 'interval'>) {
   const { rows } = await db.query<SubscriptionRow>(
     `INSERT INTO subscriptions (organization_id, subscription_id, customer_id, plan_id, plan_version, status, start_date, end_date, auto_renew,
        current_period_start, current_period_end, plan_started_at, trial_end)
@@ -20,16 +35,23 @@ export async function insertSubscription(db: Db, orgId: string, s: Omit<Subscrip
   return rows[0] ?? null;
 }
 
-export async function getSubscription(db: Db, orgId: string, id: string, forUpdate = false) {
-  const { rows } = await db.query<SubscriptionRow>(`SELECT ${COLS} FROM subscriptions WHERE organization_id = $1 AND subscription_id = $2 ${forUpdate ? 'FOR UPDATE' : ''}`, [orgId, id]);
+/** lock: 'update' waits for the row lock; 'skip' returns null when another transaction holds it. */
+export async function getSubscription(db: Db, orgId: string, id: string, lock: boolean | 'update' | 'skip' = false) {
+  const clause = lock === 'skip' ? 'FOR UPDATE SKIP LOCKED' : lock ? 'FOR UPDATE' : '';
+  const { rows } = await db.query<SubscriptionRow>(`SELECT ${COLS} FROM subscriptions WHERE organization_id = $1 AND subscription_id = $2 ${clause}`, [orgId, id]);
   return rows[0] ?? null;
 }
 
-export async function listSubscriptions(db: Db, orgId: string, o: { customer_id?: string; status?: string; plan_id?: string; limit: number; offset: number }) {
+/**
+ * With `now`, the status filter is on the status at `now` (effectiveStatusSql), so a list answers the
+ * same as the detail of each row before the scheduler has closed its elapsed periods.
+ */
+export async function listSubscriptions(db: Db, orgId: string, o: { customer_id?: string; status?: string; plan_id?: string; limit: number; offset: number; now?: Date }) {
+  const status = o.now ? effectiveStatusSql('$7::timestamptz') : 'status';
   const { rows } = await db.query<SubscriptionRow>(
-    `SELECT ${COLS} FROM subscriptions WHERE organization_id = $1 AND ($2::text IS NULL OR customer_id = $2) AND ($3::text IS NULL OR status = $3)
+    `SELECT ${COLS} FROM subscriptions WHERE organization_id = $1 AND ($2::text IS NULL OR customer_id = $2) AND ($3::text IS NULL OR ${status} = $3)
        AND ($4::text IS NULL OR plan_id = $4) ORDER BY created_at, subscription_id LIMIT $5 OFFSET $6`,
-    [orgId, o.customer_id ?? null, o.status ?? null, o.plan_id ?? null, o.limit + 1, o.offset],
+    [orgId, o.customer_id ?? null, o.status ?? null, o.plan_id ?? null, o.limit + 1, o.offset, ...(o.now ? [o.now] : [])],
   );
   return rows;
 }
@@ -48,15 +70,4 @@ export async function saveSubscription(db: Db, orgId: string, s: SubscriptionRow
     [orgId, s.subscription_id, s.plan_id, s.plan_version, s.status, s.end_date, s.auto_renew, s.current_period_start, s.current_period_end, s.plan_started_at, s.trial_end, s.ended_at, s.end_reason, s.replaced_by],
   );
   return rows[0]!;
-}
-
-/** Subscriptions whose period, end date or start has passed (the renewal loop's work list). */
-export async function dueSubscriptions(pool: PgPool, now: Date, limit = 200) {
-  const { rows } = await pool.query<{ organization_id: string; subscription_id: string }>(
-    `SELECT organization_id, subscription_id FROM subscriptions
-      WHERE status <> 'ended' AND (current_period_end <= $1 OR end_date <= $1 OR (status = 'not_started' AND start_date <= $1))
-      ORDER BY current_period_end LIMIT $2`,
-    [now, limit],
-  );
-  return rows;
 }

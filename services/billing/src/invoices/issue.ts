@@ -1,0 +1,76 @@
+// Writing invoices. Every invoice is written in the same Postgres transaction as the subscription change
+// it belongs to, under the subscription's row lock:
+//   - closeSubscription (the scheduler, and writes that must first bring a subscription up to date):
+//     lock the row (the scheduler with SKIP LOCKED: a row another instance is closing is skipped, not
+//     waited for), re-read it, close every elapsed period with one period_close invoice each, save the
+//     advanced row, commit. A second run — same instance or another — reads the advanced row and finds
+//     nothing due, so a period is invoiced once.
+//   - migration 0003_invoicing.sql backs this with unique indexes: one period_close invoice per
+//     (subscription, period_start) and one subscription_start per subscription. A violation aborts the
+//     whole transaction (invoice and advance together), it never yields a second invoice.
+import { withTransaction, type PgClient } from '@meterline/core';
+import type { Deps } from '../deps.ts';
+import { badRequest, notFound } from '../http/errors.ts';
+import { newId } from '../orgs/store.ts';
+import * as plans from '../plans/store.ts';
+import { MAX_MINOR, minorInRange } from '../money.ts';
+import { invoiceTotalMinor, type LineItem } from '../pricing.ts';
+import * as subs from '../subscriptions/store.ts';
+import { componentUsage } from '../usage/billable.ts';
+import { elapsedPeriods } from './close.ts';
+import { periodCloseLines } from './price.ts';
+import { insertInvoice } from './store.ts';
+
+export type InvoiceReason = 'subscription_start' | 'period_close' | 'plan_change' | 'cancel';
+
+/** Inserts an issued invoice (nothing when there are no lines); returns its id. */
+export async function issueInvoice(db: PgClient, orgId: string, s: subs.SubscriptionRow, currency: string, reason: InvoiceReason, periodStart: Date, periodEnd: Date, lines: LineItem[]): Promise<string | null> {
+  if (lines.length === 0) return null;
+  const total = invoiceTotalMinor(lines);
+  // plans are bounded on input (money.ts); a row from before the bounds must not overflow BIGINT
+  if (!minorInRange(total) || lines.some((l) => !minorInRange(BigInt(l.amount_minor)))) throw badRequest(`invoice amount out of range (|amount| < ${MAX_MINOR} minor units)`);
+  const invoice_id = newId('inv');
+  await insertInvoice(db, orgId, { invoice_id, customer_id: s.customer_id, subscription_id: s.subscription_id, currency, period_start: periodStart, period_end: periodEnd, reason, total_minor: total.toString(), line_items: lines });
+  return invoice_id;
+}
+
+export interface Closed { row: subs.SubscriptionRow; changed: boolean; invoices: string[] }
+
+/** Closes per transaction at most this many periods (a long-overdue subscription continues on the next run). */
+export const MAX_CLOSES_PER_TRANSACTION = 1000;
+
+/**
+ * Inside a transaction holding `locked`'s row lock: applies every transition due at `now` (start, period
+ * closes with their invoices, renewal or end) and saves the row if it changed.
+ */
+export async function closeElapsedLocked(deps: Pick<Deps, 'pool' | 'usage'>, db: PgClient, orgId: string, locked: subs.SubscriptionRow, now: Date): Promise<Closed> {
+  const e = elapsedPeriods(locked, now, MAX_CLOSES_PER_TRANSACTION);
+  if (!e.changed) return { row: locked, changed: false, invoices: [] };
+  const invoices: string[] = [];
+  if (e.closes.length > 0) {
+    const plan = (await plans.getPlan(db, orgId, locked.plan_id, locked.plan_version))!;
+    for (const c of e.closes) {
+      const usage = await componentUsage(deps, orgId, locked.customer_id, plan, c.periodStart, c.closeAt);
+      const id = await issueInvoice(db, orgId, c.before, plan.currency.trim(), 'period_close', c.periodStart, c.closeAt, periodCloseLines(plan, c, usage));
+      if (id) invoices.push(id);
+    }
+  }
+  return { row: await subs.saveSubscription(db, orgId, e.row), changed: true, invoices };
+}
+
+/**
+ * Brings one subscription up to `now` in its own transaction. lock 'skip' (the scheduler): returns null
+ * when another transaction holds the row; 'update' (a write request on this subscription): waits.
+ */
+export async function closeSubscription(deps: Pick<Deps, 'pool' | 'usage' | 'cache'>, orgId: string, subscriptionId: string, now: Date, lock: 'skip' | 'update'): Promise<Closed | null> {
+  const r = await withTransaction(deps.pool, async (db) => {
+    const s = await subs.getSubscription(db, orgId, subscriptionId, lock);
+    if (!s) {
+      if (lock === 'update') throw notFound('subscription', subscriptionId);
+      return null; // locked elsewhere (or deleted)
+    }
+    return closeElapsedLocked(deps, db, orgId, s, now);
+  });
+  if (r?.changed) deps.cache.invalidateCustomer(orgId, r.row.customer_id);
+  return r;
+}

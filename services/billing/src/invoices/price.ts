@@ -1,0 +1,66 @@
+// What each invoice of a subscription contains: pure functions from (plan version, subscription state,
+// usage per component) to line items, on top of pricing.ts / money.ts. No I/O, no clock.
+//
+//   subscription_start: the first period's flat fee when it is billed in advance.
+//   period_close:       usage of the closed period (priced with the subscription's plan version), the
+//                       in-arrears flat fee (prorated from plan_started_at), and, when the subscription
+//                       renews, the next period's in-advance flat fee.
+//   plan_change:        change_subscription_plan mid-period: credit for the unused part of an in-advance
+//                       old fee (or charge for the used part of an in-arrears old fee) and the prorated
+//                       in-advance new fee. The period's usage is billed at close with the new version.
+//   cancel:             end_current_subscription_and_bill: usage so far + prorated in-arrears fee (an
+//                       in-advance fee already billed is not refunded).
+// A trial waives the flat fee of periods that start inside it. Zero flat-fee lines are dropped.
+import type { PlanVersion } from '../plans/store.ts';
+import { flatFeeLine, priceComponent, prorationFraction, type LineItem } from '../pricing.ts';
+import type { PeriodClose } from '../subscriptions/current.ts';
+import type { SubscriptionRow } from '../subscriptions/store.ts';
+import type { ComponentUsage } from '../usage/billable.ts';
+
+export const inTrial = (s: { trial_end: Date | null }, periodStart: Date) => s.trial_end !== null && periodStart.getTime() < s.trial_end.getTime();
+
+const dropZeroFees = (lines: LineItem[]) => lines.filter((l) => l.kind !== 'flat_fee' || l.amount_minor !== '0');
+
+/** Usage lines of a plan version for some usage. */
+export function usageLines(plan: PlanVersion, usage: ComponentUsage[]): LineItem[] {
+  return usage.flatMap((u) => priceComponent(u.component, u.rows, plan.currency.trim()));
+}
+
+export function startLines(plan: PlanVersion, s: SubscriptionRow): LineItem[] {
+  if (plan.flat_fee_timing !== 'in_advance' || inTrial(s, s.current_period_start)) return [];
+  const fraction = prorationFraction(s.start_date, s.current_period_end, s.start_date, s.current_period_end);
+  return dropZeroFees([flatFeeLine('flat_fee', `${plan.name} flat fee`, plan.flat_fee, fraction, plan.currency.trim())]);
+}
+
+export function periodCloseLines(plan: PlanVersion, c: PeriodClose, usage: ComponentUsage[]): LineItem[] {
+  const s = c.before;
+  const cur = plan.currency.trim();
+  const lines = usageLines(plan, usage);
+  if (plan.flat_fee_timing === 'in_arrears' && !inTrial(s, c.periodStart)) {
+    lines.unshift(flatFeeLine('flat_fee', `${plan.name} flat fee`, plan.flat_fee, prorationFraction(s.plan_started_at, c.closeAt, c.periodStart, c.periodEnd), cur));
+  }
+  if (c.renews && plan.flat_fee_timing === 'in_advance' && !inTrial(s, c.nextStart)) {
+    lines.push(flatFeeLine('flat_fee', `${plan.name} flat fee (next period)`, plan.flat_fee, prorationFraction(c.nextStart, c.nextEnd, c.nextStart, c.nextEnd), cur));
+  }
+  return dropZeroFees(lines);
+}
+
+/** change_subscription_plan at `at` (inside the current period). */
+export function planChangeLines(oldPlan: PlanVersion, newPlan: PlanVersion, s: SubscriptionRow, at: Date): LineItem[] {
+  if (s.status !== 'active' || inTrial(s, s.current_period_start)) return [];
+  const cur = oldPlan.currency.trim();
+  const lines: LineItem[] = [];
+  if (oldPlan.flat_fee_timing === 'in_advance') lines.push(flatFeeLine('proration_credit', `${oldPlan.name} unused time`, oldPlan.flat_fee, prorationFraction(at, s.current_period_end, s.current_period_start, s.current_period_end), cur));
+  else lines.push(flatFeeLine('proration_charge', `${oldPlan.name} used time`, oldPlan.flat_fee, prorationFraction(s.plan_started_at, at, s.current_period_start, s.current_period_end), cur));
+  if (newPlan.flat_fee_timing === 'in_advance') lines.push(flatFeeLine('proration_charge', `${newPlan.name} remaining time`, newPlan.flat_fee, prorationFraction(at, s.current_period_end, s.current_period_start, s.current_period_end), cur));
+  return lines.filter((l) => l.amount_minor !== '0');
+}
+
+/** end_current_subscription_and_bill at `at`: usage of [current_period_start, at) + prorated in-arrears fee. */
+export function cancelLines(plan: PlanVersion, s: SubscriptionRow, at: Date, usage: ComponentUsage[]): LineItem[] {
+  const lines = usageLines(plan, usage);
+  if (plan.flat_fee_timing === 'in_arrears' && !inTrial(s, s.current_period_start)) {
+    lines.unshift(flatFeeLine('flat_fee', `${plan.name} flat fee (prorated)`, plan.flat_fee, prorationFraction(s.plan_started_at, at, s.current_period_start, s.current_period_end), plan.currency.trim()));
+  }
+  return dropZeroFees(lines);
+}
