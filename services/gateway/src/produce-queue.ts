@@ -8,7 +8,7 @@
 // producer is discarded and a fresh one (new producer id) is connected on the next send, which keeps the
 // idempotent producer's sequence numbers consistent.
 import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
-import type { Logger } from '@meterline/core';
+import { withTimeout, type Logger } from '@meterline/core';
 
 export class KafkaUnavailableError extends Error {}
 
@@ -61,7 +61,7 @@ export class ProduceQueue {
 
   /** Connects the producer now (startup, readiness); errors are thrown. */
   async connect(): Promise<void> {
-    await withTimeout(this.getProducer(), this.opts.timeoutMs, 'kafka connect');
+    await withTimeout(this.getProducer(), this.opts.timeoutMs, { what: 'kafka connect', error: unavailable });
   }
 
   private getProducer(): Promise<Producer> {
@@ -131,7 +131,7 @@ export class ProduceQueue {
       const producer = await this.getProducer();
       await producer.send({ topic: this.opts.topic, messages, acks: -1, timeout: Math.min(budget, 30_000) });
     })();
-    withTimeout(attempt, budget, 'kafka produce').then(
+    withTimeout(attempt, budget, { what: 'kafka produce', error: unavailable }).then(
       () => {
         this.opts.onSend?.({ seconds: Number(process.hrtime.bigint() - started) / 1e9, messages: count, ok: true });
         for (const i of batch) i.resolve();
@@ -165,9 +165,4 @@ export class ProduceQueue {
   }
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new KafkaUnavailableError(`${what} timed out after ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
-  });
-}
+const unavailable = (message: string) => new KafkaUnavailableError(message);

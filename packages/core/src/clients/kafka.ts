@@ -2,7 +2,29 @@ import { Kafka, logLevel, type Admin, type KafkaConfig as KafkaJsConfig } from '
 import type { Logger } from 'pino';
 import type { KafkaConfig } from '../config.ts';
 
-export function createKafka(cfg: KafkaConfig, logger?: Logger, overrides: Partial<KafkaJsConfig> = {}): Kafka {
+/** kafkajs' warning that the idempotent producer's retries are bounded (it wants Number.MAX_SAFE_INTEGER). */
+export const IDEMPOTENT_RETRY_WARNING = 'Limiting retries for the idempotent producer';
+
+export interface KafkaLogOptions {
+  /** Drop kafkajs' idempotent-producer retry warning: for producers that bound retries on purpose
+   *  (and replace the producer after any failure, like the gateway's). */
+  dropIdempotentRetryWarning?: boolean;
+  /** Log kafkajs' errors as warnings: for callers that report the outcome (503, metrics) themselves. */
+  errorsAsWarnings?: boolean;
+}
+
+/** The one kafkajs → pino bridge (no logger: kafkajs logs nothing). */
+export function kafkaLogCreator(logger?: Logger, opts: KafkaLogOptions = {}): NonNullable<KafkaJsConfig['logCreator']> {
+  return () => ({ namespace, level, log }) => {
+    if (!logger) return;
+    const { message, ...extra } = log;
+    if (opts.dropIdempotentRetryWarning && message.startsWith(IDEMPOTENT_RETRY_WARNING)) return;
+    const fn = level <= logLevel.ERROR ? (opts.errorsAsWarnings ? 'warn' : 'error') : level === logLevel.WARN ? 'warn' : 'debug';
+    logger[fn]({ kafkajs: namespace, ...extra }, message);
+  };
+}
+
+export function createKafka(cfg: KafkaConfig, logger?: Logger, overrides: Partial<KafkaJsConfig> = {}, log: KafkaLogOptions = {}): Kafka {
   return new Kafka({
     clientId: cfg.clientId,
     brokers: cfg.brokers,
@@ -10,12 +32,7 @@ export function createKafka(cfg: KafkaConfig, logger?: Logger, overrides: Partia
     requestTimeout: 10_000,
     retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2_000 },
     logLevel: logLevel.WARN,
-    logCreator: () => ({ namespace, level, log }) => {
-      if (!logger) return;
-      const { message, ...extra } = log;
-      const fn = level <= logLevel.ERROR ? 'error' : level === logLevel.WARN ? 'warn' : 'debug';
-      logger[fn]({ kafkajs: namespace, ...extra }, message);
-    },
+    logCreator: kafkaLogCreator(logger, log),
     ...overrides,
   });
 }

@@ -4,6 +4,7 @@
 //   /metrics: Prometheus text format.
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { withTimeout } from '../util/with-timeout.ts';
 
 export type ReadinessCheck = () => Promise<void>;
 
@@ -32,11 +33,4 @@ export function opsRoutes(opts: { registry: Registry; checks: Record<string, Rea
       return opts.registry.metrics();
     });
   };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
-  });
 }
