@@ -2,7 +2,7 @@
 //   validated events → in-batch dedup → in-flight bound → Redis claims → Kafka (acks=all) → Redis "done".
 // Nothing is answered "accepted" before Kafka acknowledged it; any Kafka failure releases our claims and
 // fails the whole request with 503 so that the client's retry is accepted.
-import { encodeEvent, eventKey, type Logger, type UsageEvent } from '@meterline/core';
+import { toKafkaMessage, type Logger, type UsageEvent } from '@meterline/core';
 import type { Message } from 'kafkajs';
 import type { DedupStore } from './dedup.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -103,7 +103,7 @@ export class Ingestor {
               properties: e.properties,
               source,
             };
-            return { key: eventKey(usage), value: encodeEvent(usage) };
+            return toKafkaMessage(usage);
           });
           try {
             await queue.send(messages);

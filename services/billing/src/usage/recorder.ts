@@ -1,11 +1,11 @@
-// Records usage the way the gateway does: Avro single-object encoding (core's encodeEvent), keyed by
-// organization/customer (eventKey), acks -1 (all in-sync replicas), so the aggregator counts it like
+// Records usage the way the gateway does: core's toKafkaMessage (the same key and Avro value as the
+// gateway's), acks -1 (all in-sync replicas), so the aggregator counts it like
 // any other event. Every event carries a generated idempotency id, so a retried send that lands
 // twice is deduplicated downstream (by idempotency id); that is why the producer does not need
 // kafkajs' idempotent mode, whose single in-flight request would serialize concurrent checks.
 import { randomUUID } from 'node:crypto';
 import { Partitioners, type Producer } from 'kafkajs';
-import { createKafka, encodeEvent, eventKey, type KafkaConfig, type Logger, type UsageEvent } from '@meterline/core';
+import { createKafka, toKafkaMessage, type KafkaConfig, type Logger, type UsageEvent } from '@meterline/core';
 
 export interface UsageRecorder {
   record(events: UsageEvent[]): Promise<void>;
@@ -28,7 +28,7 @@ export function kafkaUsageRecorder(cfg: KafkaConfig, logger?: Logger): UsageReco
       await producer.send({
         topic: cfg.eventsTopic,
         acks: -1,
-        messages: events.map((e) => ({ key: eventKey(e), value: encodeEvent(e) })),
+        messages: events.map((e) => toKafkaMessage(e)),
       });
     },
     async stop() {
