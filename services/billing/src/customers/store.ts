@@ -1,10 +1,17 @@
-import type { PgPool } from '@meterline/core';
+// Billing's customers store: the SQL is core's customers repository (packages/core/src/customers), which
+// the gateway's Segment identify upsert uses too; this module adds billing's JSON shape (money formatting).
+import {
+  archiveCustomerRecord,
+  insertCustomerIfAbsent,
+  selectCustomer,
+  selectCustomers,
+  updateCustomerFields,
+  type CustomerRecord,
+  type PgPool,
+} from '@meterline/core';
 import { fromMinor } from '../money.ts';
 
-export interface CustomerRow {
-  customer_id: string; name: string | null; email: string | null; currency: string; balance_minor: string;
-  metadata: Record<string, unknown>; created_at: Date; updated_at: Date; archived_at: Date | null;
-}
+export type CustomerRow = CustomerRecord;
 
 export function customerJson(r: CustomerRow) {
   return {
@@ -14,54 +21,23 @@ export function customerJson(r: CustomerRow) {
   };
 }
 
-const COLS = 'customer_id, name, email, currency, balance_minor, metadata, created_at, updated_at, archived_at';
-
 /** Inserts unless the id exists; returns the row and whether it was created. */
 export async function insertCustomer(pool: PgPool, orgId: string, c: { customer_id: string; name: string | null; email: string | null; currency: string; balance_minor: bigint; metadata: object }) {
-  const ins = await pool.query<CustomerRow>(
-    `INSERT INTO customers (organization_id, customer_id, name, email, currency, balance_minor, metadata)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (organization_id, customer_id) DO NOTHING RETURNING ${COLS}`,
-    [orgId, c.customer_id, c.name, c.email, c.currency, c.balance_minor.toString(), JSON.stringify(c.metadata)],
-  );
-  if (ins.rows[0]) return { row: ins.rows[0], created: true };
-  return { row: (await getCustomer(pool, orgId, c.customer_id, true))!, created: false };
+  return insertCustomerIfAbsent(pool, orgId, c);
 }
 
 export async function getCustomer(pool: PgPool, orgId: string, customerId: string, includeArchived = false): Promise<CustomerRow | null> {
-  const { rows } = await pool.query<CustomerRow>(
-    `SELECT ${COLS} FROM customers WHERE organization_id = $1 AND customer_id = $2 ${includeArchived ? '' : 'AND archived_at IS NULL'}`,
-    [orgId, customerId],
-  );
-  return rows[0] ?? null;
+  return selectCustomer(pool, orgId, customerId, includeArchived);
 }
 
 export async function listCustomers(pool: PgPool, orgId: string, opts: { limit: number; offset: number; include_archived?: boolean; email?: string }) {
-  const { rows } = await pool.query<CustomerRow>(
-    `SELECT ${COLS} FROM customers WHERE organization_id = $1 AND ($2::boolean OR archived_at IS NULL) AND ($3::text IS NULL OR email = $3)
-     ORDER BY created_at, customer_id LIMIT $4 OFFSET $5`,
-    [orgId, opts.include_archived ?? false, opts.email ?? null, opts.limit + 1, opts.offset],
-  );
-  return rows;
+  return selectCustomers(pool, orgId, opts);
 }
 
 export async function updateCustomer(pool: PgPool, orgId: string, customerId: string, p: { name?: string | null; email?: string | null; balance_minor?: bigint; metadata?: object }) {
-  const { rows } = await pool.query<CustomerRow>(
-    `UPDATE customers SET
-       name = CASE WHEN $3::boolean THEN $4 ELSE name END,
-       email = CASE WHEN $5::boolean THEN $6 ELSE email END,
-       balance_minor = coalesce($7::bigint, balance_minor),
-       metadata = coalesce($8::jsonb, metadata),
-       updated_at = now()
-     WHERE organization_id = $1 AND customer_id = $2 AND archived_at IS NULL RETURNING ${COLS}`,
-    [orgId, customerId, p.name !== undefined, p.name ?? null, p.email !== undefined, p.email ?? null, p.balance_minor?.toString() ?? null, p.metadata ? JSON.stringify(p.metadata) : null],
-  );
-  return rows[0] ?? null;
+  return updateCustomerFields(pool, orgId, customerId, p);
 }
 
 export async function archiveCustomer(pool: PgPool, orgId: string, customerId: string) {
-  const { rows } = await pool.query<CustomerRow>(
-    `UPDATE customers SET archived_at = coalesce(archived_at, now()), updated_at = now() WHERE organization_id = $1 AND customer_id = $2 RETURNING ${COLS}`,
-    [orgId, customerId],
-  );
-  return rows[0] ?? null;
+  return archiveCustomerRecord(pool, orgId, customerId);
 }
