@@ -1,6 +1,7 @@
-// The ingest gateway: Fastify app, its dependencies, and startGateway() for main.ts and tests.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { logLevel, type Admin, type Kafka, type KafkaConfig } from 'kafkajs';
+// The ingest gateway's wiring: its dependencies, the Fastify instance, the ops routes, the ingest plugin
+// (routes/ingest-api.ts) and start/stop. startGateway() is for main.ts and tests.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Admin, Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import {
   ApiKeyCache,
@@ -19,14 +20,12 @@ import {
   type PgPool,
   type Redis,
 } from '@meterline/core';
-import { apiKeyOf, postgresFailureKind, SegmentSecretCache, upsertCustomer } from './auth.ts';
-import { BodyError, contentEncodingOf, decodeBody, utf8Text } from './body.ts';
+import { SegmentSecretCache } from './auth.ts';
 import { DedupStore } from './dedup.ts';
-import { Ingestor, statusOf, UnavailableError, type IngestSummary, type PreparedItem } from './ingest.ts';
+import { Ingestor } from './ingest.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { KafkaUnavailableError, ProduceQueue } from './produce-queue.ts';
-import { mapSegmentMessage, segmentMessagesOfBody, verifySegmentSignature, type CustomerUpsert, type SegmentType } from './segment.ts';
-import { eventsOfBody, validateEvent } from './validation.ts';
+import { ingestApi } from './routes/ingest-api.ts';
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -50,29 +49,6 @@ export interface Gateway {
   ingestor: Ingestor;
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    organizationId?: string;
-    rawBody?: Buffer;
-  }
-}
-
-/** kafkajs logs into pino; the warning about bounded retries of the idempotent producer is expected
- *  (we bound them on purpose and replace the producer after any failure), so it is dropped. */
-function kafkaLogCreator(logger: Logger): KafkaConfig['logCreator'] {
-  return () => ({ namespace, level, log }) => {
-    const { message, ...extra } = log;
-    if (message.startsWith('Limiting retries for the idempotent producer')) return;
-    // kafkajs' own errors are logged as warnings: the gateway reports the outcome (503, metrics) itself.
-    const fn = level <= logLevel.WARN ? 'warn' : 'debug';
-    logger[fn]({ kafkajs: namespace, ...extra }, message);
-  };
-}
-
-function errorBody(code: string, message: string) {
-  return { error: { code, message } };
-}
-
 export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
   const cfg = config.gateway;
   const logger = deps.logger ?? createLogger('gateway', config.logLevel);
@@ -88,7 +64,12 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
     connectionTimeout: 2_000,
     requestTimeout: Math.min(5_000, cfg.produceTimeoutMs),
     retry: { initialRetryTime: 100, retries: 3, maxRetryTime: 1_000 },
-    logCreator: kafkaLogCreator(logger),
+  }, {
+    // The idempotent producer's retries are bounded on purpose (and the producer replaced after any
+    // failure), so kafkajs' warning about it is dropped; kafkajs' errors are warnings: the gateway
+    // reports the outcome (503, metrics) itself.
+    dropIdempotentRetryWarning: true,
+    errorsAsWarnings: true,
   });
   // Readiness uses its own client without retries, so a probe answers within its 2 s budget.
   const probeKafka = createKafka(config.kafka, undefined, { connectionTimeout: 1_500, requestTimeout: 1_500, retry: { retries: 0 } });
@@ -131,49 +112,6 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
     return payload;
   });
 
-  // One body path for every ingest route (body.ts): Content-Encoding gzip/deflate/br decoded with the
-  // decoded size limited (413), UTF-8 required (400), parsed as JSON whatever the Content-Type.
-  app.addHook('preParsing', async (req, _reply, payload) => {
-    const encoding = contentEncodingOf(req.headers['content-encoding']);
-    if (encoding === null) {
-      throw new BodyError(415, 'unsupported_encoding', `Content-Encoding ${String(req.headers['content-encoding'])} is not supported (gzip, deflate, br or none)`);
-    }
-    return encoding === 'identity' ? payload : decodeBody(payload, encoding, cfg.bodyLimitBytes);
-  });
-  // The decoded bytes are kept (Segment signatures are computed over the JSON Segment sent, i.e. the
-  // decoded body).
-  const defaultJson = app.getDefaultJsonParser('error', 'ignore');
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
-    req.rawBody = body;
-    let text: string;
-    try {
-      text = utf8Text(body);
-    } catch (err) {
-      return done(err as Error);
-    }
-    defaultJson(req, text, done);
-  });
-
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
-    if (err instanceof UnavailableError) return sendUnavailable(reply, err);
-    if (err instanceof BodyError) return reply.code(err.statusCode).send(errorBody(err.errorCode, err.message));
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send(errorBody('body_too_large', `request body exceeds ${cfg.bodyLimitBytes} bytes`));
-    }
-    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      const code = err.statusCode === 415 ? 'unsupported_media_type' : 'invalid_request';
-      return reply.code(err.statusCode).send(errorBody(code, err.message));
-    }
-    logger.error({ err }, 'unhandled error');
-    return reply.code(500).send(errorBody('internal', 'internal error'));
-  });
-
-  function sendUnavailable(reply: FastifyReply, err: UnavailableError) {
-    metrics.unavailable.inc({ reason: err.cause_ });
-    return reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send(errorBody(`${err.cause_}_unavailable`.replace('overloaded_unavailable', 'overloaded'), err.message));
-  }
-
   await app.register(opsRoutes({
     registry,
     isShuttingDown: () => shuttingDown,
@@ -192,106 +130,8 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
     },
   }));
 
-  // Authentication for every ingest route (before the body is read).
-  async function authenticate(req: FastifyRequest, reply: FastifyReply) {
-    if (shuttingDown) return sendUnavailable(reply, new UnavailableError('shutting_down', 'gateway is shutting down', 1));
-    const key = apiKeyOf(req.headers);
-    if (!key) return reply.code(401).send(errorBody('missing_api_key', 'send an API key as X-API-KEY, Authorization: Bearer, or Basic auth user'));
-    let owner;
-    try {
-      owner = await keys.resolve(key);
-    } catch (err) {
-      return sendUnavailable(reply, new UnavailableError('postgres', `cannot verify API key: ${(err as Error).message}`));
-    }
-    if (!owner) return reply.code(401).send(errorBody('invalid_api_key', 'unknown or revoked API key'));
-    req.organizationId = owner.organizationId;
-  }
-
-  function reply(replyObj: FastifyReply, summary: IngestSummary) {
-    const status = statusOf(summary);
-    if (status === 503) replyObj.header('retry-after', '1');
-    return replyObj.code(status).send(summary);
-  }
-
-  function tooLarge(n: number) {
-    return errorBody('batch_too_large', `a request may carry at most ${cfg.maxBatchEvents} events, got ${n}`);
-  }
-
-  // --- Native API ---------------------------------------------------------------------------------
-  const eventsHandler = async (req: FastifyRequest, res: FastifyReply) => {
-    const parsed = eventsOfBody(req.body);
-    if ('error' in parsed) return res.code(400).send(errorBody('invalid_body', parsed.error));
-    const { events } = parsed;
-    if (events.length === 0) return res.code(400).send(errorBody('empty_batch', 'the request contains no events'));
-    if (events.length > cfg.maxBatchEvents) return res.code(413).send(tooLarge(events.length));
-    const now = Date.now();
-    const items: PreparedItem[] = events.map((raw) => {
-      const v = validateEvent(raw, now, cfg);
-      return v.ok ? { event: v.event } : { result: { status: 'rejected', errors: v.errors } };
-    });
-    return reply(res, await ingestor.ingest(req.organizationId!, 'api', items, now));
-  };
-  app.post('/v1/events', { onRequest: authenticate }, eventsHandler);
-  app.post('/api/track', { onRequest: authenticate }, eventsHandler);
-
-  // --- Segment ------------------------------------------------------------------------------------
-  const segmentHandler = (impliedType: SegmentType | undefined, verifySignature: boolean) =>
-    async (req: FastifyRequest, res: FastifyReply) => {
-      const org = req.organizationId!;
-      if (verifySignature) {
-        let secret: string | null;
-        try {
-          secret = await secrets.secretOf(org);
-        } catch (err) {
-          throw new UnavailableError('postgres', `cannot load Segment settings: ${(err as Error).message}`);
-        }
-        const sig = req.headers['x-signature'];
-        if (secret !== null && !verifySegmentSignature(req.rawBody ?? Buffer.alloc(0), secret, typeof sig === 'string' ? sig : undefined)) {
-          return res.code(401).send(errorBody('invalid_signature', 'X-Signature does not match the HMAC-SHA1 of the body'));
-        }
-      }
-      const parsed = segmentMessagesOfBody(req.body);
-      if ('error' in parsed) return res.code(400).send(errorBody('invalid_body', parsed.error));
-      const { messages } = parsed;
-      if (messages.length === 0) return res.code(400).send(errorBody('empty_batch', 'the request contains no messages'));
-      if (messages.length > cfg.maxBatchEvents) return res.code(413).send(tooLarge(messages.length));
-      const now = Date.now();
-      const upserts: Array<{ index: number; customer: CustomerUpsert }> = [];
-      const items: PreparedItem[] = messages.map((msg, index) => {
-        const m = mapSegmentMessage(msg, now, cfg, impliedType);
-        switch (m.kind) {
-          case 'event':
-            return m.result.ok ? { event: m.result.event } : { result: { status: 'rejected', errors: m.result.errors } };
-          case 'identify':
-            upserts.push({ index, customer: m.customer });
-            return { result: { status: 'accepted', customer_id: m.customer.customerId } };
-          case 'ignored':
-            return { result: { status: 'ignored', reason: `${m.type} is not metered` } };
-          case 'rejected':
-            return { result: { status: 'rejected', errors: m.errors } };
-        }
-      });
-      // Customers first: if Postgres is down, nothing of this request has been produced yet (503).
-      // A value Postgres refuses (SQLSTATE class 22/23) rejects that message only: the sender's data,
-      // not a reason to retry.
-      for (const { index, customer } of upserts) {
-        try {
-          await upsertCustomer(pg, org, customer);
-        } catch (err) {
-          const kind = postgresFailureKind(err);
-          if (kind === 'unavailable') throw new UnavailableError('postgres', `cannot update customers: ${(err as Error).message}`);
-          if (kind === 'internal') throw err;
-          const code = (err as { code?: string }).code;
-          items[index] = { result: { status: 'rejected', errors: [{ field: 'traits', reason: 'invalid_value', message: `the customer's traits were refused by the database (SQLSTATE ${code})` }] } };
-        }
-      }
-      return reply(res, await ingestor.ingest(org, 'segment', items, now));
-    };
-  app.post('/v1/segment', { onRequest: authenticate }, segmentHandler(undefined, true));
-  app.post('/v1/batch', { onRequest: authenticate }, segmentHandler(undefined, false));
-  for (const t of ['track', 'identify', 'page', 'screen', 'group', 'alias'] as const) {
-    app.post(`/v1/${t}`, { onRequest: authenticate }, segmentHandler(t, false));
-  }
+  // The ingest routes: one encapsulated plugin with their auth hook, body path, error handler and replies.
+  await app.register(ingestApi({ cfg, keys, secrets, pg, ingestor, metrics, logger, isShuttingDown: () => shuttingDown }));
 
   async function close(): Promise<void> {
     shuttingDown = true;

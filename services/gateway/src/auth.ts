@@ -1,6 +1,7 @@
 // Request authentication: every ingest request carries an organization API key, as X-API-KEY,
 // Authorization: Bearer <key>, or (Segment's HTTP API) Authorization: Basic base64(<key>:).
 // The organization of every event comes from the key, never from the body.
+// (Customers created by Segment identify go through core's customers repository: routes/segment.ts.)
 import { apiKeyFromHeaders, type PgPool } from '@meterline/core';
 
 export function apiKeyOf(headers: Record<string, string | string[] | undefined>): string | null {
@@ -37,23 +38,6 @@ export class SegmentSecretCache {
     this.entries.set(organizationId, { secret: secret === '' ? null : secret, expires: now + this.ttlMs });
     return secret === '' ? null : secret;
   }
-}
-
-/** Creates or updates a customer from a Segment identify (other columns are kept). */
-export async function upsertCustomer(
-  pool: PgPool,
-  organizationId: string,
-  c: { customerId: string; name: string | null; email: string | null },
-): Promise<void> {
-  await pool.query(
-    `INSERT INTO customers (organization_id, customer_id, name, email)
-     VALUES ($1, $2, $3, $4)
-     ON CONFLICT (organization_id, customer_id) DO UPDATE
-        SET name = COALESCE(EXCLUDED.name, customers.name),
-            email = COALESCE(EXCLUDED.email, customers.email),
-            updated_at = now()`,
-    [organizationId, c.customerId, c.name, c.email],
-  );
 }
 
 /**

@@ -4,7 +4,7 @@
 import { connect } from 'node:net';
 import { createGzip, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
-import { createKafka, createPostgres, ensureTopics, type Config, type PgPool } from '@meterline/core';
+import { createKafka, createPostgres, ensureTopics, upsertCustomerFromIdentify, type Config, type PgPool } from '@meterline/core';
 import type { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAggregator, type Aggregator } from '../../aggregator/src/app.ts';
@@ -12,7 +12,7 @@ import { startBilling, type BillingHandle } from '../../billing/src/index.ts';
 import { testConfig } from '../../../test/support/env.ts';
 import { createTestOrganization, uniqueId } from '../../../test/support/fixtures.ts';
 import { waitFor } from '../../../test/support/wait.ts';
-import { postgresFailureKind, upsertCustomer } from '../src/auth.ts';
+import { postgresFailureKind } from '../src/auth.ts';
 import { signSegmentBody, startGateway, type Gateway } from '../src/index.ts';
 import { post, TopicReader } from './support.ts';
 
@@ -218,7 +218,7 @@ describe('Segment identify with text Postgres cannot store', () => {
   });
 
   it('a value Postgres itself refuses is classified as a data error (4xx), a dead connection as unavailable (503)', async () => {
-    const err = await upsertCustomer(pg, org.organizationId, { customerId: 'pg-nul', name: 'a\u0000b', email: null }).then(() => null, (e: unknown) => e);
+    const err = await upsertCustomerFromIdentify(pg, org.organizationId, { customerId: 'pg-nul', name: 'a\u0000b', email: null }).then(() => null, (e: unknown) => e);
     expect((err as { code?: string }).code).toBe('22021');
     expect(postgresFailureKind(err)).toBe('data');
     const dead = createPostgres('postgres://postgres@127.0.0.1:1/nowhere');
