@@ -10,8 +10,9 @@ import { CatalogCache } from './cache.ts';
 import { requireApiKey } from './http/auth.ts';
 import { installErrorHandler } from './http/errors.ts';
 import { installInputGuards } from './http/input.ts';
-import { buildOpenApi, collectRoutes, docsPage } from './http/openapi.ts';
-import { adminRoutes, keyRoutes } from './orgs/routes.ts';
+import { installDocs } from './http/docs.ts';
+import { installValidators } from './http/validation.ts';
+import { adminRoutes, keyRoutes, settingsRoutes } from './orgs/routes.ts';
 import { customerRoutes } from './customers/routes.ts';
 import { featureRoutes } from './features/routes.ts';
 import { metricRoutes } from './metrics/routes.ts';
@@ -55,11 +56,12 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     ...httpServerOptions(deps.config.http),
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, allowUnionTypes: true } },
   });
+  // bodies validated without type coercion, query strings/params with it (http/validation.ts)
+  installValidators(app);
   installErrorHandler(app);
   installInputGuards(app);
-  const routes = collectRoutes(app);
+  await installDocs(app);
   const registry = createMetricsRegistry('billing');
   instrumentHttp(app, registry);
   let shuttingDown = false;
@@ -77,6 +79,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(async (v1) => {
     v1.addHook('onRequest', requireApiKey(deps.apiKeys));
     await keyRoutes(v1, deps);
+    await settingsRoutes(v1, deps);
     await customerRoutes(v1, deps);
     await featureRoutes(v1, deps);
     await metricRoutes(v1, deps);
@@ -85,13 +88,6 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await invoiceRoutes(v1, deps);
     await entitlementRoutes(v1, deps);
   });
-  let doc: ReturnType<typeof buildOpenApi> | null = null;
-  const openapi = () => (doc ??= buildOpenApi(routes, {
-    title: 'Meterline Billing API', version: '1',
-    description: 'Organizations, customers, features, billable metrics, versioned plans, subscriptions, invoices and entitlement checks. JSON in snake_case; lists take limit/offset; errors are {error:{code,message}}.',
-  }));
-  app.get('/docs/json', async () => openapi());
-  app.get('/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docsPage(openapi())));
   return app;
 }
 

@@ -16,16 +16,8 @@ export const notFound = (what: string, id: string) => new ApiError(404, 'not_fou
 export const conflict = (message: string, details?: unknown) => new ApiError(409, 'conflict', message, details);
 export const badRequest = (message: string, details?: unknown) => new ApiError(400, 'invalid_request', message, details);
 
-export const ERROR_SCHEMA = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} },
-      required: ['code', 'message'],
-    },
-  },
-} as const;
+/** The schema of every error response (`{ error: { code, message, details? } }`), from @meterline/contracts. */
+export { ErrorResponse } from '@meterline/contracts';
 
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {

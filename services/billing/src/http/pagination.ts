@@ -1,26 +1,17 @@
-// limit/offset pagination for every list: ?limit=1..200 (default 50)&offset=0..; responses carry
-// { data, limit, offset, has_more, next_offset }. Stores fetch limit+1 rows to know has_more.
-export const PAGINATION_QUERY = {
-  limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
-  offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000, default: 0 },
-} as const;
+// limit/offset pagination for every list: ?limit=1..200 (default 50)&offset=0..10^9 (default 0);
+// responses carry { data, limit, offset, has_more, next_offset }. Stores fetch limit+1 rows to know
+// has_more. The schemas are @meterline/contracts' PaginationQuery / Page.
+import { PAGE_LIMIT_DEFAULT, type Page as PageOf, type PageParams } from '@meterline/contracts';
 
 export interface Page { limit: number; offset: number }
 
-export function pageOf<T>(rows: T[], page: Page) {
-  const has_more = rows.length > page.limit;
-  return { data: rows.slice(0, page.limit), limit: page.limit, offset: page.offset, has_more, next_offset: has_more ? page.offset + page.limit : null };
+/** The page a validated query asks for (its defaults are already applied by ajv; this is for the types). */
+export function pageParams(q: PageParams): Page {
+  return { limit: q.limit ?? PAGE_LIMIT_DEFAULT, offset: q.offset ?? 0 };
 }
 
-export function listResponse(item: object) {
-  return {
-    type: 'object',
-    properties: {
-      data: { type: 'array', items: item },
-      limit: { type: 'integer' },
-      offset: { type: 'integer' },
-      has_more: { type: 'boolean' },
-      next_offset: { type: ['integer', 'null'] },
-    },
-  };
+export function pageOf<T>(rows: T[], q: PageParams): PageOf<T> {
+  const page = pageParams(q);
+  const has_more = rows.length > page.limit;
+  return { data: rows.slice(0, page.limit), limit: page.limit, offset: page.offset, has_more, next_offset: has_more ? page.offset + page.limit : null };
 }

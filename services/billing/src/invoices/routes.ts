@@ -1,27 +1,21 @@
 import type { FastifyInstance } from 'fastify';
+import { ErrorResponse, Invoice, InvoiceParams, ListInvoicesQuery, Page } from '@meterline/contracts';
 import type { Deps } from '../deps.ts';
-import { ERROR_SCHEMA, notFound } from '../http/errors.ts';
-import { PAGINATION_QUERY, listResponse, pageOf } from '../http/pagination.ts';
+import { notFound } from '../http/errors.ts';
+import { pageOf, pageParams } from '../http/pagination.ts';
+import { typed } from '../http/typed.ts';
 import * as store from './store.ts';
 
-export const INVOICE = {
-  type: 'object',
-  properties: {
-    invoice_id: { type: 'string' }, customer_id: { type: 'string' }, subscription_id: { type: ['string', 'null'] }, status: { type: 'string' }, currency: { type: 'string' },
-    period_start: { type: 'string' }, period_end: { type: 'string' }, reason: { type: 'string' }, total: { type: 'string' },
-    line_items: { type: 'array', items: { type: 'object', additionalProperties: true } }, created_at: { type: 'string' },
-  },
-} as const;
-
-export async function invoiceRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
+export async function invoiceRoutes(instance: FastifyInstance, deps: Deps): Promise<void> {
+  const app = typed(instance);
   app.get('/v1/invoices', {
-    schema: { summary: 'List invoices', tags: ['invoices'], querystring: { type: 'object', additionalProperties: false, properties: { ...PAGINATION_QUERY, customer_id: { type: 'string' }, subscription_id: { type: 'string' } } }, response: { 200: listResponse(INVOICE) } },
+    schema: { summary: 'List invoices', tags: ['invoices'], querystring: ListInvoicesQuery, response: { 200: Page(Invoice) } },
   }, async (req) => {
-    const q = req.query as { limit: number; offset: number; customer_id?: string; subscription_id?: string };
-    return pageOf((await store.listInvoices(deps.pool, req.orgId, q)).map(store.invoiceJson), q);
+    const q = req.query;
+    return pageOf((await store.listInvoices(deps.pool, req.orgId, { ...q, ...pageParams(q) })).map(store.invoiceJson), q);
   });
-  app.get('/v1/invoices/:invoice_id', { schema: { summary: 'Get an invoice', tags: ['invoices'], params: { type: 'object', properties: { invoice_id: { type: 'string' } } }, response: { 200: INVOICE, 404: ERROR_SCHEMA } } }, async (req) => {
-    const id = (req.params as { invoice_id: string }).invoice_id;
+  app.get('/v1/invoices/:invoice_id', { schema: { summary: 'Get an invoice', tags: ['invoices'], params: InvoiceParams, response: { 200: Invoice, 404: ErrorResponse } } }, async (req) => {
+    const id = req.params.invoice_id;
     const row = await store.getInvoice(deps.pool, req.orgId, id);
     if (!row) throw notFound('invoice', id);
     return store.invoiceJson(row);

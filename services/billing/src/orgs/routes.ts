@@ -1,17 +1,20 @@
 // Organizations and API keys. Admin: create an organization (prints its first key), add keys.
-// Org-scoped: list keys (prefix only), create, revoke.
+// Org-scoped: list keys (prefix only), create, revoke; the organization's Segment shared secret.
 // Revoking a key or archiving an organization is announced on Redis (core's publishApiKeysChanged) after
 // the change is committed, so every service's ApiKeyCache forgets the key within milliseconds.
 import { publishApiKeysChanged } from '@meterline/core';
 import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import {
+  ApiKey, ApiKeyParams, ArchivedOrganization, CreateApiKeyBody, CreatedOrganization, CreateOrganizationBody, PageQuery, ErrorResponse, NewApiKey,
+  Organization, OrganizationParams, Page, SegmentSettings, SegmentSettingsBody,
+} from '@meterline/contracts';
 import type { Deps } from '../deps.ts';
 import { requireAdmin } from '../http/auth.ts';
-import { ERROR_SCHEMA, notFound } from '../http/errors.ts';
-import { PAGINATION_QUERY, listResponse, pageOf } from '../http/pagination.ts';
+import { notFound } from '../http/errors.ts';
+import { pageOf, pageParams } from '../http/pagination.ts';
+import { typed } from '../http/typed.ts';
 import * as store from './store.ts';
-
-const KEY = { type: 'object', properties: { key_id: { type: 'string' }, name: { type: 'string' }, prefix: { type: 'string' }, created_at: { type: 'string' }, revoked_at: { type: ['string', 'null'] } } };
-const NEW_KEY = { type: 'object', properties: { ...KEY.properties, api_key: { type: 'string', description: 'shown once' } } };
 
 /** Announces the change to every service; a Redis failure is logged (caches then expire within their TTL). */
 async function announceKeyChange(deps: Deps, change: Parameters<typeof publishApiKeysChanged>[1]): Promise<void> {
@@ -23,37 +26,53 @@ async function announceKeyChange(deps: Deps, change: Parameters<typeof publishAp
   }
 }
 
-export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
+export async function adminRoutes(instance: FastifyInstance, deps: Deps): Promise<void> {
+  const app = typed(instance);
   app.addHook('onRequest', requireAdmin(deps.config.billing.adminSecret));
   app.post('/admin/organizations', {
     schema: {
       summary: 'Create an organization and its first API key (admin)', tags: ['admin'], security: [{ adminSecret: [] }],
-      body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } },
-      response: { 201: { type: 'object', properties: { organization_id: { type: 'string' }, name: { type: 'string' }, api_key: { type: 'string' }, key_id: { type: 'string' }, prefix: { type: 'string' } } }, 401: ERROR_SCHEMA, 403: ERROR_SCHEMA },
+      body: CreateOrganizationBody,
+      response: { 201: CreatedOrganization, 401: ErrorResponse, 403: ErrorResponse },
     },
-  }, async (req, reply) => reply.code(201).send(await store.insertOrganization(deps.pool, (req.body as { name: string }).name)));
+  }, async (req, reply) => reply.code(201).send(await store.insertOrganization(deps.pool, req.body.name)));
 
   app.post('/admin/organizations/:organization_id/api_keys', {
     schema: {
       summary: 'Create another API key for an organization (admin)', tags: ['admin'], security: [{ adminSecret: [] }],
-      params: { type: 'object', properties: { organization_id: { type: 'string' } } },
-      body: { type: 'object', additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } },
-      response: { 201: NEW_KEY, 404: ERROR_SCHEMA },
+      params: OrganizationParams,
+      body: CreateApiKeyBody,
+      response: { 201: NewApiKey, 404: ErrorResponse },
     },
   }, async (req, reply) => {
-    const { organization_id } = req.params as { organization_id: string };
+    const { organization_id } = req.params;
     if (!(await store.organizationExists(deps.pool, organization_id))) throw notFound('organization', organization_id);
-    return reply.code(201).send(await store.insertApiKey(deps.pool, organization_id, (req.body as { name?: string } | undefined)?.name ?? 'default'));
+    return reply.code(201).send(await store.insertApiKey(deps.pool, organization_id, req.body?.name ?? 'default'));
+  });
+
+  app.put('/admin/organizations/:organization_id/segment', {
+    schema: {
+      summary: 'Set or clear an organization\'s Segment shared secret (admin)', tags: ['admin'], security: [{ adminSecret: [] }],
+      description: SEGMENT_DESCRIPTION,
+      params: OrganizationParams,
+      body: SegmentSettingsBody,
+      response: { 200: SegmentSettings, 404: ErrorResponse },
+    },
+  }, async (req) => {
+    const { organization_id } = req.params;
+    const r = await store.setSegmentSharedSecret(deps.pool, organization_id, req.body.shared_secret);
+    if (!r) throw notFound('organization', organization_id);
+    return r;
   });
 
   app.delete('/admin/organizations/:organization_id', {
     schema: {
       summary: 'Archive an organization: all its API keys stop working at once (admin)', tags: ['admin'], security: [{ adminSecret: [] }],
-      params: { type: 'object', properties: { organization_id: { type: 'string' } } },
-      response: { 200: { type: 'object', properties: { organization_id: { type: 'string' }, archived_at: { type: 'string' } } }, 404: ERROR_SCHEMA },
+      params: OrganizationParams,
+      response: { 200: ArchivedOrganization, 404: ErrorResponse },
     },
   }, async (req) => {
-    const { organization_id } = req.params as { organization_id: string };
+    const { organization_id } = req.params;
     const archived = await store.archiveOrganization(deps.pool, organization_id);
     if (!archived) throw notFound('organization', organization_id);
     await announceKeyChange(deps, { organizationId: organization_id, reason: 'organization_archived' });
@@ -61,28 +80,53 @@ export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<voi
   });
 }
 
-export async function keyRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
+export async function keyRoutes(instance: FastifyInstance, deps: Deps): Promise<void> {
+  const app = typed(instance);
   app.get('/v1/organization', {
-    schema: { summary: 'The organization of the calling key', tags: ['organization'], response: { 200: { type: 'object', properties: { organization_id: { type: 'string' }, name: { type: 'string' }, created_at: { type: 'string' } } } } },
-  }, async (req) => store.getOrganization(deps.pool, req.orgId));
+    schema: { summary: 'The organization of the calling key', tags: ['organization'], response: { 200: Organization } },
+  }, async (req) => (await store.getOrganization(deps.pool, req.orgId))!);
 
   app.get('/v1/api_keys', {
-    schema: { summary: 'List API keys (prefix only)', tags: ['organization'], querystring: { type: 'object', additionalProperties: false, properties: PAGINATION_QUERY }, response: { 200: listResponse(KEY) } },
+    schema: { summary: 'List API keys (prefix only)', tags: ['organization'], querystring: PageQuery, response: { 200: Page(ApiKey) } },
   }, async (req) => {
-    const q = req.query as { limit: number; offset: number };
+    const q = pageParams(req.query);
     return pageOf(await store.listApiKeys(deps.pool, req.orgId, q.limit, q.offset), q);
   });
 
   app.post('/v1/api_keys', {
-    schema: { summary: 'Create an API key (shown once)', tags: ['organization'], body: { type: 'object', additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } }, response: { 201: NEW_KEY } },
-  }, async (req, reply) => reply.code(201).send(await store.insertApiKey(deps.pool, req.orgId, (req.body as { name?: string } | undefined)?.name ?? 'default')));
+    schema: { summary: 'Create an API key (shown once)', tags: ['organization'], body: CreateApiKeyBody, response: { 201: NewApiKey } },
+  }, async (req, reply) => reply.code(201).send(await store.insertApiKey(deps.pool, req.orgId, req.body?.name ?? 'default')));
 
   app.delete('/v1/api_keys/:key_id', {
-    schema: { summary: 'Revoke an API key', tags: ['organization'], params: { type: 'object', properties: { key_id: { type: 'string' } } }, response: { 204: { type: 'null' }, 404: ERROR_SCHEMA } },
+    schema: { summary: 'Revoke an API key', tags: ['organization'], params: ApiKeyParams, response: { 204: Type.Null(), 404: ErrorResponse } },
   }, async (req, reply) => {
-    const { key_id } = req.params as { key_id: string };
+    const { key_id } = req.params;
     if (!(await store.revokeApiKey(deps.pool, req.orgId, key_id))) throw notFound('api key', key_id);
     await announceKeyChange(deps, { organizationId: req.orgId, keyId: key_id, reason: 'revoked' });
-    return reply.code(204).send();
+    return reply.code(204).send(null);
+  });
+}
+
+const SEGMENT_DESCRIPTION = 'The secret configured on the Segment Webhooks destination: when set, the gateway accepts POST /v1/segment only with '
+  + 'X-Signature = hex HMAC-SHA1(secret, raw body); null turns the check off. Stored on the organization (organizations.segment_shared_secret); '
+  + 'the gateway caches it for up to 30 s per organization, so a change reaches it within 30 s. The secret is never returned.';
+
+/** The calling organization's settings (org API key). */
+export async function settingsRoutes(instance: FastifyInstance, deps: Deps): Promise<void> {
+  const app = typed(instance);
+  app.get('/v1/settings/segment', {
+    schema: { summary: 'Whether Segment webhook signatures are required (the secret is never returned)', tags: ['organization'], response: { 200: SegmentSettings } },
+  }, async (req) => (await store.getSegmentSettings(deps.pool, req.orgId))!);
+
+  app.put('/v1/settings/segment', {
+    schema: {
+      summary: 'Set or clear the Segment shared secret', tags: ['organization'], description: SEGMENT_DESCRIPTION,
+      body: SegmentSettingsBody,
+      response: { 200: SegmentSettings, 404: ErrorResponse },
+    },
+  }, async (req) => {
+    const r = await store.setSegmentSharedSecret(deps.pool, req.orgId, req.body.shared_secret);
+    if (!r) throw notFound('organization', req.orgId);
+    return r;
   });
 }

@@ -56,3 +56,21 @@ export async function archiveOrganization(pool: PgPool, orgId: string): Promise<
   );
   return rows[0] ? { archived_at: rows[0].archived_at.toISOString() } : null;
 }
+
+/**
+ * Sets (or, with null, clears) the organization's Segment shared secret, stored as the gateway reads it
+ * (organizations.segment_shared_secret, plain text: the gateway needs it to compute the HMAC). Null when
+ * the organization does not exist or is archived.
+ */
+export async function setSegmentSharedSecret(pool: PgPool, orgId: string, secret: string | null) {
+  const { rows } = await pool.query<{ set: boolean }>(
+    'UPDATE organizations SET segment_shared_secret = $2 WHERE id = $1 AND archived_at IS NULL RETURNING segment_shared_secret IS NOT NULL AS set',
+    [orgId, secret],
+  );
+  return rows[0] ? { organization_id: orgId, shared_secret_set: rows[0].set } : null;
+}
+
+export async function getSegmentSettings(pool: PgPool, orgId: string) {
+  const { rows } = await pool.query<{ set: boolean }>("SELECT coalesce(segment_shared_secret, '') <> '' AS set FROM organizations WHERE id = $1", [orgId]);
+  return rows[0] ? { organization_id: orgId, shared_secret_set: rows[0].set } : null;
+}
