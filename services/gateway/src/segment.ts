@@ -10,7 +10,7 @@
 //   identify → upsert of the customer (name, email from traits); group / alias → ignored (not usage).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { identifierProblem, TEXT_PROBLEM_MESSAGE, textValueProblem } from '@meterline/core';
-import { LIMITS, validateEvent, type FieldError, type TimeRules, type ValidationResult } from './validation.ts';
+import { forbiddenKeyError, forbiddenKeyPath, LIMITS, validateEvent, type FieldError, type TimeRules, type ValidationResult } from './validation.ts';
 
 export type SegmentType = 'track' | 'identify' | 'page' | 'screen' | 'group' | 'alias';
 const SUPPORTED: ReadonlySet<string> = new Set(['track', 'identify', 'page', 'screen', 'group', 'alias']);
@@ -113,6 +113,8 @@ export function mapSegmentMessage(msg: unknown, nowMs: number, rules: TimeRules,
   if (!isPlainObject(msg)) {
     return { kind: 'rejected', errors: [{ field: '', reason: 'not_an_object', message: 'each message must be a JSON object' }] };
   }
+  const forbidden = forbiddenKeyPath(msg);
+  if (forbidden !== null) return { kind: 'rejected', errors: [forbiddenKeyError(forbidden)] };
   const type = typeof msg.type === 'string' && msg.type !== '' ? msg.type : impliedType;
   if (type === undefined || !SUPPORTED.has(type)) {
     return { kind: 'rejected', errors: [{ field: 'type', reason: 'unsupported_type', message: `type must be one of ${[...SUPPORTED].join(', ')}` }] };

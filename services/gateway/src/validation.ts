@@ -143,6 +143,27 @@ function validateProperties(value: unknown, errors: FieldError[]): Properties | 
 }
 
 /**
+ * The path of the first `__proto__` key in a parsed JSON value, or null. Bodies are parsed with
+ * JSON.parse, which makes such a key an ordinary own property (it never touches a prototype); the event
+ * or message holding one is refused (reason `forbidden_key`) rather than passed on, so no later code can
+ * be tricked into prototype poisoning — and the other events of the batch are still accepted.
+ */
+export function forbiddenKeyPath(value: unknown, prefix = '', depth = 0): string | null {
+  if (value === null || typeof value !== 'object' || depth > 64) return null;
+  for (const [k, v] of Object.entries(value)) {
+    const path = prefix === '' ? k : `${prefix}.${k}`;
+    if (k === '__proto__') return path;
+    const inner = forbiddenKeyPath(v, path, depth + 1);
+    if (inner !== null) return inner;
+  }
+  return null;
+}
+
+export function forbiddenKeyError(path: string): FieldError {
+  return { field: path, reason: 'forbidden_key', message: `${path}: "__proto__" keys are not accepted` };
+}
+
+/**
  * Validates one event as sent by a client. `nowMs` is the receive time: it fills a missing
  * time_created and anchors the future / backfill rules.
  */
@@ -150,6 +171,8 @@ export function validateEvent(raw: unknown, nowMs: number, rules: TimeRules): Va
   if (!isPlainObject(raw)) {
     return { ok: false, errors: [{ field: '', reason: 'not_an_object', message: 'each event must be a JSON object' }] };
   }
+  const forbidden = forbiddenKeyPath(raw);
+  if (forbidden !== null) return { ok: false, errors: [forbiddenKeyError(forbidden)] };
   const errors: FieldError[] = [];
   const eventName = identifier(raw, ['event_name'], LIMITS.eventNameMaxLength, errors, true);
   const customerId = identifier(raw, ['customer_id'], LIMITS.customerIdMaxLength, errors, true);

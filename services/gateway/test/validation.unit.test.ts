@@ -129,11 +129,10 @@ describe('validateEvent', () => {
     expect(valid({ ...base, customer_id: 'c 😀 𝄞', properties: { note: 'line 1\n\tline 2 😀', tiny: 5e-324 } }).properties).toEqual({ note: 'line 1\n\tline 2 😀', tiny: 5e-324 });
   });
 
-  it('keeps a "__proto__" property as an ordinary key', () => {
-    const raw = JSON.parse('{"event_name":"a","customer_id":"c","properties":{"__proto__":"x","n":1}}');
-    const e = valid(raw);
-    expect(JSON.stringify(e.properties)).toBe('{"__proto__":"x","n":1}');
-    expect(({} as Record<string, unknown>).x).toBeUndefined();
+  it('refuses an event holding a "__proto__" key anywhere, naming where (prototype-poisoning guard, per event)', () => {
+    expect(reasons(JSON.parse('{"event_name":"a","customer_id":"c","properties":{"__proto__":"x","n":1}}'))).toEqual(['properties.__proto__:forbidden_key']);
+    expect(reasons(JSON.parse('{"event_name":"a","customer_id":"c","__proto__":{"polluted":true}}'))).toEqual(['__proto__:forbidden_key']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
   it('ignores an organization given in the body (the API key decides)', () => {

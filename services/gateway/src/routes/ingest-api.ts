@@ -67,8 +67,9 @@ export function ingestApi(deps: IngestApiDeps) {
       return encoding === 'identity' ? payload : decodeBody(payload, encoding, cfg.bodyLimitBytes);
     });
     // The decoded bytes are kept (Segment signatures are computed over the JSON Segment sent, i.e. the
-    // decoded body).
-    const defaultJson = app.getDefaultJsonParser('error', 'ignore');
+    // decoded body). Plain JSON.parse: a `__proto__` key becomes an own property (JSON.parse never sets
+    // a prototype) and the event or message holding it is rejected on its own (validation.ts
+    // forbiddenKeyPath), instead of the whole batch.
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
       req.rawBody = body;
@@ -78,7 +79,13 @@ export function ingestApi(deps: IngestApiDeps) {
       } catch (err) {
         return done(err as Error);
       }
-      defaultJson(req, text, done);
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        return done(new BodyError(400, 'invalid_request', `the body is not valid JSON: ${(err as Error).message}`));
+      }
+      done(null, value);
     });
 
     app.setErrorHandler((err: FastifyError | Error & { statusCode?: number; code?: string }, _req, reply) => {
