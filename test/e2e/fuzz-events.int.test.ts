@@ -6,14 +6,10 @@
 // FUZZ_EVENTS sets the number of events (default 1,500 in `npm test`; `npm run fuzz:events` runs 10,000).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import {
-  createClickHouse, createKafka, createPostgres, ensureTopics, queryUsage, sqlString,
-  type ClickHouseClient, type MetricDefinition, type PgPool,
-} from '@meterline/core';
-import { startGateway } from '@meterline/gateway';
-import { startAggregator } from '@meterline/aggregator';
+import { queryUsage, sqlString, type MetricDefinition } from '@meterline/core';
 import { testConfig } from '../support/env.ts';
-import { createTestOrganization, uniqueId } from '../support/fixtures.ts';
+import { uniqueId } from '../support/fixtures.ts';
+import { startTestPipeline, type TestPipeline } from '../support/pipeline.ts';
 import { waitFor } from '../support/wait.ts';
 
 const EVENTS = Number(process.env.FUZZ_EVENTS ?? 1500);
@@ -72,36 +68,19 @@ function expectedTimeMs(s: string): number | null {
 interface Sent { idempotencyId: string; customerId: string; eventName: string; propertiesJson: string; timeMs: number | null }
 
 describe('fuzzing the ingest path end to end', () => {
-  let pool: PgPool;
-  let ch: ClickHouseClient;
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
-  let aggregator: Awaited<ReturnType<typeof startAggregator>>;
-  let org: { organizationId: string; apiKey: string };
-
+  let p: TestPipeline;
   beforeAll(async () => {
-    const admin = createKafka(cfg.kafka).admin();
-    await admin.connect();
-    await ensureTopics(admin, cfg.kafka);
-    await admin.disconnect();
-    pool = createPostgres(cfg.postgresUrl);
-    ch = createClickHouse(cfg.clickhouse);
-    org = await createTestOrganization(pool);
-    for (const [i, name] of NAMES.entries()) {
-      await pool.query(`INSERT INTO billable_metrics (organization_id, metric_id, version, event_name, aggregation, property) VALUES ($1, $2, 1, $3, 'count', NULL)`,
-        [org.organizationId, `m${i}`, name]);
-    }
-    gateway = await startGateway(cfg);
-    aggregator = await startAggregator(cfg, { backfillSettleMs: 200 });
+    p = await startTestPipeline(cfg, async ({ pool, org }) => {
+      for (const [i, name] of NAMES.entries()) {
+        await pool.query(`INSERT INTO billable_metrics (organization_id, metric_id, version, event_name, aggregation, property) VALUES ($1, $2, 1, $3, 'count', NULL)`,
+          [org.organizationId, `m${i}`, name]);
+      }
+    });
   });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await aggregator?.stop();
-    await ch?.close();
-    await pool?.end();
-  });
+  afterAll(async () => { await p?.stop(); });
 
   it(`${EVENTS} generated events: each rejected with a field error or stored exactly and counted once`, async () => {
+    const { ch, org, gateway, aggregator } = p;
     const samples = fc.sample(event, { numRuns: EVENTS, seed: SEED });
     const accepted: Sent[] = [];
     const reasons = new Map<string, number>();
@@ -118,7 +97,7 @@ describe('fuzzing the ingest path end to end', () => {
       }
       expect([200, 207, 400], `batch ${b}: HTTP ${res.status}`).toContain(res.status);
       const body = (await res.json()) as { results: { index: number; status: string; idempotency_id?: string; errors?: { field: string; reason: string; message: string }[] }[] };
-      expect(body.results).toHaveLength(batch.length);
+      expect(body.results, JSON.stringify(body).slice(0, 500)).toHaveLength(batch.length);
       for (const r of body.results) {
         const sent = batch[r.index]!;
         if (r.status === 'accepted') {

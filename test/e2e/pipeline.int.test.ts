@@ -1,14 +1,10 @@
 // The whole path through the real services: HTTP → gateway → Kafka (Avro) → aggregator → ClickHouse,
 // then a usage query over the aggregates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createClickHouse, createKafka, createPostgres, ensureTopics, queryUsage, sqlString,
-  type ClickHouseClient, type MetricDefinition, type PgPool,
-} from '@meterline/core';
-import { startGateway } from '@meterline/gateway';
-import { startAggregator } from '@meterline/aggregator';
+import { queryUsage, sqlString, type MetricDefinition } from '@meterline/core';
 import { testConfig } from '../support/env.ts';
-import { createTestOrganization, uniqueId } from '../support/fixtures.ts';
+import { uniqueId } from '../support/fixtures.ts';
+import { startTestPipeline, type TestPipeline } from '../support/pipeline.ts';
 import { waitFor } from '../support/wait.ts';
 
 const run = uniqueId('e2e');
@@ -21,32 +17,12 @@ const cfg = testConfig({
 });
 
 describe('end-to-end pipeline', () => {
-  let pool: PgPool;
-  let ch: ClickHouseClient;
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
-  let aggregator: Awaited<ReturnType<typeof startAggregator>>;
-  let org: { organizationId: string; apiKey: string };
-
-  beforeAll(async () => {
-    const admin = createKafka(cfg.kafka).admin();
-    await admin.connect();
-    await ensureTopics(admin, cfg.kafka);
-    await admin.disconnect();
-    pool = createPostgres(cfg.postgresUrl);
-    ch = createClickHouse(cfg.clickhouse);
-    org = await createTestOrganization(pool);
-    gateway = await startGateway(cfg);
-    aggregator = await startAggregator(cfg);
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await aggregator?.stop();
-    await ch?.close();
-    await pool?.end();
-  });
+  let p: TestPipeline;
+  beforeAll(async () => { p = await startTestPipeline(cfg); });
+  afterAll(async () => { await p?.stop(); });
 
   it('an event posted over HTTP is queryable in ClickHouse, raw and aggregated', async () => {
+    const { pool, ch, org, gateway } = p;
     const metric: MetricDefinition = {
       organizationId: org.organizationId, metricId: 'tokens', version: 1, eventName: 'api_call',
       aggregation: 'sum', property: 'tokens', filters: [], groupBy: [],
