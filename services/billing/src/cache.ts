@@ -10,44 +10,38 @@
 //   longer than the TTL, and the entry would be born expired). While one refresh runs, callers get the
 //   previous value (stale-while-revalidate), so a value is at most TTL + one query old and at most one
 //   load per key is in flight.
-interface Entry<V> { value?: V; loaded: boolean; expires: number; refreshing?: Promise<V> }
+import { LRUCache } from 'lru-cache';
+
+// Built on lru-cache (bounded LRU, per-entry TTL, one in-flight fetch per key, stale-while-revalidate)
+// instead of a hand-rolled map. Times come from Date.now() so that tests can use fake timers.
+const wallClock = { now: () => Date.now() };
 
 export class TtlCache<V> {
-  private readonly map = new Map<string, Entry<V>>();
-  constructor(private readonly ttlMs: number, private readonly maxEntries = 50_000) {}
+  // values are boxed: lru-cache cannot hold null/undefined, and "not found" (null) is cached too
+  private readonly lru: LRUCache<string, { v: V }, () => Promise<V>>;
 
-  get(key: string, load: () => Promise<V>): Promise<V> {
-    const existing = this.map.get(key);
-    if (existing?.loaded && existing.expires > Date.now()) return Promise.resolve(existing.value as V);
-    const entry: Entry<V> = existing ?? { loaded: false, expires: 0 };
-    if (!entry.refreshing) {
-      entry.refreshing = load().then(
-        (value) => {
-          entry.value = value;
-          entry.loaded = true;
-          entry.expires = Date.now() + this.ttlMs;
-          entry.refreshing = undefined;
-          return value;
-        },
-        (err: unknown) => {
-          entry.refreshing = undefined;
-          if (!entry.loaded && this.map.get(key) === entry) this.map.delete(key);
-          throw err;
-        },
-      );
-      if (!existing) {
-        if (this.map.size >= this.maxEntries) this.map.clear();
-        this.map.set(key, entry);
-      }
-    }
-    return entry.loaded ? Promise.resolve(entry.value as V) : entry.refreshing;
+  constructor(ttlMs: number, maxEntries = 50_000) {
+    this.lru = new LRUCache<string, { v: V }, () => Promise<V>>({
+      max: maxEntries,
+      ttl: ttlMs, // set when a fetch resolves: the TTL counts from load completion
+      allowStale: true, // an expired value is served while its one refresh runs
+      noDeleteOnFetchRejection: true,
+      perf: wallClock,
+      fetchMethod: async (_key, _stale, { context }) => ({ v: await context() }),
+    });
+  }
+
+  async get(key: string, load: () => Promise<V>): Promise<V> {
+    const box = await this.lru.fetch(key, { context: load });
+    if (box === undefined) throw new Error(`cache load for ${key} returned nothing`);
+    return box.v;
   }
 
   deletePrefix(prefix: string): void {
-    for (const k of this.map.keys()) if (k.startsWith(prefix)) this.map.delete(k);
+    for (const k of [...this.lru.keys()]) if (k.startsWith(prefix)) this.lru.delete(k);
   }
 
-  clear(): void { this.map.clear(); }
+  clear(): void { this.lru.clear(); }
 }
 
 export class CatalogCache {

@@ -2,6 +2,7 @@
 // Authorization: Bearer <key>, or (Segment's HTTP API) Authorization: Basic base64(<key>:).
 // The organization of every event comes from the key, never from the body.
 // (Customers created by Segment identify go through core's customers repository: routes/segment.ts.)
+import { LRUCache } from 'lru-cache';
 import { apiKeyFromHeaders, type PgPool } from '@meterline/core';
 
 export function apiKeyOf(headers: Record<string, string | string[] | undefined>): string | null {
@@ -21,22 +22,23 @@ export function apiKeyOf(headers: Record<string, string | string[] | undefined>)
 
 /** The organization's Segment shared secret (null: signatures not required), cached briefly. */
 export class SegmentSecretCache {
-  private readonly entries = new Map<string, { secret: string | null; expires: number }>();
+  // lru-cache: bounded, per-entry TTL, one lookup in flight per organization
+  private readonly entries: LRUCache<string, { secret: string | null }>;
 
-  constructor(private readonly pool: PgPool, private readonly ttlMs = 30_000) {}
+  constructor(private readonly pool: PgPool, ttlMs = 30_000) {
+    this.entries = new LRUCache({
+      max: 10_000,
+      ttl: ttlMs,
+      fetchMethod: async (organizationId) => {
+        const { rows } = await this.pool.query<{ segment_shared_secret: string | null }>('SELECT segment_shared_secret FROM organizations WHERE id = $1', [organizationId]);
+        const secret = rows[0]?.segment_shared_secret ?? null;
+        return { secret: secret === '' ? null : secret };
+      },
+    });
+  }
 
   async secretOf(organizationId: string): Promise<string | null> {
-    const hit = this.entries.get(organizationId);
-    const now = Date.now();
-    if (hit && hit.expires > now) return hit.secret;
-    const { rows } = await this.pool.query<{ segment_shared_secret: string | null }>(
-      'SELECT segment_shared_secret FROM organizations WHERE id = $1',
-      [organizationId],
-    );
-    const secret = rows[0]?.segment_shared_secret ?? null;
-    if (this.entries.size >= 10_000) this.entries.clear();
-    this.entries.set(organizationId, { secret: secret === '' ? null : secret, expires: now + this.ttlMs });
-    return secret === '' ? null : secret;
+    return (await this.entries.fetch(organizationId))?.secret ?? null;
   }
 }
 

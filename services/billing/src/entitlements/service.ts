@@ -94,7 +94,6 @@ async function evaluate(deps: Deps, orgId: string, snap: CustomerSnapshot, featu
   const ledgerKey: LedgerKey = { orgId, customerId: snap.customer.customer_id, featureId: feature.feature_id, metricVersion: m.version, windowStartMs: win.start.getTime() };
   const r = await deps.ledger.checkAndConsume(ledgerKey, { clickhouseUsage: chUsage, required: requested, limit: hard ? limit : null, consume, gauge });
   const usageBefore = consume && r.allowed ? r.usage - requested : r.usage;
-  const withinLimit = limit === null || usageBefore + requested <= limit;
   const ent: Entitlement = {
     ...base,
     is_granted: r.allowed,
@@ -104,7 +103,6 @@ async function evaluate(deps: Deps, orgId: string, snap: CustomerSnapshot, featu
     included_usage: component ? Number(component.free_units ?? 0) : null,
     reset_period: reset, usage_period_start: win.start.toISOString(), usage_period_end: win.end?.toISOString() ?? null,
   };
-  void withinLimit;
   return { ent, ledgerKey, metric: m, limit, gauge, chUsage };
 }
 

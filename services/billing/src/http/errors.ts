@@ -65,10 +65,3 @@ export function pgErrorResponse(err: unknown): { status: number; code: string; m
   return null;
 }
 
-/** Maps Postgres constraint errors raised inside a store call to 409/400. */
-export function mapPgError(err: unknown): never {
-  const e = err as { code?: string; detail?: string; constraint?: string };
-  if (e.code === '23505') throw conflict(`already exists${e.detail ? `: ${e.detail}` : ''}`);
-  if (e.code === '23503') throw badRequest(`references something that does not exist${e.detail ? `: ${e.detail}` : ''}`);
-  throw err;
-}
