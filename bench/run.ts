@@ -17,7 +17,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { createClickHouse, createKafka, ensureTopics, type ClickHouseClient, type PgPool } from '@meterline/core';
 import { ServiceProcess, portInUse, ROOT, type ServiceName } from './lib/proc.ts';
-import { bringUpSharedStack, ensurePostgres, ensureStackInstalled, createBenchOrg, pgPool, prepare, runEnv, type BenchOrg, type RunEnv } from './lib/env.ts';
+import {
+  bringUpSharedStack,
+  ensurePostgres,
+  ensureStackInstalled,
+  createBenchOrg,
+  pgPool,
+  prepare,
+  runEnv,
+  type BenchOrg,
+  type RunEnv,
+} from './lib/env.ts';
 import { closedLoop, openLoop, EventSource, GatewayClient } from './lib/load.ts';
 import { ClickHouseKafkaEngine, jsonEncoder, kafkaProducerBaseline, redisGetFloor } from './lib/baselines.ts';
 import { aggregateTotal, rawCount } from './lib/usage.ts';
@@ -29,7 +39,9 @@ const BATCH_SIZES = [1, 100, 1000] as const;
 const CONCURRENCY: Record<number, number> = { 1: 64, 100: 16, 1000: 8 };
 const STEP_MS = Number(process.env.BENCH_SECONDS ?? 6) * 1000;
 const E2E_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,chkafka,entitlement').split(',').map((s) => s.trim()));
+const PHASES = new Set(
+  (process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,chkafka,entitlement').split(',').map((s) => s.trim()),
+);
 const PORTS = { gateway: 19405, aggregator: 19406, billing: 19407 } as const;
 const CUSTOMERS = Array.from({ length: 20 }, (_, i) => `cust_${i}`);
 const TOTAL_BUDGET_MS = 9 * 60_000;
@@ -76,12 +88,18 @@ if (usePrivate) {
   privateStack = new PrivateStack(19400);
   const ps = privateStack;
   for (let port = 19400; port <= 19407; port++) {
-    if (await portInUse(port)) throw new Error(`port ${port} is in use: a previous bench run was interrupted? Stop what listens on 19400..19407 first`);
+    if (await portInUse(port))
+      throw new Error(`port ${port} is in use: a previous bench run was interrupted? Stop what listens on 19400..19407 first`);
   }
-  const cleanup = (code: number) => () => { void ps.destroy().finally(() => process.exit(code)); };
+  const cleanup = (code: number) => () => {
+    void ps.destroy().finally(() => process.exit(code));
+  };
   process.once('SIGINT', cleanup(130));
   process.once('SIGTERM', cleanup(143));
-  process.once('uncaughtException', (err) => { console.error(err); cleanup(1)(); });
+  process.once('uncaughtException', (err) => {
+    console.error(err);
+    cleanup(1)();
+  });
   await ps.start('redis');
   await ps.start('clickhouse');
   await ps.start('kafka');
@@ -117,7 +135,10 @@ async function newTopic(suffix: string, partitions = run.config.kafka.eventsPart
 }
 
 const kafkaResults: Record<number, { eventsPerSec: number; sendLatency: LatencySummary; events: number; concurrency: number }> = {};
-const ingestResults: Record<number, { eventsPerSec: number; requestLatency: LatencySummary; events: number; concurrency: number; statusCounts: Record<string, number> }> = {};
+const ingestResults: Record<
+  number,
+  { eventsPerSec: number; requestLatency: LatencySummary; events: number; concurrency: number; statusCounts: Record<string, number> }
+> = {};
 let maxIngestRate = 0;
 let org: BenchOrg | null = null;
 // Created up front, before any aggregator starts, so that it knows every metric from its first poll.
@@ -143,11 +164,28 @@ try {
     // One connected producer for every step, warmed up like the gateway is (metadata, leaders, JIT).
     const producer = createKafka(run.config.kafka).producer({ allowAutoTopicCreation: false });
     await producer.connect();
-    await kafkaProducerBaseline({ config: run.config, topic, organizationId: org!.organizationId, source: new EventSource(`${runId}kw`, 'bench.warmup', CUSTOMERS), batchSize: 100, concurrency: 4, durationMs: 1_000, maxEvents: 20_000, producer });
+    await kafkaProducerBaseline({
+      config: run.config,
+      topic,
+      organizationId: org!.organizationId,
+      source: new EventSource(`${runId}kw`, 'bench.warmup', CUSTOMERS),
+      batchSize: 100,
+      concurrency: 4,
+      durationMs: 1_000,
+      maxEvents: 20_000,
+      producer,
+    });
     for (const b of BATCH_SIZES) {
       const r = await kafkaProducerBaseline({
-        config: run.config, topic, organizationId: org!.organizationId, source: new EventSource(`${runId}k${b}`, 'bench.call', CUSTOMERS),
-        batchSize: b, concurrency: CONCURRENCY[b]!, durationMs: STEP_MS, maxEvents: 2_000_000, producer,
+        config: run.config,
+        topic,
+        organizationId: org!.organizationId,
+        source: new EventSource(`${runId}k${b}`, 'bench.call', CUSTOMERS),
+        batchSize: b,
+        concurrency: CONCURRENCY[b]!,
+        durationMs: STEP_MS,
+        maxEvents: 2_000_000,
+        producer,
       });
       kafkaResults[b] = { eventsPerSec: r.eventsPerSec, sendLatency: lat(r.sendLatency), events: r.events, concurrency: r.concurrency };
       log(`kafka baseline batch ${b}: ${fmtInt(r.eventsPerSec)} events/s`);
@@ -159,16 +197,41 @@ try {
   await phase('ingest', async () => {
     // Its own topic, so that the aggregator of the later phases does not have to chew through these events.
     const topic = await newTopic('ingest');
-    const gw = new ServiceProcess('gateway', PORTS.gateway, { ...run.env, ...portsEnv, KAFKA_EVENTS_TOPIC: topic }, path.join(logDir, 'ingest'));
+    const gw = new ServiceProcess(
+      'gateway',
+      PORTS.gateway,
+      { ...run.env, ...portsEnv, KAFKA_EVENTS_TOPIC: topic },
+      path.join(logDir, 'ingest'),
+    );
     allProcesses.push(gw);
     await gw.start();
     const client = new GatewayClient(gw.url, org!.apiKey, 64);
     try {
       // warm-up: API key cache, Kafka metadata, JIT
-      await closedLoop({ client, source: new EventSource(`${runId}w`, 'bench.warmup', CUSTOMERS), batchSize: 100, concurrency: 4, durationMs: 1_000, maxEvents: 20_000 });
+      await closedLoop({
+        client,
+        source: new EventSource(`${runId}w`, 'bench.warmup', CUSTOMERS),
+        batchSize: 100,
+        concurrency: 4,
+        durationMs: 1_000,
+        maxEvents: 20_000,
+      });
       for (const b of BATCH_SIZES) {
-        const r = await closedLoop({ client, source: new EventSource(`${runId}g${b}`, 'bench.call', CUSTOMERS), batchSize: b, concurrency: CONCURRENCY[b]!, durationMs: STEP_MS, maxEvents: 2_000_000 });
-        ingestResults[b] = { eventsPerSec: r.eventsPerSec, requestLatency: lat(r.requestLatency), events: r.acceptedEvents, concurrency: r.concurrency, statusCounts: r.statusCounts };
+        const r = await closedLoop({
+          client,
+          source: new EventSource(`${runId}g${b}`, 'bench.call', CUSTOMERS),
+          batchSize: b,
+          concurrency: CONCURRENCY[b]!,
+          durationMs: STEP_MS,
+          maxEvents: 2_000_000,
+        });
+        ingestResults[b] = {
+          eventsPerSec: r.eventsPerSec,
+          requestLatency: lat(r.requestLatency),
+          events: r.acceptedEvents,
+          concurrency: r.concurrency,
+          statusCounts: r.statusCounts,
+        };
         maxIngestRate = Math.max(maxIngestRate, r.eventsPerSec);
         log(`gateway batch ${b}: ${fmtInt(r.eventsPerSec)} events/s (statuses ${JSON.stringify(r.statusCounts)})`);
       }
@@ -176,7 +239,12 @@ try {
       client.close();
       await gw.stop();
     }
-    const ratios = Object.fromEntries(BATCH_SIZES.map((b) => [b, kafkaResults[b] && ingestResults[b] ? ingestResults[b]!.eventsPerSec / kafkaResults[b]!.eventsPerSec : null]));
+    const ratios = Object.fromEntries(
+      BATCH_SIZES.map((b) => [
+        b,
+        kafkaResults[b] && ingestResults[b] ? ingestResults[b]!.eventsPerSec / kafkaResults[b]!.eventsPerSec : null,
+      ]),
+    );
     return { byBatch: ingestResults, ratioGatewayToKafka: ratios, maxEventsPerSec: maxIngestRate };
   });
 
@@ -188,11 +256,26 @@ try {
     const client = new GatewayClient(gw.url, e2eOrg.apiKey, 16);
     const fromMs = Date.now() - 60 * 60_000;
     const t0 = Date.now();
-    const load = await closedLoop({ client, source: new EventSource(`${runId}e`, 'bench.e2e', CUSTOMERS), batchSize: 1000, concurrency: 8, durationMs: Math.max(60_000, budgetLeft() - 150_000), maxEvents: E2E_EVENTS, retry: true });
+    const load = await closedLoop({
+      client,
+      source: new EventSource(`${runId}e`, 'bench.e2e', CUSTOMERS),
+      batchSize: 1000,
+      concurrency: 8,
+      durationMs: Math.max(60_000, budgetLeft() - 150_000),
+      maxEvents: E2E_EVENTS,
+      retry: true,
+    });
     client.close();
     const acked = load.acceptedEvents;
     log(`e2e: ${fmtInt(acked)} events acknowledged in ${fmtNum(load.elapsedMs / 1000, 1)} s; waiting for aggregates`);
-    const q = { organizationId: e2eOrg.organizationId, metricId: e2eOrg.metricId, eventName: e2eOrg.eventName, customers: CUSTOMERS, fromMs, toMs: Date.now() + 60 * 60_000 };
+    const q = {
+      organizationId: e2eOrg.organizationId,
+      metricId: e2eOrg.metricId,
+      eventName: e2eOrg.eventName,
+      customers: CUSTOMERS,
+      fromMs,
+      toMs: Date.now() + 60 * 60_000,
+    };
     let seen = 0;
     let visibleAt = 0;
     let lastProgressAt = Date.now();
@@ -202,17 +285,30 @@ try {
       const before = seen;
       seen = await aggregateTotal(ch, q).catch(() => seen);
       if (seen !== before) lastProgressAt = Date.now();
-      if (seen >= acked) { visibleAt = Date.now(); break; }
+      if (seen >= acked) {
+        visibleAt = Date.now();
+        break;
+      }
       // no progress for 90 s: the pipeline is stuck, report it instead of burning the time budget
-      if (Date.now() - lastProgressAt > 90_000) { stalled = true; log(`e2e: no progress for 90 s at ${fmtInt(seen)} of ${fmtInt(acked)}`); break; }
+      if (Date.now() - lastProgressAt > 90_000) {
+        stalled = true;
+        log(`e2e: no progress for 90 s at ${fmtInt(seen)} of ${fmtInt(acked)}`);
+        break;
+      }
       if (Date.now() > deadline) break;
       await sleep(250);
     }
     const raw = await rawCount(ch, run.config.clickhouse.database, e2eOrg.organizationId);
     const totalMs = visibleAt ? visibleAt - t0 : null;
     return {
-      events: E2E_EVENTS, acknowledged: acked, ingestSeconds: load.elapsedMs / 1000, ingestEventsPerSec: load.eventsPerSec,
-      visibleInAggregates: seen, rawFinalCount: raw, complete: visibleAt > 0, stalled,
+      events: E2E_EVENTS,
+      acknowledged: acked,
+      ingestSeconds: load.elapsedMs / 1000,
+      ingestEventsPerSec: load.eventsPerSec,
+      visibleInAggregates: seen,
+      rawFinalCount: raw,
+      complete: visibleAt > 0,
+      stalled,
       firstPostToAllVisibleSeconds: totalMs === null ? null : totalMs / 1000,
       sustainedEventsPerSec: totalMs === null ? null : acked / (totalMs / 1000),
     };
@@ -230,12 +326,26 @@ try {
     const probeClient = new GatewayClient(gw.url, fOrg.apiKey, 2);
     const fromMs = Date.now() - 60 * 60_000;
     let stop = false;
-    const loadP = openLoop({ client: loadClient, source: new EventSource(`${runId}f`, 'bench.fresh', CUSTOMERS), eventsPerSec: rate, batchSize: 100, durationMs: 40_000, shouldStop: () => stop });
+    const loadP = openLoop({
+      client: loadClient,
+      source: new EventSource(`${runId}f`, 'bench.fresh', CUSTOMERS),
+      eventsPerSec: rate,
+      batchSize: 100,
+      durationMs: 40_000,
+      shouldStop: () => stop,
+    });
     const samples: number[] = [];
     const ackLatency: number[] = [];
     const probeCustomer = 'probe_customer';
     const probeSource = new EventSource(`${runId}p`, 'bench.fresh', [probeCustomer]);
-    const q = { organizationId: fOrg.organizationId, metricId: fOrg.metricId, eventName: fOrg.eventName, customers: [probeCustomer], fromMs, toMs: Date.now() + 60 * 60_000 };
+    const q = {
+      organizationId: fOrg.organizationId,
+      metricId: fOrg.metricId,
+      eventName: fOrg.eventName,
+      customers: [probeCustomer],
+      fromMs,
+      toMs: Date.now() + 60 * 60_000,
+    };
     let expected = 0;
     let misses = 0;
     const phaseEnd = Date.now() + 30_000;
@@ -243,14 +353,20 @@ try {
     while (Date.now() < phaseEnd) {
       const sentAt = nowMs();
       const r = await probeClient.post(JSON.stringify({ batch: probeSource.next(1) }));
-      if (r.status !== 200 && r.status !== 202) { misses++; continue; }
+      if (r.status !== 200 && r.status !== 202) {
+        misses++;
+        continue;
+      }
       expected++;
       ackLatency.push(nowMs() - sentAt);
       const until = Date.now() + 30_000;
       let ok = false;
       while (Date.now() < until) {
         const v = await aggregateTotal(ch, q).catch(() => 0);
-        if (v >= expected) { ok = true; break; }
+        if (v >= expected) {
+          ok = true;
+          break;
+        }
         await sleep(20);
       }
       if (ok) samples.push(nowMs() - sentAt);
@@ -260,22 +376,44 @@ try {
     const loadRes = await loadP;
     loadClient.close();
     probeClient.close();
-    return { targetEventsPerSec: rate, achievedEventsPerSec: loadRes.achievedEventsPerSec, failedRequests: loadRes.failedRequests, probes: samples.length, probeMisses: misses,
-      freshnessDefinition: 'time from posting a probe event until queryUsage includes it (polled every 20 ms)', freshness: lat(samples), probeAckLatency: lat(ackLatency) };
+    return {
+      targetEventsPerSec: rate,
+      achievedEventsPerSec: loadRes.achievedEventsPerSec,
+      failedRequests: loadRes.failedRequests,
+      probes: samples.length,
+      probeMisses: misses,
+      freshnessDefinition: 'time from posting a probe event until queryUsage includes it (polled every 20 ms)',
+      freshness: lat(samples),
+      probeAckLatency: lat(ackLatency),
+    };
   });
 
   await phase('chkafka', async () => {
     const events = E2E_EVENTS;
     const partitions = run.config.kafka.eventsPartitions;
     const topic = await newTopic('json', partitions);
-    const engine = new ClickHouseKafkaEngine(ch, run.config, run.config.clickhouse.database, `bench_${runId}_chk`, topic, `bench_${runId}_chk`);
+    const engine = new ClickHouseKafkaEngine(
+      ch,
+      run.config,
+      run.config.clickhouse.database,
+      `bench_${runId}_chk`,
+      topic,
+      `bench_${runId}_chk`,
+    );
     await engine.create(partitions);
     try {
       const chOrg = `org_chk_${runId}`;
       const t0 = Date.now();
       const prod = await kafkaProducerBaseline({
-        config: run.config, topic, organizationId: chOrg, source: new EventSource(`${runId}c`, 'bench.call', CUSTOMERS),
-        batchSize: 1000, concurrency: 8, durationMs: Math.max(60_000, budgetLeft() - 150_000), maxEvents: events, encode: jsonEncoder,
+        config: run.config,
+        topic,
+        organizationId: chOrg,
+        source: new EventSource(`${runId}c`, 'bench.call', CUSTOMERS),
+        batchSize: 1000,
+        concurrency: 8,
+        durationMs: Math.max(60_000, budgetLeft() - 150_000),
+        maxEvents: events,
+        encode: jsonEncoder,
       });
       const produceMs = Date.now() - t0;
       log(`chkafka: ${fmtInt(prod.events)} JSON events produced in ${fmtNum(produceMs / 1000, 1)} s; waiting for the Kafka engine`);
@@ -284,21 +422,37 @@ try {
       // Consumption alone: a second Kafka-engine table (new group, offsets at 0) drains the full topic.
       let drain: Record<string, unknown> = {};
       if (w.reached && budgetLeft() > 60_000) {
-        const drainer = new ClickHouseKafkaEngine(ch, run.config, run.config.clickhouse.database, `bench_${runId}_chd`, topic, `bench_${runId}_chd`);
+        const drainer = new ClickHouseKafkaEngine(
+          ch,
+          run.config,
+          run.config.clickhouse.database,
+          `bench_${runId}_chd`,
+          topic,
+          `bench_${runId}_chd`,
+        );
         const d0 = Date.now();
         await drainer.create(partitions);
         try {
           const dw = await drainer.waitForCount(chOrg, prod.events, Math.max(30_000, budgetLeft() - 60_000));
-          drain = { drainComplete: dw.reached, drainSeconds: (dw.atMs - d0) / 1000, drainEventsPerSec: dw.reached ? prod.events / ((dw.atMs - d0) / 1000) : null };
+          drain = {
+            drainComplete: dw.reached,
+            drainSeconds: (dw.atMs - d0) / 1000,
+            drainEventsPerSec: dw.reached ? prod.events / ((dw.atMs - d0) / 1000) : null,
+          };
         } finally {
           await drainer.drop();
         }
       }
       return {
         ...drain,
-        format: 'JSONEachRow on a parallel topic (18.16 has no Avro input format)', events: prod.events, produceSeconds: produceMs / 1000,
-        produceEventsPerSec: prod.eventsPerSec, complete: w.reached, counted: w.count,
-        firstProduceToAllVisibleSeconds: totalMs / 1000, sustainedEventsPerSec: w.reached ? prod.events / (totalMs / 1000) : null,
+        format: 'JSONEachRow on a parallel topic (18.16 has no Avro input format)',
+        events: prod.events,
+        produceSeconds: produceMs / 1000,
+        produceEventsPerSec: prod.eventsPerSec,
+        complete: w.reached,
+        counted: w.count,
+        firstProduceToAllVisibleSeconds: totalMs / 1000,
+        sustainedEventsPerSec: w.reached ? prod.events / (totalMs / 1000) : null,
       };
     } finally {
       await engine.drop();
@@ -314,16 +468,40 @@ try {
     const rate = Math.max(1000, Math.floor((maxIngestRate || 20_000) / 2));
     const loadClient = new GatewayClient(gw.url, eOrg.apiKey, 16);
     let stop = false;
-    const loadP = openLoop({ client: loadClient, source: new EventSource(`${runId}n`, 'bench.ent', CUSTOMERS), eventsPerSec: rate, batchSize: 100, durationMs: 40_000, shouldStop: () => stop });
+    const loadP = openLoop({
+      client: loadClient,
+      source: new EventSource(`${runId}n`, 'bench.ent', CUSTOMERS),
+      eventsPerSec: rate,
+      batchSize: 100,
+      durationMs: 40_000,
+      shouldStop: () => stop,
+    });
     try {
-      const res = await entitlementPhase({ billingUrl: billing.url, org: eOrg, pool, customers: CUSTOMERS, durationMs: 12_000, concurrency: 32, log });
+      const res = await entitlementPhase({
+        billingUrl: billing.url,
+        org: eOrg,
+        pool,
+        customers: CUSTOMERS,
+        durationMs: 12_000,
+        concurrency: 32,
+        log,
+      });
       // Diagnostic: core's queryUsage alone (what a check waits for on a usage-cache miss), same load.
-      const monthStart = new Date(); monthStart.setUTCDate(1); monthStart.setUTCHours(0, 0, 0, 0);
+      const monthStart = new Date();
+      monthStart.setUTCDate(1);
+      monthStart.setUTCHours(0, 0, 0, 0);
       const qLat: number[] = [];
       const qEnd = nowMs() + 4_000;
       for (let i = 0; nowMs() < qEnd; i++) {
         const t = nowMs();
-        await aggregateTotal(ch, { organizationId: eOrg.organizationId, metricId: 'bench_api_calls', eventName: eOrg.eventName, customers: [CUSTOMERS[i % CUSTOMERS.length]!], fromMs: monthStart.getTime(), toMs: Date.now() + 86_400_000 + 1 });
+        await aggregateTotal(ch, {
+          organizationId: eOrg.organizationId,
+          metricId: 'bench_api_calls',
+          eventName: eOrg.eventName,
+          customers: [CUSTOMERS[i % CUSTOMERS.length]!],
+          fromMs: monthStart.getTime(),
+          toMs: Date.now() + 86_400_000 + 1,
+        });
         qLat.push(nowMs() - t);
       }
       return { ingestTargetEventsPerSec: rate, ...res, queryUsageLatency: lat(qLat) };
@@ -352,7 +530,15 @@ const result = {
   runId,
   startedAt: new Date(started).toISOString(),
   durationSeconds: (Date.now() - started) / 1000,
-  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: os.totalmem() / 2 ** 30, node: process.version, platform: `${os.type()} ${os.release()}`, loadavgAtStart, loadavgAtEnd: os.loadavg() },
+  machine: {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memGiB: os.totalmem() / 2 ** 30,
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+    loadavgAtStart,
+    loadavgAtEnd: os.loadavg(),
+  },
   stack: usePrivate ? 'private (Kafka 384 MiB heap, ClickHouse, Redis on ports 19400..19404)' : 'shared local stack',
   settings: { stepSeconds: STEP_MS / 1000, e2eEvents: E2E_EVENTS, concurrency: CONCURRENCY, partitions: run.config.kafka.eventsPartitions },
   phases,
@@ -364,31 +550,64 @@ const file = path.join(resultsDir, `${new Date(started).toISOString().replace(/[
 writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
 
 // One-screen summary.
+// biome-ignore lint/suspicious/noExplicitAny: the summary reads whichever fields each phase reported
 const P = phases as Record<string, any>;
 const st = (n: string) => (P[n] ? (P[n].status === 'ok' ? '' : ` (${P[n].status})`) : ' (not run)');
 const rows: (string | number)[][] = [['measurement', 'meterline', 'baseline', 'ratio']];
 for (const b of BATCH_SIZES) {
   const g = ingestResults[b]?.eventsPerSec;
   const k = kafkaResults[b]?.eventsPerSec;
-  rows.push([`ingest events/s, batch ${b} (c=${CONCURRENCY[b]})${st('ingest')}`, fmtInt(g), `${fmtInt(k)} kafkajs`, g && k ? fmtNum(g / k) : '-']);
+  rows.push([
+    `ingest events/s, batch ${b} (c=${CONCURRENCY[b]})${st('ingest')}`,
+    fmtInt(g),
+    `${fmtInt(k)} kafkajs`,
+    g && k ? fmtNum(g / k) : '-',
+  ]);
 }
 const e2e = P.e2e ?? {};
 const chk = P.chkafka ?? {};
-rows.push([`e2e ${fmtInt(E2E_EVENTS)} events: first post -> all visible (s)${st('e2e')}`, fmtNum(e2e.firstPostToAllVisibleSeconds, 1), `${fmtNum(chk.firstProduceToAllVisibleSeconds, 1)} CH Kafka engine`, '-']);
-rows.push([`e2e sustained events/s${st('e2e')}`, fmtInt(e2e.sustainedEventsPerSec), `${fmtInt(chk.sustainedEventsPerSec)} CH Kafka engine`, e2e.sustainedEventsPerSec && chk.sustainedEventsPerSec ? fmtNum(e2e.sustainedEventsPerSec / chk.sustainedEventsPerSec) : '-']);
+rows.push([
+  `e2e ${fmtInt(E2E_EVENTS)} events: first post -> all visible (s)${st('e2e')}`,
+  fmtNum(e2e.firstPostToAllVisibleSeconds, 1),
+  `${fmtNum(chk.firstProduceToAllVisibleSeconds, 1)} CH Kafka engine`,
+  '-',
+]);
+rows.push([
+  `e2e sustained events/s${st('e2e')}`,
+  fmtInt(e2e.sustainedEventsPerSec),
+  `${fmtInt(chk.sustainedEventsPerSec)} CH Kafka engine`,
+  e2e.sustainedEventsPerSec && chk.sustainedEventsPerSec ? fmtNum(e2e.sustainedEventsPerSec / chk.sustainedEventsPerSec) : '-',
+]);
 const fr = P.freshness?.freshness;
-rows.push([`freshness p50 / p99 ms @ ${fmtInt(P.freshness?.targetEventsPerSec)} ev/s${st('freshness')}`, fr ? `${fmtInt(fr.p50Ms)} / ${fmtInt(fr.p99Ms)}` : '-', '-', '-']);
+rows.push([
+  `freshness p50 / p99 ms @ ${fmtInt(P.freshness?.targetEventsPerSec)} ev/s${st('freshness')}`,
+  fr ? `${fmtInt(fr.p50Ms)} / ${fmtInt(fr.p99Ms)}` : '-',
+  '-',
+  '-',
+]);
 const floor = P.floor?.concurrency32;
 const ent = P.entitlement ?? {};
 for (const ep of ['customer_access', 'check']) {
   const e = ent[ep];
-  rows.push([`${ep} p50 / p99 ms${st('entitlement')}`, e ? `${fmtNum(e.latency.p50Ms)} / ${fmtNum(e.latency.p99Ms)}` : '-', floor ? `${fmtNum(floor.latency.p50Ms)} / ${fmtNum(floor.latency.p99Ms)} Redis GET` : '-', e && floor ? fmtNum(e.latency.p50Ms / floor.latency.p50Ms, 1) : '-']);
-  rows.push([`${ep} requests/s${st('entitlement')}`, e ? fmtInt(e.requestsPerSec) : '-', floor ? `${fmtInt(floor.requestsPerSec)} Redis GET` : '-', e && floor ? fmtNum(e.requestsPerSec / floor.requestsPerSec) : '-']);
+  rows.push([
+    `${ep} p50 / p99 ms${st('entitlement')}`,
+    e ? `${fmtNum(e.latency.p50Ms)} / ${fmtNum(e.latency.p99Ms)}` : '-',
+    floor ? `${fmtNum(floor.latency.p50Ms)} / ${fmtNum(floor.latency.p99Ms)} Redis GET` : '-',
+    e && floor ? fmtNum(e.latency.p50Ms / floor.latency.p50Ms, 1) : '-',
+  ]);
+  rows.push([
+    `${ep} requests/s${st('entitlement')}`,
+    e ? fmtInt(e.requestsPerSec) : '-',
+    floor ? `${fmtInt(floor.requestsPerSec)} Redis GET` : '-',
+    e && floor ? fmtNum(e.requestsPerSec / floor.requestsPerSec) : '-',
+  ]);
 }
 for (const s of ['gateway', 'aggregator', 'billing'] as const) {
   rows.push([`peak RSS ${s} (MiB)`, memory[s] ? fmtInt(memory[s].peakRssMiB) : '-', '-', '-']);
 }
-console.log(`\nMeterline bench ${runId} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, ${fmtNum(result.durationSeconds, 0)} s, load average ${fmtNum(loadavgAtStart[0], 1)} at start (other work on the machine skews every number)`);
+console.log(
+  `\nMeterline bench ${runId} — ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, ${fmtNum(result.durationSeconds, 0)} s, load average ${fmtNum(loadavgAtStart[0], 1)} at start (other work on the machine skews every number)`,
+);
 console.log(table(rows));
 for (const [n, p] of Object.entries(P)) if (p.status !== 'ok') console.log(`  ${n}: ${p.status} — ${String(p.reason).split('\n')[0]}`);
 console.log(`results: ${path.relative(ROOT, file)}`);

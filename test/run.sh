@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The one test command (README: `npm test`). From a fresh clone it installs npm dependencies, brings the
-# local stack up (Kafka, ClickHouse, Redis, Postgres), type-checks, then runs unit and integration tests.
+# local stack up (Kafka, ClickHouse, Redis, Postgres), type-checks, lints and checks formatting (Biome),
+# then runs unit and integration tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash infra/local/stack.sh up
 bash infra/local/stack.sh install-test-tools
 echo "[test] type-checking"
 npx tsc -p tsconfig.json --noEmit
+echo "[test] lint and format check (biome)"
+npx biome ci .
 echo "[test] running unit and integration tests"
 mkdir -p .cache
 status=0

@@ -2,7 +2,16 @@
 //  - raw kafkajs producer writing the same Avro-encoded events (core's encodeEvent) to the same broker;
 //  - a plain Redis GET round trip from Node (the floor for entitlement checks);
 //  - ClickHouse's own Kafka table engine consuming a topic into a plain MergeTree table.
-import { encodeEvent, eventKey, createKafka, type Config, type UsageEvent, type ClickHouseClient, sqlIdentifier, sqlString } from '@meterline/core';
+import {
+  encodeEvent,
+  eventKey,
+  createKafka,
+  type Config,
+  type UsageEvent,
+  type ClickHouseClient,
+  sqlIdentifier,
+  sqlString,
+} from '@meterline/core';
 import { CompressionTypes, type Producer } from 'kafkajs';
 import { Redis } from 'ioredis';
 import { nowMs, sleep } from './stats.ts';
@@ -46,10 +55,12 @@ export async function kafkaProducerBaseline(opts: {
   const kafka = createKafka(opts.config.kafka);
   const producer = opts.producer ?? kafka.producer({ allowAutoTopicCreation: false });
   if (!opts.producer) await producer.connect();
-  const encode = opts.encode ?? ((org: string, e: ClientEvent) => {
-    const u = toUsageEvent(org, e);
-    return { key: eventKey(u), value: encodeEvent(u) };
-  });
+  const encode =
+    opts.encode ??
+    ((org: string, e: ClientEvent) => {
+      const u = toUsageEvent(org, e);
+      return { key: eventKey(u), value: encodeEvent(u) };
+    });
   let issued = 0;
   let done = 0;
   const lat: number[] = [];
@@ -72,11 +83,23 @@ export async function kafkaProducerBaseline(opts: {
     if (!opts.producer) await producer.disconnect();
   }
   const elapsedMs = nowMs() - t0;
-  return { batchSize: opts.batchSize, concurrency: opts.concurrency, events: done, elapsedMs, eventsPerSec: done / (elapsedMs / 1000), sendLatency: lat };
+  return {
+    batchSize: opts.batchSize,
+    concurrency: opts.concurrency,
+    events: done,
+    elapsedMs,
+    eventsPerSec: done / (elapsedMs / 1000),
+    sendLatency: lat,
+  };
 }
 
 /** Redis GET round trips from `concurrency` concurrent callers on one connection (ioredis pipelines them). */
-export async function redisGetFloor(opts: { redisUrl: string; concurrency: number; durationMs: number; maxRequests: number }): Promise<{ requests: number; elapsedMs: number; requestsPerSec: number; latency: number[] }> {
+export async function redisGetFloor(opts: {
+  redisUrl: string;
+  concurrency: number;
+  durationMs: number;
+  maxRequests: number;
+}): Promise<{ requests: number; elapsedMs: number; requestsPerSec: number; latency: number[] }> {
   const redis = new Redis(opts.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   const key = `bench:floor:${process.pid}`;
@@ -125,26 +148,41 @@ export class ClickHouseKafkaEngine {
     const admin = createKafka(this.config.kafka).admin();
     await admin.connect();
     try {
-      await admin.setOffsets({ groupId: this.groupId, topic: this.topic, partitions: Array.from({ length: partitions }, (_, p) => ({ partition: p, offset: '0' })) });
+      await admin.setOffsets({
+        groupId: this.groupId,
+        topic: this.topic,
+        partitions: Array.from({ length: partitions }, (_, p) => ({ partition: p, offset: '0' })),
+      });
     } finally {
       await admin.disconnect();
     }
     const cols = `organization_id String, customer_id String, event_name String, idempotency_id String, time_created_ms UInt64, received_at_ms UInt64, properties String, source String`;
-    await this.ch.command({ query: `CREATE TABLE ${this.q(this.name)} (${cols}) ENGINE = MergeTree() ORDER BY (organization_id, customer_id, idempotency_id)` });
+    await this.ch.command({
+      query: `CREATE TABLE ${this.q(this.name)} (${cols}) ENGINE = MergeTree() ORDER BY (organization_id, customer_id, idempotency_id)`,
+    });
     const brokers = this.config.kafka.brokers.join(',');
     await this.ch.command({
       query: `CREATE TABLE ${this.q(`${this.name}_queue`)} (${cols}) ENGINE = Kafka(${sqlString(brokers)}, ${sqlString(this.topic)}, ${sqlString(this.groupId)}, 'JSONEachRow')`,
     });
-    await this.ch.command({ query: `CREATE MATERIALIZED VIEW ${this.q(`${this.name}_mv`)} TO ${this.q(this.name)} AS SELECT * FROM ${this.q(`${this.name}_queue`)}` });
+    await this.ch.command({
+      query: `CREATE MATERIALIZED VIEW ${this.q(`${this.name}_mv`)} TO ${this.q(this.name)} AS SELECT * FROM ${this.q(`${this.name}_queue`)}`,
+    });
   }
 
   async count(organizationId: string): Promise<number> {
-    const rs = await this.ch.query({ query: `SELECT count() AS c FROM ${this.q(this.name)} WHERE organization_id = ${sqlString(organizationId)}`, format: 'JSONEachRow' });
+    const rs = await this.ch.query({
+      query: `SELECT count() AS c FROM ${this.q(this.name)} WHERE organization_id = ${sqlString(organizationId)}`,
+      format: 'JSONEachRow',
+    });
     const rows = await rs.json<{ c: string | number }>();
     return Number(rows[0]?.c ?? 0);
   }
 
-  async waitForCount(organizationId: string, expected: number, timeoutMs: number): Promise<{ reached: boolean; count: number; atMs: number }> {
+  async waitForCount(
+    organizationId: string,
+    expected: number,
+    timeoutMs: number,
+  ): Promise<{ reached: boolean; count: number; atMs: number }> {
     const deadline = Date.now() + timeoutMs;
     let c = 0;
     for (;;) {
@@ -178,4 +216,3 @@ export function jsonEncoder(org: string, e: ClientEvent): { key: string; value: 
     }),
   };
 }
-

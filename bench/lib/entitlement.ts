@@ -33,7 +33,12 @@ async function setupCatalog(base: URL, org: BenchOrg, customers: readonly string
   try {
     await call('/v1/metrics', { metric_id: FEATURE, event_name: org.eventName, aggregation: 'count' });
     await call('/v1/features', { feature_id: FEATURE, type: 'metered', metric_id: FEATURE });
-    await call('/v1/plans', { plan_id: 'bench_plan', name: 'Bench plan', interval: 'month', entitlements: [{ feature_id: FEATURE, limit: 1_000_000_000, limit_type: 'hard', reset_period: 'billing_period' }] });
+    await call('/v1/plans', {
+      plan_id: 'bench_plan',
+      name: 'Bench plan',
+      interval: 'month',
+      entitlements: [{ feature_id: FEATURE, limit: 1_000_000_000, limit_type: 'hard', reset_period: 'billing_period' }],
+    });
     for (const c of customers) {
       await call('/v1/customers', { customer_id: c });
       await call('/v1/subscriptions', { customer_id: c, plan_id: 'bench_plan' });
@@ -43,17 +48,33 @@ async function setupCatalog(base: URL, org: BenchOrg, customers: readonly string
   }
 }
 
-function request(agent: http.Agent, base: URL, apiKey: string, r: EndpointRequest, keepBody = false): Promise<{ status: number; ms: number; body: string }> {
+function request(
+  agent: http.Agent,
+  base: URL,
+  apiKey: string,
+  r: EndpointRequest,
+  keepBody = false,
+): Promise<{ status: number; ms: number; body: string }> {
   const t0 = nowMs();
   return new Promise((resolve) => {
     const req = http.request(
       {
-        host: base.hostname, port: base.port, path: r.path, method: r.method, agent, timeout: 10_000,
-        headers: { 'x-api-key': apiKey, ...(r.body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(r.body) } : {}) },
+        host: base.hostname,
+        port: base.port,
+        path: r.path,
+        method: r.method,
+        agent,
+        timeout: 10_000,
+        headers: {
+          'x-api-key': apiKey,
+          ...(r.body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(r.body) } : {}),
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => { if (keepBody) chunks.push(c); });
+        res.on('data', (c: Buffer) => {
+          if (keepBody) chunks.push(c);
+        });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: nowMs() - t0, body: Buffer.concat(chunks).toString('utf8') }));
       },
     );
@@ -98,7 +119,12 @@ export async function entitlementPhase(opts: {
     const stopAt = t0 + opts.durationMs / 2;
     const worker = async () => {
       while (nowMs() < stopAt) {
-        const r = await request(agent, base, opts.org.apiKey, entitlementRequests(opts.customers[i++ % opts.customers.length]!, FEATURE)[name]);
+        const r = await request(
+          agent,
+          base,
+          opts.org.apiKey,
+          entitlementRequests(opts.customers[i++ % opts.customers.length]!, FEATURE)[name],
+        );
         statusCounts[r.status] = (statusCounts[r.status] ?? 0) + 1;
         if (r.status === 200) lat.push(r.ms);
       }
@@ -106,7 +132,14 @@ export async function entitlementPhase(opts: {
     await Promise.all(Array.from({ length: opts.concurrency }, worker));
     const elapsed = nowMs() - t0;
     agent.destroy();
-    out[name] = { request: probe, sampleResponse: sample, requests: lat.length, requestsPerSec: lat.length / (elapsed / 1000), statusCounts, latency: summarize(lat) };
+    out[name] = {
+      request: probe,
+      sampleResponse: sample,
+      requests: lat.length,
+      requestsPerSec: lat.length / (elapsed / 1000),
+      statusCounts,
+      latency: summarize(lat),
+    };
     if (lat.length === 0) throw new Error(`${name}: no 200 answers (statuses ${JSON.stringify(statusCounts)})`);
   }
   return out;

@@ -19,14 +19,22 @@ export function bringUpSharedStack(): void {
 export function ensureStackInstalled(): void {
   const kafkaReady = existsSync(path.join(ROOT, '.cache/kafka-3.9.1/.complete'));
   let clickhouse = true;
-  try { execFileSync('sh', ['-c', 'command -v clickhouse-server && command -v redis-server'], { stdio: 'ignore' }); } catch { clickhouse = false; }
+  try {
+    execFileSync('sh', ['-c', 'command -v clickhouse-server && command -v redis-server'], { stdio: 'ignore' });
+  } catch {
+    clickhouse = false;
+  }
   if (kafkaReady && clickhouse) return;
   execFileSync('bash', [path.join(ROOT, 'infra/local/stack.sh'), 'install'], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 /** Postgres is the machine's own (never private); `stack.sh up` starts it when it is not running. */
 export function ensurePostgres(): void {
-  try { execFileSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432'], { stdio: 'ignore' }); } catch { bringUpSharedStack(); }
+  try {
+    execFileSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432'], { stdio: 'ignore' });
+  } catch {
+    bringUpSharedStack();
+  }
 }
 
 export interface RunEnv {

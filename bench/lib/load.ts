@@ -62,7 +62,12 @@ export class GatewayClient {
   readonly agent: http.Agent;
   private readonly target: URL;
 
-  constructor(baseUrl: string, private readonly apiKey: string, maxSockets: number, private readonly path = '/v1/events') {
+  constructor(
+    baseUrl: string,
+    private readonly apiKey: string,
+    maxSockets: number,
+    private readonly path = '/v1/events',
+  ) {
     assertLoopback(baseUrl);
     this.target = new URL(baseUrl);
     this.agent = new http.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 10_000 });
@@ -103,7 +108,11 @@ export class GatewayClient {
    * on 503/429/5xx/connection errors, honouring Retry-After, until the deadline. Returns the final result
    * and how many attempts it took.
    */
-  async postUntilAccepted(body: string, deadlineMs: number, onAttempt?: (r: PostResult) => void): Promise<{ result: PostResult; attempts: number }> {
+  async postUntilAccepted(
+    body: string,
+    deadlineMs: number,
+    onAttempt?: (r: PostResult) => void,
+  ): Promise<{ result: PostResult; attempts: number }> {
     let attempts = 0;
     let backoff = 50;
     for (;;) {
@@ -175,7 +184,10 @@ export async function closedLoop(opts: {
       };
       const r = opts.retry
         ? (await client.postUntilAccepted(body, Date.now() + 120_000, count)).result
-        : await client.post(body).then((x) => (count(x), x));
+        : await client.post(body).then((x) => {
+            count(x);
+            return x;
+          });
       if (r.status === 200 || r.status === 202) {
         accepted += n;
         lastAckAt = Date.now();

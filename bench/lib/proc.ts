@@ -25,9 +25,15 @@ export function readVmHWM(pid: number): number | null {
 export function portInUse(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port });
-    sock.once('connect', () => { sock.destroy(); resolve(true); });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
     sock.once('error', () => resolve(false));
-    sock.setTimeout(1_000, () => { sock.destroy(); resolve(false); });
+    sock.setTimeout(1_000, () => {
+      sock.destroy();
+      resolve(false);
+    });
   });
 }
 
@@ -71,7 +77,8 @@ export class ServiceProcess {
   async start(readyTimeoutMs = 60_000): Promise<void> {
     if (this.running) return;
     // A leftover process on our port would answer /readyz in our child's place.
-    if (await portInUse(this.port)) throw new Error(`port ${this.port} is already in use (a leftover ${this.name} from an interrupted run?); stop that process first`);
+    if (await portInUse(this.port))
+      throw new Error(`port ${this.port} is already in use (a leftover ${this.name} from an interrupted run?); stop that process first`);
     const out = createWriteStream(this.logFile, { flags: 'a' });
     const child = spawn(process.execPath, ['--import', 'tsx', `services/${this.name}/src/main.ts`], {
       cwd: ROOT,
@@ -88,14 +95,16 @@ export class ServiceProcess {
     this.sampler.unref();
     const deadline = Date.now() + readyTimeoutMs;
     for (;;) {
-      if (!this.running) throw new Error(`${this.name} exited during start (code ${child.exitCode}, signal ${child.signalCode}); log: ${this.logFile}`);
+      if (!this.running)
+        throw new Error(`${this.name} exited during start (code ${child.exitCode}, signal ${child.signalCode}); log: ${this.logFile}`);
       try {
         const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(1_000) });
         if (res.ok) return;
       } catch {
         /* not listening yet */
       }
-      if (Date.now() > deadline) throw new Error(`${this.name} not ready on ${this.url}/readyz within ${readyTimeoutMs} ms; log: ${this.logFile}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.name} not ready on ${this.url}/readyz within ${readyTimeoutMs} ms; log: ${this.logFile}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }

@@ -13,7 +13,16 @@ export interface UsageQuery {
 }
 
 export function metricDefinition(q: Pick<UsageQuery, 'organizationId' | 'metricId' | 'eventName'>): MetricDefinition {
-  return { organizationId: q.organizationId, metricId: q.metricId, version: 1, eventName: q.eventName, aggregation: 'count', property: null, filters: [], groupBy: [] };
+  return {
+    organizationId: q.organizationId,
+    metricId: q.metricId,
+    version: 1,
+    eventName: q.eventName,
+    aggregation: 'count',
+    property: null,
+    filters: [],
+    groupBy: [],
+  };
 }
 
 /** Total of a metric over the given customers, through queryUsage (one query, one row per customer). */
@@ -29,7 +38,10 @@ export async function aggregateTotal(ch: ClickHouseClient, q: UsageQuery): Promi
 export async function rawCount(ch: ClickHouseClient, db: string, organizationId: string, customers?: readonly string[]): Promise<number> {
   const where = [`organization_id = ${sqlString(organizationId)}`];
   if (customers) where.push(`customer_id IN (${customers.map(sqlString).join(',')})`);
-  const rs = await ch.query({ query: `SELECT count() AS c FROM ${sqlIdentifier(db)}.events FINAL WHERE ${where.join(' AND ')}`, format: 'JSONEachRow' });
+  const rs = await ch.query({
+    query: `SELECT count() AS c FROM ${sqlIdentifier(db)}.events FINAL WHERE ${where.join(' AND ')}`,
+    format: 'JSONEachRow',
+  });
   const rows = await rs.json<{ c: string | number }>();
   return Number(rows[0]?.c ?? 0);
 }

@@ -18,14 +18,24 @@ const cfg = testConfig({
 
 describe('end-to-end pipeline', () => {
   let p: TestPipeline;
-  beforeAll(async () => { p = await startTestPipeline(cfg); });
-  afterAll(async () => { await p?.stop(); });
+  beforeAll(async () => {
+    p = await startTestPipeline(cfg);
+  });
+  afterAll(async () => {
+    await p?.stop();
+  });
 
   it('an event posted over HTTP is queryable in ClickHouse, raw and aggregated', async () => {
     const { pool, ch, org, gateway } = p;
     const metric: MetricDefinition = {
-      organizationId: org.organizationId, metricId: 'tokens', version: 1, eventName: 'api_call',
-      aggregation: 'sum', property: 'tokens', filters: [], groupBy: [],
+      organizationId: org.organizationId,
+      metricId: 'tokens',
+      version: 1,
+      eventName: 'api_call',
+      aggregation: 'sum',
+      property: 'tokens',
+      filters: [],
+      groupBy: [],
     };
     await pool.query(
       `INSERT INTO billable_metrics (organization_id, metric_id, version, event_name, aggregation, property)
@@ -47,16 +57,21 @@ describe('end-to-end pipeline', () => {
     expect(res.status).toBe(200);
 
     const rows = await waitFor(
-      async () => (await ch.query({
-        query: `SELECT customer_id, idempotency_id, properties FROM events FINAL
+      async () =>
+        (
+          await ch.query({
+            query: `SELECT customer_id, idempotency_id, properties FROM events FINAL
                  WHERE organization_id = ${sqlString(org.organizationId)} ORDER BY idempotency_id`,
-        format: 'JSONEachRow',
-      })).json<{ customer_id: string; idempotency_id: string; properties: string }>(),
+            format: 'JSONEachRow',
+          })
+        ).json<{ customer_id: string; idempotency_id: string; properties: string }>(),
       (r) => r.length >= 3,
       { what: 'raw events in ClickHouse', timeoutMs: 30_000 },
     );
     expect(rows.map((r) => [r.customer_id, r.idempotency_id, JSON.parse(r.properties).tokens])).toEqual([
-      ['cust_1', `${run}-1`, 40], ['cust_1', `${run}-2`, 2], ['cust_2', `${run}-3`, 7],
+      ['cust_1', `${run}-1`, 40],
+      ['cust_1', `${run}-2`, 2],
+      ['cust_2', `${run}-3`, 7],
     ]);
 
     const range = { from: new Date(now - 3_600_000), to: new Date(now + 3_600_000) };

@@ -8,7 +8,16 @@
 // Postgres is the machine's own (never stopped); the drill uses its own database, meterline_faults.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { createClickHouse, createPostgres, setupBackingServices, sqlIdentifier, sqlString, loadConfig, type ClickHouseClient, type Config } from '@meterline/core';
+import {
+  createClickHouse,
+  createPostgres,
+  setupBackingServices,
+  sqlIdentifier,
+  sqlString,
+  loadConfig,
+  type ClickHouseClient,
+  type Config,
+} from '@meterline/core';
 import { PrivateStack } from '../support/private-stack.ts';
 import { ServiceProcess, portInUse, ROOT } from '../../bench/lib/proc.ts';
 import { EventSource } from '../../bench/lib/load.ts';
@@ -58,7 +67,6 @@ export interface DrillReport {
   durationSeconds: number;
 }
 
-
 export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
   const log = opts.log ?? ((m: string) => console.error(`[drill] ${m}`));
   const started = Date.now();
@@ -66,12 +74,15 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
   const kinds = opts.faults ?? FAULT_KINDS;
 
   for (let port = opts.basePort; port <= opts.basePort + 7; port++) {
-    if (await portInUse(port)) throw new Error(`port ${port} is in use: an interrupted drill left something running on ${opts.basePort}..${opts.basePort + 7}`);
+    if (await portInUse(port))
+      throw new Error(`port ${port} is in use: an interrupted drill left something running on ${opts.basePort}..${opts.basePort + 7}`);
   }
   ensureStackInstalled();
   ensurePostgres();
   const stack = new PrivateStack(opts.basePort);
-  const onSignal = () => { void stack.destroy().finally(() => process.exit(130)); };
+  const onSignal = () => {
+    void stack.destroy().finally(() => process.exit(130));
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const env: Record<string, string> = {
@@ -112,7 +123,10 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
     for (const kind of kinds) {
       const customers = Array.from({ length: 5 }, (_, i) => `${kind}_${i}`);
       const streamer = new Streamer(gateway.url, org.apiKey, new EventSource(`${runId}-${kind}`, org.eventName, customers), {
-        eventsPerSec: opts.eventsPerSec, batchSize: opts.batchSize, concurrency: opts.concurrency, retryDeadlineMs: 180_000,
+        eventsPerSec: opts.eventsPerSec,
+        batchSize: opts.batchSize,
+        concurrency: opts.concurrency,
+        retryDeadlineMs: 180_000,
       });
       const entry = { streamer, customers, injected: 0, notes: [] as string[] };
       streamers.set(kind, entry);
@@ -153,7 +167,14 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
 
 async function inject(
   kind: FaultKind,
-  c: { stack: PrivateStack; gateway: ServiceProcess; aggregator: ServiceProcess; streamer: Streamer; clickhouseDownMs: number; notes: string[] },
+  c: {
+    stack: PrivateStack;
+    gateway: ServiceProcess;
+    aggregator: ServiceProcess;
+    streamer: Streamer;
+    clickhouseDownMs: number;
+    notes: string[];
+  },
 ): Promise<void> {
   switch (kind) {
     case 'aggregator_kill9':
@@ -191,7 +212,12 @@ interface Counts {
   aggregates: number | null;
 }
 
-async function rawPerId(ch: ClickHouseClient, db: string, organizationId: string, customers: readonly string[]): Promise<Map<string, number>> {
+async function rawPerId(
+  ch: ClickHouseClient,
+  db: string,
+  organizationId: string,
+  customers: readonly string[],
+): Promise<Map<string, number>> {
   const rs = await ch.query({
     query: `SELECT idempotency_id, count() AS c FROM ${sqlIdentifier(db)}.events FINAL
             WHERE organization_id = ${sqlString(organizationId)} AND customer_id IN (${customers.map(sqlString).join(',')})
@@ -204,13 +230,28 @@ async function rawPerId(ch: ClickHouseClient, db: string, organizationId: string
 }
 
 /** Polls until raw and aggregates agree with each other and hold at least every acknowledged event (or the deadline). */
-async function settleClickHouse(ch: ClickHouseClient, config: Config, org: BenchOrg, customers: string[], acked: number, fromMs: number, timeoutMs: number): Promise<Counts> {
+async function settleClickHouse(
+  ch: ClickHouseClient,
+  config: Config,
+  org: BenchOrg,
+  customers: string[],
+  acked: number,
+  fromMs: number,
+  timeoutMs: number,
+): Promise<Counts> {
   const deadline = Date.now() + timeoutMs;
   let last: Counts = { perId: new Map(), aggregates: null };
   for (;;) {
     try {
       const perId = await rawPerId(ch, config.clickhouse.database, org.organizationId, customers);
-      const aggregates = await aggregateTotal(ch, { organizationId: org.organizationId, metricId: org.metricId, eventName: org.eventName, customers, fromMs, toMs: Date.now() + 60 * 60_000 });
+      const aggregates = await aggregateTotal(ch, {
+        organizationId: org.organizationId,
+        metricId: org.metricId,
+        eventName: org.eventName,
+        customers,
+        fromMs,
+        toMs: Date.now() + 60 * 60_000,
+      });
       last = { perId, aggregates };
       if (perId.size >= acked && aggregates === perId.size) return last;
     } catch {
@@ -233,15 +274,46 @@ function verdict(kind: FaultKind, injected: number, s: Streamer, counts: Counts,
     if (counts.aggregates > distinct) doubled += counts.aggregates - distinct;
   }
   return {
-    fault: kind, injected, sent: s.sent, acknowledged: s.acked.length, unacknowledged: s.unacked.length,
-    countedRaw: distinct, countedAggregates: counts.aggregates,
-    lost, doubled, retries: s.retries, retriedEvents: s.retriedEvents, notes,
+    fault: kind,
+    injected,
+    sent: s.sent,
+    acknowledged: s.acked.length,
+    unacknowledged: s.unacked.length,
+    countedRaw: distinct,
+    countedAggregates: counts.aggregates,
+    lost,
+    doubled,
+    retries: s.retries,
+    retriedEvents: s.retriedEvents,
+    notes,
   };
 }
 
 export function faultTable(rows: FaultRow[]): string {
   return table([
-    ['fault', 'times injected', 'events sent', 'acknowledged', 'counted (raw)', 'counted (aggregates)', 'lost', 'doubled', 'retried requests', 'retried events'],
-    ...rows.map((r) => [r.fault, r.injected, r.sent, r.acknowledged, r.countedRaw ?? '-', r.countedAggregates ?? '-', r.lost, r.doubled, r.retries, r.retriedEvents]),
+    [
+      'fault',
+      'times injected',
+      'events sent',
+      'acknowledged',
+      'counted (raw)',
+      'counted (aggregates)',
+      'lost',
+      'doubled',
+      'retried requests',
+      'retried events',
+    ],
+    ...rows.map((r) => [
+      r.fault,
+      r.injected,
+      r.sent,
+      r.acknowledged,
+      r.countedRaw ?? '-',
+      r.countedAggregates ?? '-',
+      r.lost,
+      r.doubled,
+      r.retries,
+      r.retriedEvents,
+    ]),
   ]);
 }

@@ -33,7 +33,9 @@ writeFileSync(file, JSON.stringify({ machine: { cpus: os.cpus().length, node: pr
 console.log(`results: ${path.relative(ROOT, file)}`);
 const bad = report.rows.filter((r) => r.lost > 0 || r.doubled > 0 || r.countedAggregates !== r.countedRaw);
 if (report.rows.length < kinds.length || bad.length) {
-  console.log(`FAIL: ${bad.map((r) => `${r.fault} (lost ${r.lost}, doubled ${r.doubled}, raw ${r.countedRaw}, aggregates ${r.countedAggregates})`).join(', ') || ''}${report.rows.length < kinds.length ? ' some fault kinds were not run' : ''}`);
+  console.log(
+    `FAIL: ${bad.map((r) => `${r.fault} (lost ${r.lost}, doubled ${r.doubled}, raw ${r.countedRaw}, aggregates ${r.countedAggregates})`).join(', ') || ''}${report.rows.length < kinds.length ? ' some fault kinds were not run' : ''}`,
+  );
   process.exit(1);
 }
 process.exit(0);

@@ -1,7 +1,7 @@
 // The drill's client: streams events with known ids to the gateway at a steady rate from a few
 // concurrent clients; a batch that fails (503, connection reset, timeout) is retried with the SAME
 // body, hence the same idempotency ids, until it is acknowledged or the retry deadline passes.
-import { EventSource, GatewayClient, batchBody, type PostResult } from '../../bench/lib/load.ts';
+import { type EventSource, GatewayClient, batchBody, type PostResult } from '../../bench/lib/load.ts';
 import { sleep } from '../../bench/lib/stats.ts';
 
 export class Streamer {

@@ -29,11 +29,13 @@ describe('docker-compose.yml', () => {
     expect(cfg.postgresUrl).toBe('postgres://postgres:postgres@postgres:5432/meterline');
   });
 
-  it("mounts the Prometheus config and alert rules, which promtool accepts, and whose tests pass", () => {
+  it('mounts the Prometheus config and alert rules, which promtool accepts, and whose tests pass', () => {
     expect(compose).toMatch(/\.\/infra\/prometheus:\/etc\/prometheus:ro/);
     // promtool comes with Debian's prometheus package, installed by `stack.sh install-test-tools`
     const dir = `${root}infra/prometheus`;
-    expect(execFileSync('promtool', ['check', 'config', 'prometheus.yml'], { cwd: dir, encoding: 'utf8' })).toMatch(/SUCCESS: 6 rules found/);
+    expect(execFileSync('promtool', ['check', 'config', 'prometheus.yml'], { cwd: dir, encoding: 'utf8' })).toMatch(
+      /SUCCESS: 6 rules found/,
+    );
     expect(execFileSync('promtool', ['test', 'rules', 'alerts.test.yml'], { cwd: dir, encoding: 'utf8' })).toMatch(/SUCCESS/);
   });
 

@@ -8,7 +8,13 @@ import { PrivateStack } from '../support/private-stack.ts';
 const stack = new PrivateStack(19500);
 
 async function kafkaAnswers(): Promise<number> {
-  const admin = createKafka({ brokers: [stack.kafkaBrokers], clientId: 'stack-test', eventsTopic: 'x', deadLetterTopic: 'y', eventsPartitions: 1 }).admin();
+  const admin = createKafka({
+    brokers: [stack.kafkaBrokers],
+    clientId: 'stack-test',
+    eventsTopic: 'x',
+    deadLetterTopic: 'y',
+    eventsPartitions: 1,
+  }).admin();
   await admin.connect();
   try {
     return (await admin.describeCluster()).brokers.length;

@@ -1,6 +1,14 @@
 // The whole pipeline in-process for end-to-end tests: the configured topics, a Postgres pool, a
 // ClickHouse client, a fresh organization, a gateway and an aggregator. stop() ends them all.
-import { createClickHouse, createKafka, createPostgres, ensureTopics, type ClickHouseClient, type Config, type PgPool } from '@meterline/core';
+import {
+  createClickHouse,
+  createKafka,
+  createPostgres,
+  ensureTopics,
+  type ClickHouseClient,
+  type Config,
+  type PgPool,
+} from '@meterline/core';
 import { startGateway } from '@meterline/gateway';
 import { startAggregator } from '@meterline/aggregator';
 import { createTestOrganization } from './fixtures.ts';
@@ -15,7 +23,10 @@ export interface TestPipeline {
 }
 
 /** `beforeAggregator` runs after the organization exists (e.g. to insert its metrics) and before the aggregator starts. */
-export async function startTestPipeline(cfg: Config, beforeAggregator?: (p: Pick<TestPipeline, 'pool' | 'org'>) => Promise<void>): Promise<TestPipeline> {
+export async function startTestPipeline(
+  cfg: Config,
+  beforeAggregator?: (p: Pick<TestPipeline, 'pool' | 'org'>) => Promise<void>,
+): Promise<TestPipeline> {
   const admin = createKafka(cfg.kafka).admin();
   await admin.connect();
   await ensureTopics(admin, cfg.kafka);
@@ -27,7 +38,11 @@ export async function startTestPipeline(cfg: Config, beforeAggregator?: (p: Pick
   const gateway = await startGateway(cfg);
   const aggregator = await startAggregator(cfg, { backfillSettleMs: 200 });
   return {
-    pool, ch, org, gateway, aggregator,
+    pool,
+    ch,
+    org,
+    gateway,
+    aggregator,
     async stop() {
       await gateway.stop();
       await aggregator.stop();

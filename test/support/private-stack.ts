@@ -28,9 +28,15 @@ export class PrivateStack {
     };
   }
 
-  get kafkaBrokers(): string { return `127.0.0.1:${this.ports.kafka}`; }
-  get clickhouseUrl(): string { return `http://127.0.0.1:${this.ports.clickhouseHttp}`; }
-  get redisUrl(): string { return `redis://127.0.0.1:${this.ports.redis}`; }
+  get kafkaBrokers(): string {
+    return `127.0.0.1:${this.ports.kafka}`;
+  }
+  get clickhouseUrl(): string {
+    return `http://127.0.0.1:${this.ports.clickhouseHttp}`;
+  }
+  get redisUrl(): string {
+    return `redis://127.0.0.1:${this.ports.redis}`;
+  }
 
   private env(): NodeJS.ProcessEnv {
     return {

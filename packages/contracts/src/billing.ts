@@ -6,8 +6,16 @@ import { Type, type Static } from '@sinclair/typebox';
 import { FreeObject, Nullable, StringEnum } from './schema.ts';
 import { Page, PaginationQuery } from './common.ts';
 import {
-  AGGREGATIONS, AMOUNT_PATTERN, ID_MAX_LENGTH, ID_PATTERN, MAX_GROUP_BY, MAX_PLAN_VERSION, MAX_QUANTITY, QUANTITY_PATTERN,
-  SEGMENT_SECRET_MAX_LENGTH, SEGMENT_SECRET_MIN_LENGTH,
+  AGGREGATIONS,
+  AMOUNT_PATTERN,
+  ID_MAX_LENGTH,
+  ID_PATTERN,
+  MAX_GROUP_BY,
+  MAX_PLAN_VERSION,
+  MAX_QUANTITY,
+  QUANTITY_PATTERN,
+  SEGMENT_SECRET_MAX_LENGTH,
+  SEGMENT_SECRET_MIN_LENGTH,
 } from './limits.ts';
 
 // ---- building blocks -------------------------------------------------------------------------------
@@ -15,14 +23,21 @@ import {
 /** A client-chosen id on create: 1..200 of A-Z a-z 0-9 _ . : @ -. */
 export const Id = Type.String({ minLength: 1, maxLength: ID_MAX_LENGTH, pattern: ID_PATTERN });
 /** An exact decimal amount in major units as a string ("49.00", "0.0004"): < 10^12, ≤ 12 decimals. */
-export const Amount = Type.String({ pattern: AMOUNT_PATTERN, maxLength: 25, description: 'exact decimal in major units, < 10^12, at most 12 decimals' });
+export const Amount = Type.String({
+  pattern: AMOUNT_PATTERN,
+  maxLength: 25,
+  description: 'exact decimal in major units, < 10^12, at most 12 decimals',
+});
 export const Currency = Type.String({ pattern: '^[A-Za-z]{3}$' });
 export const DateTime = Type.String({ format: 'date-time' });
 /** Event property values / check and usage properties: flat string | number | boolean. */
 export const PropertyValue = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
 export type PropertyValue = Static<typeof PropertyValue>;
 export const Properties = Type.Unsafe<Record<string, PropertyValue>>({
-  type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'], maxLength: 1024 }, propertyNames: { minLength: 1, maxLength: 128 }, maxProperties: 50,
+  type: 'object',
+  additionalProperties: { type: ['string', 'number', 'boolean'], maxLength: 1024 },
+  propertyNames: { minLength: 1, maxLength: 128 },
+  maxProperties: 50,
 });
 
 export const RESET_PERIODS = ['billing_period', 'day', 'week', 'month', 'year', 'never'] as const;
@@ -48,14 +63,22 @@ export type Customer = Static<typeof Customer>;
 const CustomerEditable = {
   name: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
   email: Type.Optional(Nullable(Type.String({ maxLength: 320, pattern: '^[^@\\s]+@[^@\\s]+$' }))),
-  balance: Type.Optional(Type.String({ ...Amount, description: 'prepaid credit, decimal string in major units (< 10^12, the currency\'s decimals at most)' })),
+  balance: Type.Optional(
+    Type.String({ ...Amount, description: "prepaid credit, decimal string in major units (< 10^12, the currency's decimals at most)" }),
+  ),
   metadata: Type.Optional(FreeObject()),
 };
-export const CreateCustomerBody = Type.Object({ customer_id: Id, ...CustomerEditable, currency: Type.Optional(Currency) }, { additionalProperties: false });
+export const CreateCustomerBody = Type.Object(
+  { customer_id: Id, ...CustomerEditable, currency: Type.Optional(Currency) },
+  { additionalProperties: false },
+);
 export type CreateCustomerInput = Static<typeof CreateCustomerBody>;
 export const UpdateCustomerBody = Type.Object(CustomerEditable, { additionalProperties: false, minProperties: 1 });
 export type UpdateCustomerInput = Static<typeof UpdateCustomerBody>;
-export const ListCustomersQuery = Type.Object({ ...PaginationQuery, include_archived: Type.Optional(Type.Boolean({ default: false })), email: Type.Optional(Type.String()) }, { additionalProperties: false });
+export const ListCustomersQuery = Type.Object(
+  { ...PaginationQuery, include_archived: Type.Optional(Type.Boolean({ default: false })), email: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
 export const CustomerParams = Type.Object({ customer_id: Type.String() });
 /** A list's query string with nothing but limit/offset. */
 export const PageQuery = Type.Object(PaginationQuery, { additionalProperties: false });
@@ -73,24 +96,47 @@ export const Feature = Type.Object({
   archived_at: Nullable(Type.String()),
 });
 export type Feature = Static<typeof Feature>;
-export const CreateFeatureBody = Type.Object({
-  feature_id: Id,
-  name: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
-  type: StringEnum(FEATURE_TYPES),
-  metric_id: Type.Optional(Nullable(Type.String({ minLength: 1 }))),
-}, { additionalProperties: false });
+export const CreateFeatureBody = Type.Object(
+  {
+    feature_id: Id,
+    name: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
+    type: StringEnum(FEATURE_TYPES),
+    metric_id: Type.Optional(Nullable(Type.String({ minLength: 1 }))),
+  },
+  { additionalProperties: false },
+);
 export type CreateFeatureInput = Static<typeof CreateFeatureBody>;
 export const RenameFeatureBody = Type.Object({ name: Nullable(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
-export const ListArchivableQuery = Type.Object({ ...PaginationQuery, include_archived: Type.Optional(Type.Boolean({ default: false })) }, { additionalProperties: false });
+export const ListArchivableQuery = Type.Object(
+  { ...PaginationQuery, include_archived: Type.Optional(Type.Boolean({ default: false })) },
+  { additionalProperties: false },
+);
 export const FeatureParams = Type.Object({ feature_id: Type.String() });
 
 // ---- billable metrics ------------------------------------------------------------------------------
 
 const PropertyName = Type.String({ minLength: 1, maxLength: 200 });
 const MetricFilterBranches = [
-  Type.Object({ property: PropertyName, operator: Type.Literal('equals'), value: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }),
-  Type.Object({ property: PropertyName, operator: StringEnum(['in', 'not_in'] as const), values: Type.Array(Type.String({ maxLength: 1024 }), { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
-  Type.Object({ property: PropertyName, operator: StringEnum(['eq', 'neq', 'gt', 'gte', 'lt', 'lte'] as const), value: Type.Number({ minimum: -MAX_QUANTITY, maximum: MAX_QUANTITY }) }, { additionalProperties: false }),
+  Type.Object(
+    { property: PropertyName, operator: Type.Literal('equals'), value: Type.String({ maxLength: 1024 }) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      property: PropertyName,
+      operator: StringEnum(['in', 'not_in'] as const),
+      values: Type.Array(Type.String({ maxLength: 1024 }), { minItems: 1, maxItems: 1000 }),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      property: PropertyName,
+      operator: StringEnum(['eq', 'neq', 'gt', 'gte', 'lt', 'lte'] as const),
+      value: Type.Number({ minimum: -MAX_QUANTITY, maximum: MAX_QUANTITY }),
+    },
+    { additionalProperties: false },
+  ),
 ] as const;
 /** One metric filter; oneOf as before (exactly one operator family matches). */
 export const MetricFilter = Type.Unsafe<Static<(typeof MetricFilterBranches)[number]>>({ oneOf: [...MetricFilterBranches] });
@@ -127,11 +173,16 @@ export const MetricParams = Type.Object({ metric_id: Type.String() });
 
 /** Free units / quantities: a number 0..10^15 or an exact decimal string. */
 const Units = Type.Union([Type.Number({ minimum: 0, maximum: MAX_QUANTITY }), Type.String({ pattern: QUANTITY_PATTERN, maxLength: 28 })]);
-export const Tier = Type.Object({
-  up_to: Nullable(Type.Integer({ minimum: 1, maximum: MAX_QUANTITY }), { description: 'a whole number of units 1..10^15; null = unbounded (last tier)' }),
-  unit_price: Amount,
-  flat_fee: Type.Optional(Amount),
-}, { additionalProperties: false });
+export const Tier = Type.Object(
+  {
+    up_to: Nullable(Type.Integer({ minimum: 1, maximum: MAX_QUANTITY }), {
+      description: 'a whole number of units 1..10^15; null = unbounded (last tier)',
+    }),
+    unit_price: Amount,
+    flat_fee: Type.Optional(Amount),
+  },
+  { additionalProperties: false },
+);
 export type Tier = Static<typeof Tier>;
 export const PRICING_MODELS = ['per_unit', 'graduated', 'volume', 'package'] as const;
 export type Pricing =
@@ -143,36 +194,84 @@ export type Pricing =
  * (oneOf reports the first branch's complaint); this is why /docs/json is OpenAPI 3.1.
  */
 export const Pricing = Type.Unsafe<Pricing>({
-  type: 'object', required: ['model'],
+  type: 'object',
+  required: ['model'],
   properties: { model: StringEnum(PRICING_MODELS) },
   allOf: [
-    { if: { properties: { model: { const: 'per_unit' } } }, then: { additionalProperties: false, required: ['model', 'unit_price'], properties: { model: { const: 'per_unit' }, unit_price: Amount } } },
-    { if: { properties: { model: { enum: ['graduated', 'volume'] } } }, then: { additionalProperties: false, required: ['model', 'tiers'], properties: { model: { enum: ['graduated', 'volume'] }, tiers: Type.Array(Tier, { minItems: 1, maxItems: 50 }) } } },
-    { if: { properties: { model: { const: 'package' } } }, then: { additionalProperties: false, required: ['model', 'package_size', 'package_price'], properties: { model: { const: 'package' }, package_size: Type.Integer({ minimum: 1, maximum: MAX_QUANTITY }), package_price: Amount } } },
+    {
+      if: { properties: { model: { const: 'per_unit' } } },
+      then: {
+        additionalProperties: false,
+        required: ['model', 'unit_price'],
+        properties: { model: { const: 'per_unit' }, unit_price: Amount },
+      },
+    },
+    {
+      if: { properties: { model: { enum: ['graduated', 'volume'] } } },
+      then: {
+        additionalProperties: false,
+        required: ['model', 'tiers'],
+        properties: { model: { enum: ['graduated', 'volume'] }, tiers: Type.Array(Tier, { minItems: 1, maxItems: 50 }) },
+      },
+    },
+    {
+      if: { properties: { model: { const: 'package' } } },
+      then: {
+        additionalProperties: false,
+        required: ['model', 'package_size', 'package_price'],
+        properties: {
+          model: { const: 'package' },
+          package_size: Type.Integer({ minimum: 1, maximum: MAX_QUANTITY }),
+          package_price: Amount,
+        },
+      },
+    },
   ],
 });
-export const GroupPrice = Type.Object({
-  group: Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string', maxLength: 1024 }, propertyNames: { minLength: 1, maxLength: 200 }, minProperties: 1, maxProperties: 2 }),
-  pricing: Pricing,
-}, { additionalProperties: false });
-export const PlanComponent = Type.Object({
-  metric_id: Type.String({ minLength: 1 }),
-  free_units: Type.Optional(Units),
-  pricing: Pricing,
-  group_prices: Type.Optional(Type.Array(GroupPrice, { maxItems: 100 })),
-}, { additionalProperties: false });
+export const GroupPrice = Type.Object(
+  {
+    group: Type.Unsafe<Record<string, string>>({
+      type: 'object',
+      additionalProperties: { type: 'string', maxLength: 1024 },
+      propertyNames: { minLength: 1, maxLength: 200 },
+      minProperties: 1,
+      maxProperties: 2,
+    }),
+    pricing: Pricing,
+  },
+  { additionalProperties: false },
+);
+export const PlanComponent = Type.Object(
+  {
+    metric_id: Type.String({ minLength: 1 }),
+    free_units: Type.Optional(Units),
+    pricing: Pricing,
+    group_prices: Type.Optional(Type.Array(GroupPrice, { maxItems: 100 })),
+  },
+  { additionalProperties: false },
+);
 export type PlanComponent = Static<typeof PlanComponent>;
 /** A tier as a plan holds it: plans created before `up_to` had to be an integer may hold a decimal string. */
 export type StoredTier = Omit<Tier, 'up_to'> & { up_to: number | string | null };
 export type StoredPricing = Exclude<Pricing, { tiers: Tier[] }> | { model: 'graduated' | 'volume'; tiers: StoredTier[] };
 /** A plan component in responses (what was validated as PlanComponent when the version was created). */
-export type StoredPlanComponent = Omit<PlanComponent, 'pricing' | 'group_prices'> & { pricing: StoredPricing; group_prices?: { group: Record<string, string>; pricing: StoredPricing }[] };
-export const PlanEntitlement = Type.Object({
-  feature_id: Type.String({ minLength: 1 }),
-  limit: Type.Optional(Type.Union([Type.Number({ minimum: 0, maximum: MAX_QUANTITY }), Type.Null()], { description: 'metered only; 0..10^15, null = unlimited' })),
-  limit_type: Type.Optional(StringEnum(['hard', 'soft'] as const)),
-  reset_period: Type.Optional(ResetPeriod),
-}, { additionalProperties: false });
+export type StoredPlanComponent = Omit<PlanComponent, 'pricing' | 'group_prices'> & {
+  pricing: StoredPricing;
+  group_prices?: { group: Record<string, string>; pricing: StoredPricing }[];
+};
+export const PlanEntitlement = Type.Object(
+  {
+    feature_id: Type.String({ minLength: 1 }),
+    limit: Type.Optional(
+      Type.Union([Type.Number({ minimum: 0, maximum: MAX_QUANTITY }), Type.Null()], {
+        description: 'metered only; 0..10^15, null = unlimited',
+      }),
+    ),
+    limit_type: Type.Optional(StringEnum(['hard', 'soft'] as const)),
+    reset_period: Type.Optional(ResetPeriod),
+  },
+  { additionalProperties: false },
+);
 export type PlanEntitlement = Static<typeof PlanEntitlement>;
 const PlanFields = {
   name: Type.String({ minLength: 1, maxLength: 500 }),
@@ -213,57 +312,86 @@ export const PlanVersionParams = Type.Object({ plan_id: Type.String(), version: 
 // ---- subscriptions ---------------------------------------------------------------------------------
 
 export const SUBSCRIPTION_STATUSES = ['not_started', 'active', 'ended'] as const;
-export const Subscription = Type.Object({
-  subscription_id: Type.String(),
-  customer_id: Type.String(),
-  plan_id: Type.String(),
-  plan_version: Type.Integer(),
-  status: StringEnum(SUBSCRIPTION_STATUSES),
-  start_date: Type.String(),
-  end_date: Nullable(Type.String()),
-  auto_renew: Type.Boolean(),
-  current_period_start: Type.String(),
-  current_period_end: Type.String(),
-  plan_started_at: Type.String(),
-  trial_end: Nullable(Type.String()),
-  ended_at: Nullable(Type.String()),
-  end_reason: Nullable(Type.String()),
-  replaced_by: Nullable(Type.String()),
-  created_at: Type.String(),
-}, { additionalProperties: true });
+export const Subscription = Type.Object(
+  {
+    subscription_id: Type.String(),
+    customer_id: Type.String(),
+    plan_id: Type.String(),
+    plan_version: Type.Integer(),
+    status: StringEnum(SUBSCRIPTION_STATUSES),
+    start_date: Type.String(),
+    end_date: Nullable(Type.String()),
+    auto_renew: Type.Boolean(),
+    current_period_start: Type.String(),
+    current_period_end: Type.String(),
+    plan_started_at: Type.String(),
+    trial_end: Nullable(Type.String()),
+    ended_at: Nullable(Type.String()),
+    end_reason: Nullable(Type.String()),
+    replaced_by: Nullable(Type.String()),
+    created_at: Type.String(),
+  },
+  { additionalProperties: true },
+);
 export type Subscription = Static<typeof Subscription>;
-export const SubscriptionDetail = Type.Object({
-  ...Subscription.properties,
-  plan: FreeObject(),
-  current_period: FreeObject(),
-  usage: Type.Array(FreeObject()),
-  usage_amount_so_far: Type.String(),
-}, { additionalProperties: true });
+export const SubscriptionDetail = Type.Object(
+  {
+    ...Subscription.properties,
+    plan: FreeObject(),
+    current_period: FreeObject(),
+    usage: Type.Array(FreeObject()),
+    usage_amount_so_far: Type.String(),
+  },
+  { additionalProperties: true },
+);
 export type SubscriptionDetail = Static<typeof SubscriptionDetail>;
-export const CreateSubscriptionBody = Type.Object({
-  customer_id: Type.String(),
-  plan_id: Type.String(),
-  start_date: Type.Optional(DateTime),
-  end_date: Type.Optional(Nullable(DateTime)),
-  subscription_id: Type.Optional(Id),
-  auto_renew: Type.Optional(Type.Boolean({ default: true })),
-}, { additionalProperties: false });
+export const CreateSubscriptionBody = Type.Object(
+  {
+    customer_id: Type.String(),
+    plan_id: Type.String(),
+    start_date: Type.Optional(DateTime),
+    end_date: Type.Optional(Nullable(DateTime)),
+    subscription_id: Type.Optional(Id),
+    auto_renew: Type.Optional(Type.Boolean({ default: true })),
+  },
+  { additionalProperties: false },
+);
 export type CreateSubscriptionInput = Static<typeof CreateSubscriptionBody>;
-export const REPLACE_TYPES = ['end_current_subscription_and_bill', 'end_current_subscription_and_dont_bill', 'change_subscription_plan'] as const;
-export const UpdateSubscriptionBody = Type.Object({
-  turn_off_auto_renew: Type.Optional(Type.Boolean()),
-  auto_renew: Type.Optional(Type.Boolean()),
-  end_date: Type.Optional(Nullable(DateTime)),
-  replace_immediately_type: Type.Optional(StringEnum(REPLACE_TYPES)),
-  plan_id: Type.Optional(Type.String()),
-}, { additionalProperties: false, minProperties: 1 });
+export const REPLACE_TYPES = [
+  'end_current_subscription_and_bill',
+  'end_current_subscription_and_dont_bill',
+  'change_subscription_plan',
+] as const;
+export const UpdateSubscriptionBody = Type.Object(
+  {
+    turn_off_auto_renew: Type.Optional(Type.Boolean()),
+    auto_renew: Type.Optional(Type.Boolean()),
+    end_date: Type.Optional(Nullable(DateTime)),
+    replace_immediately_type: Type.Optional(StringEnum(REPLACE_TYPES)),
+    plan_id: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
 export type UpdateSubscriptionInput = Static<typeof UpdateSubscriptionBody>;
-export const CancelSubscriptionBody = Type.Object({
-  type: Type.Optional(StringEnum(['turn_off_auto_renew', 'end_current_subscription_and_bill', 'end_current_subscription_and_dont_bill'] as const, { default: 'turn_off_auto_renew' })),
-}, { additionalProperties: false });
-export const ListSubscriptionsQuery = Type.Object({
-  ...PaginationQuery, customer_id: Type.Optional(Type.String()), status: Type.Optional(StringEnum(SUBSCRIPTION_STATUSES)), plan_id: Type.Optional(Type.String()),
-}, { additionalProperties: false });
+export const CancelSubscriptionBody = Type.Object(
+  {
+    type: Type.Optional(
+      StringEnum(['turn_off_auto_renew', 'end_current_subscription_and_bill', 'end_current_subscription_and_dont_bill'] as const, {
+        default: 'turn_off_auto_renew',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const ListSubscriptionsQuery = Type.Object(
+  {
+    ...PaginationQuery,
+    customer_id: Type.Optional(Type.String()),
+    status: Type.Optional(StringEnum(SUBSCRIPTION_STATUSES)),
+    plan_id: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
 export const SubscriptionParams = Type.Object({ subscription_id: Type.String() });
 
 // ---- invoices --------------------------------------------------------------------------------------
@@ -282,7 +410,10 @@ export const Invoice = Type.Object({
   created_at: Type.String(),
 });
 export type Invoice = Static<typeof Invoice>;
-export const ListInvoicesQuery = Type.Object({ ...PaginationQuery, customer_id: Type.Optional(Type.String()), subscription_id: Type.Optional(Type.String()) }, { additionalProperties: false });
+export const ListInvoicesQuery = Type.Object(
+  { ...PaginationQuery, customer_id: Type.Optional(Type.String()), subscription_id: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
 export const InvoiceParams = Type.Object({ invoice_id: Type.String() });
 
 export const CustomerDetail = Type.Object({
@@ -297,7 +428,12 @@ export type CustomerDetail = Static<typeof CustomerDetail>;
 
 // ---- entitlements, access checks, usage ------------------------------------------------------------
 
-export const ACCESS_DENIED_REASONS = ['no_active_subscription', 'feature_not_in_plan', 'usage_limit_exceeded', 'requested_usage_exceeds_limit'] as const;
+export const ACCESS_DENIED_REASONS = [
+  'no_active_subscription',
+  'feature_not_in_plan',
+  'usage_limit_exceeded',
+  'requested_usage_exceeds_limit',
+] as const;
 export type AccessDeniedReason = (typeof ACCESS_DENIED_REASONS)[number];
 export const Entitlement = Type.Object({
   customer_id: Type.String(),
@@ -319,15 +455,21 @@ export const Entitlement = Type.Object({
 });
 export type Entitlement = Static<typeof Entitlement>;
 export const EntitlementParams = Type.Object({ customer_id: Type.String(), feature_id: Type.String() });
-export const EntitlementQuery = Type.Object({ requested_usage: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_QUANTITY, default: 1 })) }, { additionalProperties: false });
+export const EntitlementQuery = Type.Object(
+  { requested_usage: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_QUANTITY, default: 1 })) },
+  { additionalProperties: false },
+);
 
-export const CheckBody = Type.Object({
-  customer_id: Type.String(),
-  feature_id: Type.String(),
-  required_balance: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_QUANTITY, default: 1 })),
-  send_event: Type.Optional(Type.Boolean({ default: false })),
-  properties: Type.Optional(Properties),
-}, { additionalProperties: false });
+export const CheckBody = Type.Object(
+  {
+    customer_id: Type.String(),
+    feature_id: Type.String(),
+    required_balance: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_QUANTITY, default: 1 })),
+    send_event: Type.Optional(Type.Boolean({ default: false })),
+    properties: Type.Optional(Properties),
+  },
+  { additionalProperties: false },
+);
 export type CheckInput = Static<typeof CheckBody>;
 export const CheckResult = Type.Object({
   allowed: Type.Boolean(),
@@ -344,100 +486,148 @@ export const CheckResult = Type.Object({
 });
 export type CheckResult = Static<typeof CheckResult>;
 
-export const CustomerAccessQuery = Type.Object({
-  customer_id: Type.String(),
-  feature_name: Type.Optional(Type.String()),
-  event_name: Type.Optional(Type.String()),
-  event_limit_type: Type.Optional(StringEnum(['free', 'total'] as const, { default: 'total' })),
-}, { additionalProperties: false });
+export const CustomerAccessQuery = Type.Object(
+  {
+    customer_id: Type.String(),
+    feature_name: Type.Optional(Type.String()),
+    event_name: Type.Optional(Type.String()),
+    event_limit_type: Type.Optional(StringEnum(['free', 'total'] as const, { default: 'total' })),
+  },
+  { additionalProperties: false },
+);
 export type CustomerAccessParams =
   | { customer_id: string; feature_name: string; event_name?: never; event_limit_type?: never }
   | { customer_id: string; event_name: string; event_limit_type?: 'free' | 'total'; feature_name?: never };
 export const ComponentAccess = Type.Object({
-  metric_id: Type.String(), plan_id: Type.String(), usage: Type.Number(), free_units: Nullable(Type.Number()), total_limit: Nullable(Type.Number()), access: Type.Boolean(),
-});
-export const CustomerAccessResult = Type.Object({
-  customer_id: Type.String(),
+  metric_id: Type.String(),
+  plan_id: Type.String(),
+  usage: Type.Number(),
+  free_units: Nullable(Type.Number()),
+  total_limit: Nullable(Type.Number()),
   access: Type.Boolean(),
-  access_denied_reason: Nullable(Type.String()),
-  feature_name: Type.Optional(Type.String()),
-  entitlement: Type.Optional(Entitlement),
-  event_name: Type.Optional(Type.String()),
-  event_limit_type: Type.Optional(StringEnum(['free', 'total'] as const)),
-  usage_per_component: Type.Optional(Type.Array(ComponentAccess)),
-}, { additionalProperties: true });
+});
+export const CustomerAccessResult = Type.Object(
+  {
+    customer_id: Type.String(),
+    access: Type.Boolean(),
+    access_denied_reason: Nullable(Type.String()),
+    feature_name: Type.Optional(Type.String()),
+    entitlement: Type.Optional(Entitlement),
+    event_name: Type.Optional(Type.String()),
+    event_limit_type: Type.Optional(StringEnum(['free', 'total'] as const)),
+    usage_per_component: Type.Optional(Type.Array(ComponentAccess)),
+  },
+  { additionalProperties: true },
+);
 export type CustomerAccessResult = Static<typeof CustomerAccessResult>;
 
-export const ReportUsageBody = Type.Object({
-  customer_id: Type.String(),
-  feature_id: Type.String(),
-  value: Type.Number({ minimum: -MAX_QUANTITY, maximum: MAX_QUANTITY }),
-  update_behavior: Type.Optional(StringEnum(['delta', 'set'] as const, { default: 'delta' })),
-  properties: Type.Optional(Properties),
-}, { additionalProperties: false });
+export const ReportUsageBody = Type.Object(
+  {
+    customer_id: Type.String(),
+    feature_id: Type.String(),
+    value: Type.Number({ minimum: -MAX_QUANTITY, maximum: MAX_QUANTITY }),
+    update_behavior: Type.Optional(StringEnum(['delta', 'set'] as const, { default: 'delta' })),
+    properties: Type.Optional(Properties),
+  },
+  { additionalProperties: false },
+);
 export type ReportUsageInput = Static<typeof ReportUsageBody>;
-export const ReportUsageResult = Type.Object({
-  customer_id: Type.String(),
-  feature_id: Type.String(),
-  update_behavior: StringEnum(['delta', 'set'] as const),
-  previous_usage: Type.Number(),
-  current_usage: Type.Number(),
-  events_recorded: Type.Integer(),
-  usage_limit: Nullable(Type.Number()),
-  over_limit: Type.Boolean(),
-}, { additionalProperties: true });
+export const ReportUsageResult = Type.Object(
+  {
+    customer_id: Type.String(),
+    feature_id: Type.String(),
+    update_behavior: StringEnum(['delta', 'set'] as const),
+    previous_usage: Type.Number(),
+    current_usage: Type.Number(),
+    events_recorded: Type.Integer(),
+    usage_limit: Nullable(Type.Number()),
+    over_limit: Type.Boolean(),
+  },
+  { additionalProperties: true },
+);
 export type ReportUsageResult = Static<typeof ReportUsageResult>;
 
-export const UsageQuery = Type.Object({
-  customer_id: Type.String(),
-  feature_id: Type.Optional(Type.String()),
-  metric_id: Type.Optional(Type.String()),
-  from: DateTime,
-  to: DateTime,
-  window: Type.Optional(StringEnum(['hour', 'day'] as const)),
-  group_by: Type.Optional(Type.Boolean({ default: false })),
-  ...PaginationQuery,
-}, { additionalProperties: false });
-export const UsagePoint = Type.Object({ window_start: Nullable(Type.String()), groups: Type.Record(Type.String(), Type.String()), value: Type.Number() });
+export const UsageQuery = Type.Object(
+  {
+    customer_id: Type.String(),
+    feature_id: Type.Optional(Type.String()),
+    metric_id: Type.Optional(Type.String()),
+    from: DateTime,
+    to: DateTime,
+    window: Type.Optional(StringEnum(['hour', 'day'] as const)),
+    group_by: Type.Optional(Type.Boolean({ default: false })),
+    ...PaginationQuery,
+  },
+  { additionalProperties: false },
+);
+export const UsagePoint = Type.Object({
+  window_start: Nullable(Type.String()),
+  groups: Type.Record(Type.String(), Type.String()),
+  value: Type.Number(),
+});
 export type UsagePoint = Static<typeof UsagePoint>;
-export const UsageSeries = Type.Object({
-  ...Page(UsagePoint).properties,
-  customer_id: Type.String(),
-  metric_id: Type.String(),
-  feature_id: Nullable(Type.String()),
-  aggregation: Type.String(),
-  window: Nullable(StringEnum(['hour', 'day'] as const)),
-  from: Type.String(),
-  to: Type.String(),
-  total: Type.Number(),
-}, { additionalProperties: true });
+export const UsageSeries = Type.Object(
+  {
+    ...Page(UsagePoint).properties,
+    customer_id: Type.String(),
+    metric_id: Type.String(),
+    feature_id: Nullable(Type.String()),
+    aggregation: Type.String(),
+    window: Nullable(StringEnum(['hour', 'day'] as const)),
+    from: Type.String(),
+    to: Type.String(),
+    total: Type.Number(),
+  },
+  { additionalProperties: true },
+);
 export type UsageSeries = Static<typeof UsageSeries>;
 
 // ---- organizations, API keys, settings -------------------------------------------------------------
 
 export const Organization = Type.Object({ organization_id: Type.String(), name: Type.String(), created_at: Type.String() });
 export type Organization = Static<typeof Organization>;
-export const ApiKey = Type.Object({ key_id: Type.String(), name: Type.String(), prefix: Type.String(), created_at: Type.String(), revoked_at: Nullable(Type.String()) });
+export const ApiKey = Type.Object({
+  key_id: Type.String(),
+  name: Type.String(),
+  prefix: Type.String(),
+  created_at: Type.String(),
+  revoked_at: Nullable(Type.String()),
+});
 export type ApiKey = Static<typeof ApiKey>;
 export const NewApiKey = Type.Object({
-  key_id: Type.String(), name: Type.String(), prefix: Type.String(), created_at: Type.String(),
+  key_id: Type.String(),
+  name: Type.String(),
+  prefix: Type.String(),
+  created_at: Type.String(),
   api_key: Type.String({ description: 'shown once' }),
 });
 export type NewApiKey = Static<typeof NewApiKey>;
-export const CreateApiKeyBody = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, { additionalProperties: false });
+export const CreateApiKeyBody = Type.Object(
+  { name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) },
+  { additionalProperties: false },
+);
 export const CreateOrganizationBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
-export const CreatedOrganization = Type.Object({ organization_id: Type.String(), name: Type.String(), api_key: Type.String({ description: 'shown once' }), key_id: Type.String(), prefix: Type.String() });
+export const CreatedOrganization = Type.Object({
+  organization_id: Type.String(),
+  name: Type.String(),
+  api_key: Type.String({ description: 'shown once' }),
+  key_id: Type.String(),
+  prefix: Type.String(),
+});
 export type CreatedOrganization = Static<typeof CreatedOrganization>;
 export const ArchivedOrganization = Type.Object({ organization_id: Type.String(), archived_at: Type.String() });
 export const OrganizationParams = Type.Object({ organization_id: Type.String() });
 export const ApiKeyParams = Type.Object({ key_id: Type.String() });
 
 /** PUT /v1/settings/segment: the secret the gateway verifies Segment webhooks' X-Signature with; null turns verification off. */
-export const SegmentSettingsBody = Type.Object({
-  shared_secret: Nullable(Type.String({ minLength: SEGMENT_SECRET_MIN_LENGTH, maxLength: SEGMENT_SECRET_MAX_LENGTH }), {
-    description: 'Segment Webhooks destination shared secret (X-Signature = hex HMAC-SHA1 of the body); null = no signature required',
-  }),
-}, { additionalProperties: false });
+export const SegmentSettingsBody = Type.Object(
+  {
+    shared_secret: Nullable(Type.String({ minLength: SEGMENT_SECRET_MIN_LENGTH, maxLength: SEGMENT_SECRET_MAX_LENGTH }), {
+      description: 'Segment Webhooks destination shared secret (X-Signature = hex HMAC-SHA1 of the body); null = no signature required',
+    }),
+  },
+  { additionalProperties: false },
+);
 export type SegmentSettingsInput = Static<typeof SegmentSettingsBody>;
 export const SegmentSettings = Type.Object({
   organization_id: Type.String(),

@@ -123,7 +123,10 @@ export function loadConfig(env: Env = process.env): Config {
     env: str(env, 'NODE_ENV', 'development'),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     kafka: {
-      brokers: str(env, 'KAFKA_BROKERS', '127.0.0.1:9092').split(',').map((b) => b.trim()).filter(Boolean),
+      brokers: str(env, 'KAFKA_BROKERS', '127.0.0.1:9092')
+        .split(',')
+        .map((b) => b.trim())
+        .filter(Boolean),
       clientId: str(env, 'KAFKA_CLIENT_ID', 'meterline'),
       eventsTopic: str(env, 'KAFKA_EVENTS_TOPIC', 'meterline.events'),
       deadLetterTopic: str(env, 'KAFKA_DEAD_LETTER_TOPIC', 'meterline.events.dead-letter'),

@@ -9,7 +9,9 @@ import { waitFor } from '../../../test/support/wait.ts';
 
 const config = testConfig();
 const cleanup: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => { for (const f of cleanup.splice(0)) await f(); });
+afterEach(async () => {
+  for (const f of cleanup.splice(0)) await f();
+});
 
 function setup(opts: { unsubscribedTtlMs?: number } = {}) {
   const name = uniqueId('apikeys');
@@ -18,11 +20,28 @@ function setup(opts: { unsubscribedTtlMs?: number } = {}) {
   const admin = createRedis(config.redisUrl, { name: `${name}-admin` });
   let owner: ApiKeyOwner | null = { organizationId: 'o', keyId: 'k' };
   let lookups = 0;
-  const cache = new ApiKeyCache(async () => { lookups++; return owner; }, 60_000, 60_000).followChanges(redis, { channel, ...opts });
-  cleanup.push(() => cache.close(), () => redis.quit().catch(() => undefined), () => admin.quit().catch(() => undefined));
+  const cache = new ApiKeyCache(
+    async () => {
+      lookups++;
+      return owner;
+    },
+    60_000,
+    60_000,
+  ).followChanges(redis, { channel, ...opts });
+  cleanup.push(
+    () => cache.close(),
+    () => redis.quit().catch(() => undefined),
+    () => admin.quit().catch(() => undefined),
+  );
   return {
-    cache, redis, admin, channel, name,
-    revoke: () => { owner = null; },
+    cache,
+    redis,
+    admin,
+    channel,
+    name,
+    revoke: () => {
+      owner = null;
+    },
     lookups: () => lookups,
   };
 }
@@ -42,7 +61,11 @@ describe('ApiKeyCache.followChanges', () => {
     expect(await t.cache.resolve('key')).not.toBeNull(); // still cached (60 s TTL)
     const t0 = performance.now();
     await publishApiKeysChanged(t.admin, { organizationId: 'o', keyId: 'k', reason: 'revoked' }, t.channel);
-    await waitFor(() => t.cache.resolve('key'), (o) => o === null, { timeoutMs: 1_000, intervalMs: 2, what: 'cleared by message' });
+    await waitFor(
+      () => t.cache.resolve('key'),
+      (o) => o === null,
+      { timeoutMs: 1_000, intervalMs: 2, what: 'cleared by message' },
+    );
     console.log(`pub/sub clear after ${(performance.now() - t0).toFixed(1)} ms`);
   });
 
@@ -54,7 +77,11 @@ describe('ApiKeyCache.followChanges', () => {
     expect(id).not.toBeNull();
     await t.admin.call('CLIENT', 'KILL', 'ID', id!);
     t.revoke(); // committed while nobody listens; no message at all
-    await waitFor(() => t.cache.resolve('key'), (o) => o === null, { timeoutMs: 3_000, intervalMs: 10, what: 'revocation seen after reconnect' });
+    await waitFor(
+      () => t.cache.resolve('key'),
+      (o) => o === null,
+      { timeoutMs: 3_000, intervalMs: 10, what: 'revocation seen after reconnect' },
+    );
     await waitFor(async () => t.cache.following, Boolean, { timeoutMs: 5_000, intervalMs: 10, what: 're-subscribed' });
     expect(await subscriberId(t.admin, t.name)).not.toBe(id);
   });
@@ -63,9 +90,19 @@ describe('ApiKeyCache.followChanges', () => {
     const t = setup();
     await waitFor(async () => t.cache.following, Boolean, { timeoutMs: 5_000, intervalMs: 10, what: 'subscribed' });
     let release!: () => void;
-    const gate = new Promise<void>((r) => { release = r; });
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
     let calls = 0;
-    const slow = new ApiKeyCache(async () => { calls++; if (calls === 1) await gate; return { organizationId: 'o', keyId: 'k' }; }, 60_000, 60_000);
+    const slow = new ApiKeyCache(
+      async () => {
+        calls++;
+        if (calls === 1) await gate;
+        return { organizationId: 'o', keyId: 'k' };
+      },
+      60_000,
+      60_000,
+    );
     const first = slow.resolve('key');
     slow.invalidate(); // the revocation arrives while the lookup is in flight
     release();
@@ -79,6 +116,10 @@ describe('ApiKeyCache.followChanges', () => {
     await waitFor(async () => t.cache.following, Boolean, { timeoutMs: 5_000, intervalMs: 10, what: 'subscribed' });
     expect(await subscriberId(t.admin, t.name)).not.toBeNull();
     await t.redis.quit();
-    await waitFor(() => subscriberId(t.admin, t.name), (v) => v === null, { timeoutMs: 3_000, intervalMs: 20, what: 'subscriber gone' });
+    await waitFor(
+      () => subscriberId(t.admin, t.name),
+      (v) => v === null,
+      { timeoutMs: 3_000, intervalMs: 20, what: 'subscriber gone' },
+    );
   });
 });

@@ -20,7 +20,14 @@ describe('API keys', () => {
 
   it('caches hits and misses for their TTLs', async () => {
     let lookups = 0;
-    const cache = new ApiKeyCache(async (key) => { lookups++; return key === 'good' ? { organizationId: 'o', keyId: 'k' } : null; }, 60_000, 60_000);
+    const cache = new ApiKeyCache(
+      async (key) => {
+        lookups++;
+        return key === 'good' ? { organizationId: 'o', keyId: 'k' } : null;
+      },
+      60_000,
+      60_000,
+    );
     expect(await cache.resolve('good')).toEqual({ organizationId: 'o', keyId: 'k' });
     expect(await cache.resolve('good')).toEqual({ organizationId: 'o', keyId: 'k' });
     expect(await cache.resolve('bad')).toBeNull();

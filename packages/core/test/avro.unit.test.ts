@@ -1,8 +1,14 @@
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import {
-  canonicalForm, decodeEvent, encodeEvent, EventDecodeError, rabinFingerprint64, SCHEMA_FINGERPRINT_HEX,
-  USAGE_EVENT_SCHEMA_V1, type UsageEvent,
+  canonicalForm,
+  decodeEvent,
+  encodeEvent,
+  EventDecodeError,
+  rabinFingerprint64,
+  SCHEMA_FINGERPRINT_HEX,
+  USAGE_EVENT_SCHEMA_V1,
+  type UsageEvent,
 } from '../src/index.ts';
 
 // Published CRC-64-AVRO vectors: Apache Avro, share/test/data/schema-tests.txt (signed 64-bit decimals).
@@ -31,9 +37,14 @@ describe('CRC-64-AVRO fingerprint', () => {
 
 describe('single-object encoding of UsageEvent', () => {
   const event: UsageEvent = {
-    organizationId: 'org_1', customerId: 'cust "a"', eventName: 'api_call', idempotencyId: 'id-1',
-    timeCreatedMs: 1_767_225_600_123, receivedAtMs: 1_767_225_601_000,
-    properties: { region: 'eu', tokens: 12.5, cached: false }, source: 'api',
+    organizationId: 'org_1',
+    customerId: 'cust "a"',
+    eventName: 'api_call',
+    idempotencyId: 'id-1',
+    timeCreatedMs: 1_767_225_600_123,
+    receivedAtMs: 1_767_225_601_000,
+    properties: { region: 'eu', tokens: 12.5, cached: false },
+    source: 'api',
   };
 
   it('writes C3 01, the little-endian schema fingerprint, then the Avro body', () => {

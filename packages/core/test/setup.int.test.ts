@@ -31,14 +31,18 @@ describe('setupBackingServices', () => {
   it('creates databases, tables and topics, and a second run changes nothing', async () => {
     await setupBackingServices(cfg);
 
-    const tables = await (await ch.query({ query: `SELECT name FROM system.tables WHERE database = '${suffix}'`, format: 'JSONEachRow' })).json<{ name: string }>();
+    const tables = await (
+      await ch.query({ query: `SELECT name FROM system.tables WHERE database = '${suffix}'`, format: 'JSONEachRow' })
+    ).json<{ name: string }>();
     expect(tables.map((t) => t.name)).toContain('events');
 
     const client = new pg.Client({ connectionString: cfg.postgresUrl });
     await client.connect();
     const { rows } = await client.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'");
     await client.end();
-    expect(rows.map((r) => r.table_name)).toEqual(expect.arrayContaining(['organizations', 'api_keys', 'customers', 'billable_metrics', 'schema_migrations']));
+    expect(rows.map((r) => r.table_name)).toEqual(
+      expect.arrayContaining(['organizations', 'api_keys', 'customers', 'billable_metrics', 'schema_migrations']),
+    );
 
     const admin = createKafka(cfg.kafka).admin();
     await admin.connect();

@@ -3,9 +3,24 @@ import { attempt, defaultSleep, errorOf, isRetryableStatus, retryDelay, type Fet
 import { eventErrorsOf, sendEvents, summarize, toWireEvent, type IngestLimits } from './ingest.ts';
 import { EventQueue, type QueueOptions } from './queue.ts';
 import type {
-  CheckInput, CheckResult, CreateCustomerInput, Customer, CustomerAccessParams, CustomerAccessResult, CustomerDetail,
-  Entitlement, EventResult, IngestResponse, ListCustomersParams, Page, PageParams, ReportUsageInput, ReportUsageResult,
-  UsageEventInput, UsageQueryParams, UsageQueryResult,
+  CheckInput,
+  CheckResult,
+  CreateCustomerInput,
+  Customer,
+  CustomerAccessParams,
+  CustomerAccessResult,
+  CustomerDetail,
+  Entitlement,
+  EventResult,
+  IngestResponse,
+  ListCustomersParams,
+  Page,
+  PageParams,
+  ReportUsageInput,
+  ReportUsageResult,
+  UsageEventInput,
+  UsageQueryParams,
+  UsageQueryResult,
 } from './types.ts';
 
 export const SDK_VERSION = '0.1.0';
@@ -125,24 +140,38 @@ export class Meterline {
       const ok = summary.accepted + summary.duplicates + summary.ignored;
       const eventErrors = eventErrorsOf(summary.results);
       const first = eventErrors[0]?.errors[0];
-      throw new MeterlineError(`${summary.rejected} event(s) rejected${first ? `: ${first.field} ${first.reason}: ${first.message}` : ''}`, {
-        status: ok > 0 ? 207 : 400, code: 'events_rejected', results: summary.results, eventErrors,
-      });
+      throw new MeterlineError(
+        `${summary.rejected} event(s) rejected${first ? `: ${first.field} ${first.reason}: ${first.message}` : ''}`,
+        {
+          status: ok > 0 ? 207 : 400,
+          code: 'events_rejected',
+          results: summary.results,
+          eventErrors,
+        },
+      );
     }
     return summary;
   }
 
   /** Buffers an event for background sending (bounded queue); returns its idempotency id. */
-  enqueue(event: UsageEventInput): string { return this.queue.enqueue(event); }
+  enqueue(event: UsageEventInput): string {
+    return this.queue.enqueue(event);
+  }
 
   /** Sends everything buffered by enqueue() now. */
-  flush(): Promise<IngestResponse> { return this.queue.flush(); }
+  flush(): Promise<IngestResponse> {
+    return this.queue.flush();
+  }
 
   /** Flushes the buffer and stops background sending; enqueue() afterwards throws `closed`. */
-  close(): Promise<IngestResponse> { return this.queue.close(); }
+  close(): Promise<IngestResponse> {
+    return this.queue.close();
+  }
 
   /** Events waiting in the enqueue() buffer. */
-  get queued(): number { return this.queue.size; }
+  get queued(): number {
+    return this.queue.size;
+  }
 
   // ---- Billing: customers --------------------------------------------------------------------------
 
@@ -159,7 +188,9 @@ export class Meterline {
   // ---- Billing: entitlements and usage --------------------------------------------------------------
 
   /** `POST /v1/check`. With `send_event: true` the grant and the consumption are atomic. */
-  check(input: CheckInput): Promise<CheckResult> { return this.billing('POST', '/v1/check', input); }
+  check(input: CheckInput): Promise<CheckResult> {
+    return this.billing('POST', '/v1/check', input);
+  }
 
   /** `GET /v1/customer_access` (pass exactly one of feature_name / event_name). */
   customerAccess(params: CustomerAccessParams): Promise<CustomerAccessResult> {
@@ -177,7 +208,9 @@ export class Meterline {
   }
 
   /** `POST /v1/usage` (report_usage, `update_behavior` default `delta`). */
-  reportUsage(input: ReportUsageInput): Promise<ReportUsageResult> { return this.billing('POST', '/v1/usage', input); }
+  reportUsage(input: ReportUsageInput): Promise<ReportUsageResult> {
+    return this.billing('POST', '/v1/usage', input);
+  }
 
   /** `POST /v1/usage` with `update_behavior: set` (gauges such as seats). */
   setUsage(input: Omit<ReportUsageInput, 'update_behavior'>): Promise<ReportUsageResult> {
@@ -185,7 +218,9 @@ export class Meterline {
   }
 
   /** `GET /v1/usage`: series (window hour/day) and total for a feature or metric over [from, to). */
-  usage(params: UsageQueryParams): Promise<UsageQueryResult> { return this.billing('GET', `/v1/usage${qs({ ...params })}`); }
+  usage(params: UsageQueryParams): Promise<UsageQueryResult> {
+    return this.billing('GET', `/v1/usage${qs({ ...params })}`);
+  }
 
   /**
    * Any other billing route (features, metrics, plans, subscriptions, invoices): body and answer as

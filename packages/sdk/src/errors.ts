@@ -22,8 +22,13 @@ export class MeterlineError extends Error {
   constructor(
     message: string,
     opts: {
-      status: number; code: string; details?: unknown; results?: EventResult[]; eventErrors?: EventError[];
-      retryAfterSeconds?: number; cause?: unknown;
+      status: number;
+      code: string;
+      details?: unknown;
+      results?: EventResult[];
+      eventErrors?: EventError[];
+      retryAfterSeconds?: number;
+      cause?: unknown;
     },
   ) {
     super(message, opts.cause !== undefined ? { cause: opts.cause } : undefined);

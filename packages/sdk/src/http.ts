@@ -22,7 +22,11 @@ export interface Transport {
   userAgent: string;
 }
 
-export interface RawResponse { status: number; body: unknown; retryAfterMs: number | undefined }
+export interface RawResponse {
+  status: number;
+  body: unknown;
+  retryAfterMs: number | undefined;
+}
 
 export const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -66,21 +70,34 @@ export async function attempt(t: Transport, method: string, url: string, body?: 
   } catch (err) {
     clearTimeout(timer);
     const timedOut = controller.signal.aborted;
-    throw new MeterlineError(timedOut ? `request timed out after ${t.timeoutMs} ms: ${method} ${url}` : `network error: ${method} ${url}: ${(err as Error)?.message ?? String(err)}`, {
-      status: 0, code: timedOut ? 'timeout' : 'network_error', cause: err,
-    });
+    throw new MeterlineError(
+      timedOut
+        ? `request timed out after ${t.timeoutMs} ms: ${method} ${url}`
+        : `network error: ${method} ${url}: ${(err as Error)?.message ?? String(err)}`,
+      {
+        status: 0,
+        code: timedOut ? 'timeout' : 'network_error',
+        cause: err,
+      },
+    );
   }
   try {
     const text = await res.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     if (text) {
-      try { parsed = JSON.parse(text); } catch { parsed = text; }
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
     }
     return { status: res.status, body: parsed, retryAfterMs: parseRetryAfter(res.headers.get('retry-after')) };
   } catch (err) {
     const timedOut = controller.signal.aborted;
     throw new MeterlineError(`${timedOut ? 'timed out' : 'failed'} reading the response: ${method} ${url}`, {
-      status: 0, code: timedOut ? 'timeout' : 'network_error', cause: err,
+      status: 0,
+      code: timedOut ? 'timeout' : 'network_error',
+      cause: err,
     });
   } finally {
     clearTimeout(timer);
@@ -93,7 +110,9 @@ export function errorOf(res: RawResponse, what: string): MeterlineError {
   const code = typeof e?.code === 'string' ? e.code : `http_${res.status}`;
   const message = typeof e?.message === 'string' ? e.message : typeof res.body === 'string' ? res.body.slice(0, 200) : `HTTP ${res.status}`;
   return new MeterlineError(`${what}: ${res.status} ${code}: ${message}`, {
-    status: res.status, code, details: e?.details,
+    status: res.status,
+    code,
+    details: e?.details,
     ...(res.retryAfterMs !== undefined ? { retryAfterSeconds: res.retryAfterMs / 1000 } : {}),
   });
 }

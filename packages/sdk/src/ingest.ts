@@ -6,7 +6,9 @@ import type { EventError, EventResult, IngestResponse, UsageEventInput } from '.
 
 /** An event as it goes on the wire: id assigned, Dates as ISO strings. */
 export type WireEvent = Omit<UsageEventInput, 'time_created' | 'timestamp'> & {
-  idempotency_id: string; time_created?: string; timestamp?: string;
+  idempotency_id: string;
+  time_created?: string;
+  timestamp?: string;
 };
 
 export interface IngestLimits {
@@ -64,7 +66,11 @@ export function summarize(results: EventResult[]): IngestResponse {
 export function eventErrorsOf(results: EventResult[]): EventError[] {
   return results
     .filter((r) => r.status === 'rejected')
-    .map((r) => ({ index: r.index, ...(r.idempotency_id !== undefined ? { idempotency_id: r.idempotency_id } : {}), errors: r.errors ?? [] }));
+    .map((r) => ({
+      index: r.index,
+      ...(r.idempotency_id !== undefined ? { idempotency_id: r.idempotency_id } : {}),
+      errors: r.errors ?? [],
+    }));
 }
 
 function perEventResults(res: RawResponse, sent: number): EventResult[] | undefined {
@@ -89,7 +95,12 @@ export async function sendEvents(t: Transport, ingestUrl: string, events: WireEv
       let failure: MeterlineError;
       let retryAfterMs: number | undefined;
       try {
-        const res = await attempt(t, 'POST', url, pending.map((p) => p.event));
+        const res = await attempt(
+          t,
+          'POST',
+          url,
+          pending.map((p) => p.event),
+        );
         const per = perEventResults(res, pending.length);
         if (per && (res.status < 300 || res.status === 207 || res.status === 400 || res.status === 503 || res.status === 429)) {
           const next: typeof pending = [];
@@ -108,7 +119,8 @@ export async function sendEvents(t: Transport, ingestUrl: string, events: WireEv
           pending = next;
           if (pending.length === 0) break;
           failure = new MeterlineError(`${pending.length} event(s) still in flight elsewhere (status retry)`, {
-            status: res.status, code: 'in_flight',
+            status: res.status,
+            code: 'in_flight',
             ...(res.retryAfterMs !== undefined ? { retryAfterSeconds: res.retryAfterMs / 1000 } : {}),
           });
           retryAfterMs = res.retryAfterMs;
@@ -116,7 +128,10 @@ export async function sendEvents(t: Transport, ingestUrl: string, events: WireEv
           failure = errorOf(res, 'ingest');
           retryAfterMs = res.retryAfterMs;
         } else if (res.status >= 200 && res.status < 300) {
-          throw new MeterlineError(`ingest: unexpected response (${res.status}) without one result per event`, { status: res.status, code: 'invalid_response' });
+          throw new MeterlineError(`ingest: unexpected response (${res.status}) without one result per event`, {
+            status: res.status,
+            code: 'invalid_response',
+          });
         } else {
           throw errorOf(res, 'ingest');
         }
@@ -126,10 +141,17 @@ export async function sendEvents(t: Transport, ingestUrl: string, events: WireEv
         failure = err; // network error or timeout: the ids make a resend safe
       }
       if (n >= t.retry.maxRetries) {
-        throw withResults(new MeterlineError(`ingest failed after ${n + 1} attempt(s): ${failure.message}`, {
-          status: failure.status, code: failure.code, details: failure.details, cause: failure,
-          ...(failure.retryAfterSeconds !== undefined ? { retryAfterSeconds: failure.retryAfterSeconds } : {}),
-        }), results, events);
+        throw withResults(
+          new MeterlineError(`ingest failed after ${n + 1} attempt(s): ${failure.message}`, {
+            status: failure.status,
+            code: failure.code,
+            details: failure.details,
+            cause: failure,
+            ...(failure.retryAfterSeconds !== undefined ? { retryAfterSeconds: failure.retryAfterSeconds } : {}),
+          }),
+          results,
+          events,
+        );
       }
       await t.sleep(retryDelay(t, n, retryAfterMs));
     }
@@ -139,11 +161,18 @@ export async function sendEvents(t: Transport, ingestUrl: string, events: WireEv
 
 /** Attaches every event's result as far as known (unfinished: status `retry` with its id). */
 function withResults(err: MeterlineError, results: (EventResult | undefined)[], events: WireEvent[]): MeterlineError {
-  const all = events.map((e, index) => results[index] && results[index]!.status !== 'retry'
-    ? results[index]!
-    : { index, status: 'retry' as const, idempotency_id: e.idempotency_id, reason: err.code });
+  const all = events.map((e, index) =>
+    results[index] && results[index]!.status !== 'retry'
+      ? results[index]!
+      : { index, status: 'retry' as const, idempotency_id: e.idempotency_id, reason: err.code },
+  );
   return new MeterlineError(err.message, {
-    status: err.status, code: err.code, details: err.details, results: all, eventErrors: eventErrorsOf(all), cause: err.cause ?? err,
+    status: err.status,
+    code: err.code,
+    details: err.details,
+    results: all,
+    eventErrors: eventErrorsOf(all),
+    cause: err.cause ?? err,
     ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
   });
 }

@@ -35,7 +35,9 @@ export class EventQueue {
     this.opts = opts;
   }
 
-  get size(): number { return this.buf.length; }
+  get size(): number {
+    return this.buf.length;
+  }
 
   /** Buffers one event (id assigned now) and returns its idempotency id. */
   enqueue(event: UsageEventInput): string {
@@ -75,13 +77,20 @@ export class EventQueue {
       this.scheduled = false;
       const r = await this.drain();
       if (r.rejected > 0) {
-        this.opts.onError(new MeterlineError(`${r.rejected} queued event(s) rejected`, {
-          status: r.accepted + r.duplicates + r.ignored > 0 ? 207 : 400, code: 'events_rejected', results: r.results, eventErrors: eventErrorsOf(r.results),
-        }));
+        this.opts.onError(
+          new MeterlineError(`${r.rejected} queued event(s) rejected`, {
+            status: r.accepted + r.duplicates + r.ignored > 0 ? 207 : 400,
+            code: 'events_rejected',
+            results: r.results,
+            eventErrors: eventErrorsOf(r.results),
+          }),
+        );
       }
     });
     this.tail = p.catch((err: unknown) => {
-      this.opts.onError(err instanceof MeterlineError ? err : new MeterlineError(String(err), { status: 0, code: 'internal_error', cause: err }));
+      this.opts.onError(
+        err instanceof MeterlineError ? err : new MeterlineError(String(err), { status: 0, code: 'internal_error', cause: err }),
+      );
     });
   }
 
@@ -102,7 +111,10 @@ export class EventQueue {
         const dropped = unsent.length - keep.length;
         if (dropped > 0) {
           throw new MeterlineError(`${err.message}; ${dropped} event(s) dropped (queue full)`, {
-            status: err.status, code: err.code, details: { dropped }, cause: err,
+            status: err.status,
+            code: err.code,
+            details: { dropped },
+            cause: err,
             ...(err.results ? { results: err.results } : {}),
           });
         }
@@ -113,7 +125,9 @@ export class EventQueue {
 
   private startTimer(): void {
     if (this.timer || this.closed || this.opts.flushIntervalMs <= 0) return;
-    this.timer = setInterval(() => { if (this.buf.length) this.background(); }, this.opts.flushIntervalMs);
+    this.timer = setInterval(() => {
+      if (this.buf.length) this.background();
+    }, this.opts.flushIntervalMs);
     (this.timer as { unref?: () => void }).unref?.();
   }
 

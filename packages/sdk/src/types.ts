@@ -6,19 +6,74 @@
 // dependency (nothing of @meterline/contracts or TypeBox is loaded at run time). Changing a field in a
 // contract breaks the type-check of the service and of this SDK at once.
 import type {
-  AccessDeniedReason, CheckInput, CheckResult, CreateCustomerInput, Customer, CustomerAccessParams, CustomerAccessResult, CustomerDetail,
-  Entitlement, EventResult, EventStatus, FieldError, IngestSummary, Page, PageParams, PropertyValue, ReportUsageInput, ReportUsageResult,
-  UsagePoint, UsageSeries,
+  AccessDeniedReason,
+  CheckInput,
+  CheckResult,
+  CreateCustomerInput,
+  Customer,
+  CustomerAccessParams,
+  CustomerAccessResult,
+  CustomerDetail,
+  Entitlement,
+  EventResult,
+  EventStatus,
+  FieldError,
+  IngestSummary,
+  Page,
+  PageParams,
+  PropertyValue,
+  ReportUsageInput,
+  ReportUsageResult,
+  UsagePoint,
+  UsageSeries,
 } from '@meterline/contracts';
 
 export type {
-  AccessDeniedReason, CheckInput, CheckResult, CreateCustomerInput, Customer, CustomerAccessParams, CustomerAccessResult, CustomerDetail,
-  Entitlement, EventResult, EventStatus, FieldError, Page, PageParams, PropertyValue, ReportUsageInput, ReportUsageResult, UsagePoint,
+  AccessDeniedReason,
+  CheckInput,
+  CheckResult,
+  CreateCustomerInput,
+  Customer,
+  CustomerAccessParams,
+  CustomerAccessResult,
+  CustomerDetail,
+  Entitlement,
+  EventResult,
+  EventStatus,
+  FieldError,
+  Page,
+  PageParams,
+  PropertyValue,
+  ReportUsageInput,
+  ReportUsageResult,
+  UsagePoint,
 };
 export type {
-  ApiKey, CreateFeatureInput, CreateMetricInput, CreatePlanInput, CreateSubscriptionInput, EditPlanInput, ErrorResponse, Feature, Invoice, Metric,
-  MetricFilter, NewApiKey, Organization, Plan, PlanComponent, PlanEntitlement, Pricing, SegmentSettings, SegmentSettingsInput, Subscription,
-  SubscriptionDetail, Tier, UpdateCustomerInput, UpdateMetricInput, UpdateSubscriptionInput,
+  ApiKey,
+  CreateFeatureInput,
+  CreateMetricInput,
+  CreatePlanInput,
+  CreateSubscriptionInput,
+  EditPlanInput,
+  ErrorResponse,
+  Feature,
+  Invoice,
+  Metric,
+  MetricFilter,
+  NewApiKey,
+  Organization,
+  Plan,
+  PlanComponent,
+  PlanEntitlement,
+  Pricing,
+  SegmentSettings,
+  SegmentSettingsInput,
+  Subscription,
+  SubscriptionDetail,
+  Tier,
+  UpdateCustomerInput,
+  UpdateMetricInput,
+  UpdateSubscriptionInput,
 } from '@meterline/contracts';
 
 // ---- Ingest (gateway) ----------------------------------------------------------------------------
@@ -45,11 +100,18 @@ export interface UsageEventInput {
 /** The gateway's answer to an ingest request (contracts' IngestSummary). */
 export type IngestResponse = IngestSummary;
 
-export interface EventError { index: number; idempotency_id?: string; errors: FieldError[] }
+export interface EventError {
+  index: number;
+  idempotency_id?: string;
+  errors: FieldError[];
+}
 
 // ---- Billing ---------------------------------------------------------------------------------------
 
-export interface ListCustomersParams extends PageParams { include_archived?: boolean; email?: string }
+export interface ListCustomersParams extends PageParams {
+  include_archived?: boolean;
+  email?: string;
+}
 
 /** Query of `usage()`: dates may be Date objects; exactly one of feature_id / metric_id. */
 export type UsageQueryParams = {
@@ -58,7 +120,8 @@ export type UsageQueryParams = {
   to: string | Date;
   window?: 'hour' | 'day';
   group_by?: boolean;
-} & PageParams & ({ feature_id: string; metric_id?: never } | { metric_id: string; feature_id?: never });
+} & PageParams &
+  ({ feature_id: string; metric_id?: never } | { metric_id: string; feature_id?: never });
 
 /** GET /v1/usage's answer (contracts' UsageSeries). */
 export type UsageQueryResult = UsageSeries;

@@ -1,7 +1,15 @@
 // The SDK against the real services started in-process: gateway → Kafka → aggregator → ClickHouse,
 // and billing (catalog, check with send_event, usage query).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClickHouse, createKafka, createPostgres, ensureTopics, sqlString, type ClickHouseClient, type PgPool } from '@meterline/core';
+import {
+  createClickHouse,
+  createKafka,
+  createPostgres,
+  ensureTopics,
+  sqlString,
+  type ClickHouseClient,
+  type PgPool,
+} from '@meterline/core';
 import { startGateway } from '@meterline/gateway';
 import { startAggregator } from '@meterline/aggregator';
 import { startBilling, type BillingHandle } from '@meterline/billing';
@@ -31,7 +39,11 @@ let sdk: Meterline;
 beforeAll(async () => {
   const admin = createKafka(cfg.kafka).admin();
   await admin.connect();
-  try { await ensureTopics(admin, cfg.kafka); } finally { await admin.disconnect(); }
+  try {
+    await ensureTopics(admin, cfg.kafka);
+  } finally {
+    await admin.disconnect();
+  }
   pool = createPostgres(cfg.postgresUrl);
   ch = createClickHouse(cfg.clickhouse);
   org = await createTestOrganization(pool);
@@ -45,8 +57,12 @@ beforeAll(async () => {
   await sdk.request('POST', '/v1/metrics', { metric_id: 'api_calls', event_name: 'api_call', aggregation: 'count' });
   await sdk.request('POST', '/v1/features', { feature_id: 'api', type: 'metered', metric_id: 'api_calls' });
   await sdk.request('POST', '/v1/plans', {
-    plan_id: 'pro', name: 'Pro', interval: 'month', flat_fee: '0',
-    components: [], entitlements: [{ feature_id: 'api', limit: 10, limit_type: 'hard' }],
+    plan_id: 'pro',
+    name: 'Pro',
+    interval: 'month',
+    flat_fee: '0',
+    components: [],
+    entitlements: [{ feature_id: 'api', limit: 10, limit_type: 'hard' }],
   });
 }, 180_000);
 
@@ -59,12 +75,15 @@ afterAll(async () => {
   await pool?.end();
 });
 
-const rawEvents = async (customerId: string) => (await ch.query({
-  query: `SELECT event_name, idempotency_id, properties FROM events FINAL
+const rawEvents = async (customerId: string) =>
+  (
+    await ch.query({
+      query: `SELECT event_name, idempotency_id, properties FROM events FINAL
            WHERE organization_id = ${sqlString(org.organizationId)} AND customer_id = ${sqlString(customerId)}
            ORDER BY idempotency_id`,
-  format: 'JSONEachRow',
-})).json<{ event_name: string; idempotency_id: string; properties: string }>();
+      format: 'JSONEachRow',
+    })
+  ).json<{ event_name: string; idempotency_id: string; properties: string }>();
 
 describe('@meterline/sdk against the real services', () => {
   it('track / trackBatch / enqueue land in ClickHouse once each, and the usage query sums them', async () => {
@@ -91,7 +110,11 @@ describe('@meterline/sdk against the real services', () => {
     const flushed = await sdk.flush();
     expect(flushed.results.map((r) => [r.status, r.idempotency_id])).toEqual(queuedIds.map((id) => ['accepted', id]));
 
-    const rows = await waitFor(() => rawEvents(customer), (r) => r.length >= 4, { what: 'SDK events in ClickHouse', timeoutMs: 60_000 });
+    const rows = await waitFor(
+      () => rawEvents(customer),
+      (r) => r.length >= 4,
+      { what: 'SDK events in ClickHouse', timeoutMs: 60_000 },
+    );
     expect(rows.map((r) => r.idempotency_id).sort()).toEqual([one.idempotency_id!, `${run}-a`, ...queuedIds].sort());
 
     const usage = await waitFor(
@@ -131,7 +154,11 @@ describe('@meterline/sdk against the real services', () => {
     // 3 calls through the gateway, then a consuming check for 2 more.
     const sent = await sdk.trackBatch([1, 2, 3].map(() => ({ event_name: 'api_call', customer_id: customer })));
     expect(sent.accepted).toBe(3);
-    await waitFor(() => sdk.entitlement(customer, 'api'), (e) => e.current_usage === 3, { what: 'usage 3 seen by billing', timeoutMs: 60_000 });
+    await waitFor(
+      () => sdk.entitlement(customer, 'api'),
+      (e) => e.current_usage === 3,
+      { what: 'usage 3 seen by billing', timeoutMs: 60_000 },
+    );
 
     const check = await sdk.check({ customer_id: customer, feature_id: 'api', required_balance: 2, send_event: true });
     expect(check).toMatchObject({ allowed: true, usage: 5, balance: 5, included_usage: 10, event_recorded: true });
@@ -147,7 +174,13 @@ describe('@meterline/sdk against the real services', () => {
 
     // The consumed units are real events: ClickHouse converges to 5.
     const usage = await waitFor(
-      () => sdk.usage({ customer_id: customer, feature_id: 'api', from: new Date(Date.now() - 3_600_000), to: new Date(Date.now() + 3_600_000) }),
+      () =>
+        sdk.usage({
+          customer_id: customer,
+          feature_id: 'api',
+          from: new Date(Date.now() - 3_600_000),
+          to: new Date(Date.now() + 3_600_000),
+        }),
       (u) => u.total === 5,
       { what: 'usage total 5 in ClickHouse', timeoutMs: 60_000 },
     );

@@ -2,14 +2,21 @@
 import { describe, expect, it, vi } from 'vitest';
 import { Meterline, MeterlineError, parseRetryAfter, type EventResult, type UsageEventInput } from '../src/index.ts';
 
-interface Call { method: string; url: string; headers: Record<string, string>; body: any }
+interface Call {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: any;
+}
 type Handler = (call: Call, n: number) => Response | Promise<Response>;
 
 function fakeFetch(handler: Handler) {
   const calls: Call[] = [];
   const fetch = async (url: string, init: RequestInit) => {
     const call: Call = {
-      method: init.method ?? 'GET', url, headers: init.headers as Record<string, string>,
+      method: init.method ?? 'GET',
+      url,
+      headers: init.headers as Record<string, string>,
       body: init.body === undefined ? undefined : JSON.parse(String(init.body)),
     };
     calls.push(call);
@@ -25,12 +32,20 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 function gatewayAnswer(events: any[], statusOf: (e: any, i: number) => EventResult['status'] = () => 'accepted') {
   const results: EventResult[] = events.map((e, index) => {
     const status = statusOf(e, index);
-    if (status === 'rejected') return { index, status, errors: [{ field: 'event_name', reason: 'required', message: 'event_name is required' }] };
+    if (status === 'rejected')
+      return { index, status, errors: [{ field: 'event_name', reason: 'required', message: 'event_name is required' }] };
     if (status === 'retry') return { index, status, idempotency_id: e.idempotency_id, reason: 'in_flight' };
     return { index, status, idempotency_id: e.idempotency_id };
   });
   const count = (s: string) => results.filter((r) => r.status === s).length;
-  const summary = { accepted: count('accepted'), duplicates: count('duplicate'), rejected: count('rejected'), retry: count('retry'), ignored: count('ignored'), results };
+  const summary = {
+    accepted: count('accepted'),
+    duplicates: count('duplicate'),
+    rejected: count('rejected'),
+    retry: count('retry'),
+    ignored: count('ignored'),
+    results,
+  };
   const ok = summary.accepted + summary.duplicates + summary.ignored;
   const status = summary.retry > 0 ? 503 : summary.rejected === 0 ? 200 : ok > 0 ? 207 : 400;
   return json(status, summary, status === 503 ? { 'retry-after': '1' } : {});
@@ -39,12 +54,24 @@ function gatewayAnswer(events: any[], statusOf: (e: any, i: number) => EventResu
 function client(fetch: any, extra: Partial<ConstructorParameters<typeof Meterline>[0]> = {}) {
   const sleeps: number[] = [];
   const m = new Meterline({
-    apiKey: 'mk_test', fetch, random: () => 0.5, sleep: async (ms) => { sleeps.push(ms); }, onError: () => undefined, ...extra,
+    apiKey: 'mk_test',
+    fetch,
+    random: () => 0.5,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+    },
+    onError: () => undefined,
+    ...extra,
   });
   return { m, sleeps };
 }
 
-const ev = (i: number, extra: Partial<UsageEventInput> = {}): UsageEventInput => ({ event_name: 'api_call', customer_id: `c${i % 3}`, properties: { n: i }, ...extra });
+const ev = (i: number, extra: Partial<UsageEventInput> = {}): UsageEventInput => ({
+  event_name: 'api_call',
+  customer_id: `c${i % 3}`,
+  properties: { n: i },
+  ...extra,
+});
 
 describe('track / trackBatch', () => {
   it('sends to /v1/events with the API key and an idempotency id per event, keeping given ids', async () => {
@@ -91,30 +118,45 @@ describe('track / trackBatch', () => {
   });
 
   it('re-sends only events in status retry, keeps accepted results and maps indexes back', async () => {
-    const { fetch, calls } = fakeFetch((c, n) => n === 0
-      ? gatewayAnswer(c.body, (_e, i) => (i === 1 || i === 3 ? 'retry' : i === 2 ? 'rejected' : 'accepted'))
-      : gatewayAnswer(c.body, (_e, i) => (i === 0 ? 'accepted' : 'duplicate')));
+    const { fetch, calls } = fakeFetch((c, n) =>
+      n === 0
+        ? gatewayAnswer(c.body, (_e, i) => (i === 1 || i === 3 ? 'retry' : i === 2 ? 'rejected' : 'accepted'))
+        : gatewayAnswer(c.body, (_e, i) => (i === 0 ? 'accepted' : 'duplicate')),
+    );
     const { m, sleeps } = client(fetch);
     const r = await m.trackBatch([ev(0), ev(1), { event_name: '', customer_id: 'x' }, ev(3)]);
     expect(calls).toHaveLength(2);
     expect(calls[1]!.body.map((e: any) => e.idempotency_id)).toEqual([calls[0]!.body[1].idempotency_id, calls[0]!.body[3].idempotency_id]);
     expect(sleeps).toEqual([1050]); // Retry-After: 1 from the 503 with per-event results
-    expect(r.results.map((x) => [x.index, x.status])).toEqual([[0, 'accepted'], [1, 'accepted'], [2, 'rejected'], [3, 'duplicate']]);
+    expect(r.results.map((x) => [x.index, x.status])).toEqual([
+      [0, 'accepted'],
+      [1, 'accepted'],
+      [2, 'rejected'],
+      [3, 'duplicate'],
+    ]);
     expect(r).toMatchObject({ accepted: 2, duplicates: 1, rejected: 1, retry: 0 });
   });
 
   it('gives up after maxRetries with a MeterlineError carrying every result and the unsent ids', async () => {
-    const { fetch, calls } = fakeFetch(() => json(503, { error: { code: 'redis_unavailable', message: 'no redis' } }, { 'retry-after': '1' }));
+    const { fetch, calls } = fakeFetch(() =>
+      json(503, { error: { code: 'redis_unavailable', message: 'no redis' } }, { 'retry-after': '1' }),
+    );
     const { m } = client(fetch, { maxRetries: 2 });
     const err = await m.trackBatch([ev(1), ev(2)]).catch((e) => e);
     expect(err).toBeInstanceOf(MeterlineError);
     expect(err).toMatchObject({ status: 503, code: 'redis_unavailable', retryAfterSeconds: 1 });
     expect(calls).toHaveLength(3);
-    expect(err.results.map((r: EventResult) => [r.status, r.idempotency_id])).toEqual(calls[0]!.body.map((e: any) => ['retry', e.idempotency_id]));
+    expect(err.results.map((r: EventResult) => [r.status, r.idempotency_id])).toEqual(
+      calls[0]!.body.map((e: any) => ['retry', e.idempotency_id]),
+    );
   });
 
   it('does not retry 400/401/413 and exposes code and status', async () => {
-    for (const [status, code] of [[400, 'invalid_body'], [401, 'invalid_api_key'], [413, 'body_too_large']] as const) {
+    for (const [status, code] of [
+      [400, 'invalid_body'],
+      [401, 'invalid_api_key'],
+      [413, 'body_too_large'],
+    ] as const) {
       const { fetch, calls } = fakeFetch(() => json(status, { error: { code, message: 'no' } }));
       const { m } = client(fetch);
       const err = await m.trackBatch([ev(1)]).catch((e) => e);
@@ -129,7 +171,9 @@ describe('track / trackBatch', () => {
     const { m } = client(fetch);
     const err = await m.track({ event_name: '', customer_id: 'c' }).catch((e) => e);
     expect(err).toMatchObject({ status: 400, code: 'events_rejected' });
-    expect(err.eventErrors).toEqual([{ index: 0, errors: [{ field: 'event_name', reason: 'required', message: 'event_name is required' }] }]);
+    expect(err.eventErrors).toEqual([
+      { index: 0, errors: [{ field: 'event_name', reason: 'required', message: 'event_name is required' }] },
+    ]);
 
     const mixed = [ev(0), { event_name: '', customer_id: 'c' }];
     const r = await m.trackBatch(mixed);
@@ -152,11 +196,13 @@ describe('track / trackBatch', () => {
     expect(new Set(r.results.map((x) => x.idempotency_id)).size).toBe(2500);
   });
 
-  it('splits by body size too, and remaps duplicate_of to the caller\'s indexes', async () => {
+  it("splits by body size too, and remaps duplicate_of to the caller's indexes", async () => {
     const { fetch, calls } = fakeFetch((c) => {
-      const results = c.body.map((e: any, index: number) => index === 1
-        ? { index, status: 'duplicate', idempotency_id: e.idempotency_id, duplicate_of: 0 }
-        : { index, status: 'accepted', idempotency_id: e.idempotency_id });
+      const results = c.body.map((e: any, index: number) =>
+        index === 1
+          ? { index, status: 'duplicate', idempotency_id: e.idempotency_id, duplicate_of: 0 }
+          : { index, status: 'accepted', idempotency_id: e.idempotency_id },
+      );
       return json(200, { accepted: c.body.length - 1, duplicates: 1, rejected: 0, retry: 0, ignored: 0, results });
     });
     const { m } = client(fetch, { maxBatchBytes: 1000 });
@@ -165,18 +211,23 @@ describe('track / trackBatch', () => {
     const r = await m.trackBatch(events);
     expect(calls.length).toBe(3);
     for (const c of calls) expect(JSON.stringify(c.body).length).toBeLessThanOrEqual(1000);
-    expect(r.results.filter((x) => x.status === 'duplicate').map((x) => [x.index, x.duplicate_of])).toEqual([[1, 0], [3, 2], [5, 4]]);
+    expect(r.results.filter((x) => x.status === 'duplicate').map((x) => [x.index, x.duplicate_of])).toEqual([
+      [1, 0],
+      [3, 2],
+      [5, 4],
+    ]);
   });
 
   it('times out a hanging attempt and retries it', async () => {
-    const { fetch, calls } = fakeFetch((c, n) => n === 0
-      ? new Promise<Response>(() => undefined)
-      : gatewayAnswer(c.body));
+    const { fetch, calls } = fakeFetch((c, n) => (n === 0 ? new Promise<Response>(() => undefined) : gatewayAnswer(c.body)));
     // the hanging fetch ignores the signal: emulate fetch's abort behaviour
-    const abortable = (url: string, init: RequestInit) => Promise.race([
-      fetch(url, init),
-      new Promise<Response>((_, reject) => init.signal!.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')))),
-    ]);
+    const abortable = (url: string, init: RequestInit) =>
+      Promise.race([
+        fetch(url, init),
+        new Promise<Response>((_, reject) =>
+          init.signal!.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError'))),
+        ),
+      ]);
     const { m } = client(abortable, { timeoutMs: 50 });
     const r = await m.track(ev(1));
     expect(r.status).toBe('accepted');
@@ -231,7 +282,9 @@ describe('enqueue / flush / close', () => {
 
   it('a failed background flush reports through onError and keeps the events (same ids) for the next flush', async () => {
     let down = true;
-    const { fetch, calls } = fakeFetch((c) => (down ? json(503, { error: { code: 'kafka_unavailable', message: 'down' } }) : gatewayAnswer(c.body)));
+    const { fetch, calls } = fakeFetch((c) =>
+      down ? json(503, { error: { code: 'kafka_unavailable', message: 'down' } }) : gatewayAnswer(c.body),
+    );
     const errors: MeterlineError[] = [];
     const { m } = client(fetch, { flushAt: 2, flushIntervalMs: 0, maxRetries: 1, onError: (e) => errors.push(e) });
     const ids = [m.enqueue(ev(1)), m.enqueue(ev(2))];
@@ -269,7 +322,13 @@ describe('billing calls', () => {
     await m.entitlement('c1', 'api', { requested_usage: 3 });
     await m.reportUsage({ customer_id: 'c1', feature_id: 'api', value: 4 });
     await m.setUsage({ customer_id: 'c1', feature_id: 'seats', value: 7 });
-    await m.usage({ customer_id: 'c1', feature_id: 'api', from: new Date('2025-01-01T00:00:00Z'), to: '2025-01-02T00:00:00Z', window: 'hour' });
+    await m.usage({
+      customer_id: 'c1',
+      feature_id: 'api',
+      from: new Date('2025-01-01T00:00:00Z'),
+      to: '2025-01-02T00:00:00Z',
+      window: 'hour',
+    });
     expect(calls.map((c) => `${c.method} ${c.url.replace('http://bill.test', '')}`)).toEqual([
       'POST /v1/customers',
       'GET /v1/customers/c%2F1',
@@ -288,11 +347,15 @@ describe('billing calls', () => {
   });
 
   it('errors carry status, code and details; 503 is retried, a network error on a consuming check is not', async () => {
-    const { fetch, calls } = fakeFetch((_c, n) => (n === 0
-      ? json(404, { error: { code: 'not_found', message: 'customer "x" not found' } })
-      : n === 1 ? json(503, { error: { code: 'usage_not_recorded', message: 'retry' } })
-        : n === 2 ? json(200, { allowed: true })
-          : Promise.reject(new TypeError('socket hang up'))));
+    const { fetch, calls } = fakeFetch((_c, n) =>
+      n === 0
+        ? json(404, { error: { code: 'not_found', message: 'customer "x" not found' } })
+        : n === 1
+          ? json(503, { error: { code: 'usage_not_recorded', message: 'retry' } })
+          : n === 2
+            ? json(200, { allowed: true })
+            : Promise.reject(new TypeError('socket hang up')),
+    );
     const { m } = client(fetch);
     const e404 = await m.customers.get('x').catch((e) => e);
     expect(e404).toMatchObject({ status: 404, code: 'not_found' });

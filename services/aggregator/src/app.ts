@@ -3,8 +3,23 @@
 // (/healthz, /readyz, /metrics, /v1/debug/*). stop() drains gracefully: the chunk in progress is
 // inserted, rolled up and committed before the consumer leaves the group.
 import {
-  ApiKeyCache, createClickHouse, createKafka, createLogger, createMetricsRegistry, createPostgres, createRedis, ensureTopics,
-  findApiKeyOwner, instrumentHttp, httpServerOptions, opsRoutes, type ClickHouseClient, type Config, type Logger, type PgPool, type Redis,
+  ApiKeyCache,
+  createClickHouse,
+  createKafka,
+  createLogger,
+  createMetricsRegistry,
+  createPostgres,
+  createRedis,
+  ensureTopics,
+  findApiKeyOwner,
+  instrumentHttp,
+  httpServerOptions,
+  opsRoutes,
+  type ClickHouseClient,
+  type Config,
+  type Logger,
+  type PgPool,
+  type Redis,
 } from '@meterline/core';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Partitioners, type Kafka } from 'kafkajs';
@@ -50,28 +65,63 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
   const kafka = deps.kafka ?? createKafka(config.kafka, logger);
   let stopping = false;
 
-  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 5 } });
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: 5 },
+  });
   const admin = kafka.admin();
-  await retryUntilDone(async () => {
-    await admin.connect();
-    await ensureTopics(admin, config.kafka);
-    await producer.connect();
-  }, { active: () => !stopping, maxBackoffMs: config.aggregator.maxRetryBackoffMs, onRetry: (err) => logger.warn({ err }, 'kafka not reachable, retrying') });
+  await retryUntilDone(
+    async () => {
+      await admin.connect();
+      await ensureTopics(admin, config.kafka);
+      await producer.connect();
+    },
+    {
+      active: () => !stopping,
+      maxBackoffMs: config.aggregator.maxRetryBackoffMs,
+      onRetry: (err) => logger.warn({ err }, 'kafka not reachable, retrying'),
+    },
+  );
 
   const health = new MetricHealth(ch, logger, metrics.invalidMetrics);
-  await retryUntilDone(() => health.load(), { active: () => !stopping, maxBackoffMs: config.aggregator.maxRetryBackoffMs, onRetry: (err) => logger.warn({ err }, 'invalid metric versions not loaded, retrying') });
-  const backfiller = new Backfiller({
-    ch, redis, logger, windowSize: config.aggregator.windowSize,
-    settleMs: deps.backfillSettleMs ?? config.aggregator.metricPollMs * 3 + 2_000,
-    counter: metrics.backfills, isStopping: () => stopping, health,
+  await retryUntilDone(() => health.load(), {
+    active: () => !stopping,
+    maxBackoffMs: config.aggregator.maxRetryBackoffMs,
+    onRetry: (err) => logger.warn({ err }, 'invalid metric versions not loaded, retrying'),
   });
-  const catalog = new MetricCatalog(pool, logger, config.aggregator.metricPollMs, (m) => backfiller.enqueue(m), (m, err) => health.reportInvalidDefinition(m, err));
-  await retryUntilDone(() => catalog.refresh(), { active: () => !stopping, maxBackoffMs: config.aggregator.maxRetryBackoffMs, onRetry: (err) => logger.warn({ err }, 'metric catalog not loaded, retrying') });
+  const backfiller = new Backfiller({
+    ch,
+    redis,
+    logger,
+    windowSize: config.aggregator.windowSize,
+    settleMs: deps.backfillSettleMs ?? config.aggregator.metricPollMs * 3 + 2_000,
+    counter: metrics.backfills,
+    isStopping: () => stopping,
+    health,
+  });
+  const catalog = new MetricCatalog(
+    pool,
+    logger,
+    config.aggregator.metricPollMs,
+    (m) => backfiller.enqueue(m),
+    (m, err) => health.reportInvalidDefinition(m, err),
+  );
+  await retryUntilDone(() => catalog.refresh(), {
+    active: () => !stopping,
+    maxBackoffMs: config.aggregator.maxRetryBackoffMs,
+    onRetry: (err) => logger.warn({ err }, 'metric catalog not loaded, retrying'),
+  });
   catalog.start();
 
   const lag = new LagMonitor({
-    admin, groupId: config.aggregator.groupId, topic: config.kafka.eventsTopic,
-    intervalMs: config.aggregator.lagIntervalMs, stallAfterMs: config.aggregator.stallAfterMs, metrics, logger,
+    admin,
+    groupId: config.aggregator.groupId,
+    topic: config.kafka.eventsTopic,
+    intervalMs: config.aggregator.lagIntervalMs,
+    stallAfterMs: config.aggregator.stallAfterMs,
+    metrics,
+    logger,
   });
   const consumer = new EventConsumer({ config, kafka, producer, ch, redis, catalog, logger, metrics, health, lag });
   const retention = new StagingRetention(ch, logger, config.aggregator.stagingRetentionDays, config.aggregator.windowSize);
@@ -79,18 +129,32 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
 
   const app = Fastify({ ...httpServerOptions(config.http), logger: false });
   instrumentHttp(app, registry);
-  const keys = new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis); app.addHook('onClose', async () => keys.close());
-  await app.register(opsRoutes({
-    registry,
-    isShuttingDown: () => stopping,
-    checks: {
-      kafka: async () => { await admin.describeCluster(); },
-      clickhouse: async () => { const r = await ch.ping(); if (!r.success) throw new Error('clickhouse ping failed'); },
-      postgres: async () => { await pool.query('SELECT 1'); },
-      redis: async () => { await redis.ping(); },
-      consumer: async () => { lag.check(); },
-    },
-  }));
+  const keys = new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis);
+  app.addHook('onClose', async () => keys.close());
+  await app.register(
+    opsRoutes({
+      registry,
+      isShuttingDown: () => stopping,
+      checks: {
+        kafka: async () => {
+          await admin.describeCluster();
+        },
+        clickhouse: async () => {
+          const r = await ch.ping();
+          if (!r.success) throw new Error('clickhouse ping failed');
+        },
+        postgres: async () => {
+          await pool.query('SELECT 1');
+        },
+        redis: async () => {
+          await redis.ping();
+        },
+        consumer: async () => {
+          lag.check();
+        },
+      },
+    }),
+  );
   await app.register(debugRoutes({ ch, keys }));
   await app.listen({ port: config.aggregator.port, host: config.aggregator.host });
   const address = app.server.address();
@@ -102,7 +166,11 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
 
   let stopped: Promise<void> | null = null;
   return {
-    app, port, catalog, backfiller, lag,
+    app,
+    port,
+    catalog,
+    backfiller,
+    lag,
     stop() {
       stopped ??= (async () => {
         stopping = true;

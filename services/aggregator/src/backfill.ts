@@ -2,7 +2,16 @@
 // It writes the same keys as live rollups (topic, partition, offset window) with version = the highest
 // offset of the key in the window, so FINAL keeps whichever row is more complete and nothing doubles.
 // Status per version in metric_backfills (running=1 / done=2), read by core's metricVersionStatus.
-import { redisKeys, rollupSelect, sqlNumber, sqlString, type ClickHouseClient, type Logger, type MetricDefinition, type Redis } from '@meterline/core';
+import {
+  redisKeys,
+  rollupSelect,
+  sqlNumber,
+  sqlString,
+  type ClickHouseClient,
+  type Logger,
+  type MetricDefinition,
+  type Redis,
+} from '@meterline/core';
 import type { Counter } from 'prom-client';
 import { errorSummary, isPermanentQueryError } from './failures.ts';
 import type { MetricHealth } from './metric-health.ts';
@@ -31,7 +40,10 @@ export class Backfiller {
 
   enqueue(m: MetricDefinition): void {
     this.pending.set(key(m), m);
-    if (!this.running) this.running = this.drain().finally(() => { this.running = null; });
+    if (!this.running)
+      this.running = this.drain().finally(() => {
+        this.running = null;
+      });
   }
 
   async idle(): Promise<void> {
@@ -46,7 +58,10 @@ export class Backfiller {
       // one query for the versions already done (a restart re-announces every metric)
       const done = await this.doneKeys().catch(() => new Set<string>());
       for (const [k, m] of round) {
-        if (done.has(k) || this.d.health.isInvalid(m)) { if (this.pending.get(k) === m) this.pending.delete(k); continue; }
+        if (done.has(k) || this.d.health.isInvalid(m)) {
+          if (this.pending.get(k) === m) this.pending.delete(k);
+          continue;
+        }
         if (this.d.isStopping()) return;
         try {
           await this.runOne(m);
@@ -55,7 +70,10 @@ export class Backfiller {
           if (isPermanentQueryError(err)) {
             this.d.counter.inc({ status: 'invalid' });
             // marked invalid (not retried); if even the mark fails, the version stays pending
-            const marked = await this.d.health.markInvalid(m, err).then(() => true, () => false);
+            const marked = await this.d.health.markInvalid(m, err).then(
+              () => true,
+              () => false,
+            );
             if (marked && this.pending.get(k) === m) this.pending.delete(k);
             continue;
           }
@@ -68,7 +86,10 @@ export class Backfiller {
   }
 
   private async doneKeys(): Promise<Set<string>> {
-    const rs = await this.d.ch.query({ query: 'SELECT organization_id, metric_id, metric_version FROM metric_backfills FINAL WHERE status_rank = 2', format: 'JSONEachRow' });
+    const rs = await this.d.ch.query({
+      query: 'SELECT organization_id, metric_id, metric_version FROM metric_backfills FINAL WHERE status_rank = 2',
+      format: 'JSONEachRow',
+    });
     const rows = await rs.json<{ organization_id: string; metric_id: string; metric_version: number | string }>();
     return new Set(rows.map((r) => `${r.organization_id}/${r.metric_id}/${Number(r.metric_version)}`));
   }
@@ -86,7 +107,16 @@ export class Backfiller {
     await this.d.ch.insert({
       table: 'metric_backfills',
       format: 'JSONEachRow',
-      values: [{ organization_id: m.organizationId, metric_id: m.metricId, metric_version: m.version, status, status_rank: status === 'done' ? 2 : 1, rows_written: rows }],
+      values: [
+        {
+          organization_id: m.organizationId,
+          metric_id: m.metricId,
+          metric_version: m.version,
+          status,
+          status_rank: status === 'done' ? 2 : 1,
+          rows_written: rows,
+        },
+      ],
     });
   }
 
@@ -102,7 +132,9 @@ export class Backfiller {
       const started = Date.now();
       const source = `(SELECT * FROM events WHERE organization_id = ${sqlString(m.organizationId)} AND event_name = ${sqlString(m.eventName)}
           LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)`;
-      await this.d.ch.command({ query: `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) ${rollupSelect(m, source, this.d.windowSize)}` });
+      await this.d.ch.command({
+        query: `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) ${rollupSelect(m, source, this.d.windowSize)}`,
+      });
       await this.setStatus(m, 'done', 0);
       this.d.counter.inc({ status: 'done' });
       this.d.logger.info({ metric: key(m), ms: Date.now() - started }, 'backfill done');

@@ -19,10 +19,13 @@ export class MetricCatalog {
     private readonly pollMs: number,
     private readonly onNewVersion: (m: StoredMetricDefinition) => void,
     /** A stored definition that cannot become SQL (e.g. a filter number ClickHouse cannot parse). */
-    private readonly onInvalidDefinition: (m: { organizationId: string; metricId: string; version: number }, err: Error) => void = () => undefined,
+    private readonly onInvalidDefinition: (m: { organizationId: string; metricId: string; version: number }, err: Error) => void = () =>
+      undefined,
   ) {}
 
-  get ready(): boolean { return this.loaded; }
+  get ready(): boolean {
+    return this.loaded;
+  }
 
   /** Active metrics for an organization's event name. */
   forEvent(organizationId: string, eventName: string): StoredMetricDefinition[] {
@@ -63,14 +66,19 @@ export class MetricCatalog {
       if (m.archivedAt) continue;
       const k = `${m.organizationId}\0${m.eventName}`;
       const list = idx.get(k);
-      if (list) list.push(m); else idx.set(k, [m]);
+      if (list) list.push(m);
+      else idx.set(k, [m]);
     }
     this.byEvent = idx;
   }
 
   start(): void {
     const tick = async () => {
-      try { await this.refresh(); } catch (err) { this.logger.warn({ err }, 'metric catalog refresh failed'); }
+      try {
+        await this.refresh();
+      } catch (err) {
+        this.logger.warn({ err }, 'metric catalog refresh failed');
+      }
       if (this.timer !== null) this.timer = setTimeout(tick, this.pollMs);
     };
     this.timer = setTimeout(tick, this.pollMs);

@@ -5,7 +5,12 @@
 // record claimed first, so every replay after a crash decides the same way.
 import { redisKeys, type Redis } from '@meterline/core';
 
-export interface ClaimInput { organizationId: string; idempotencyId: string; partition: number; offset: string }
+export interface ClaimInput {
+  organizationId: string;
+  idempotencyId: string;
+  partition: number;
+  offset: string;
+}
 
 export function claimKey(organizationId: string, idempotencyId: string): string {
   return redisKeys.aggregatorClaim(organizationId, idempotencyId);
@@ -16,7 +21,8 @@ export async function claimAll(redis: Redis, inputs: ClaimInput[], ttlMs: number
   if (inputs.length === 0) return [];
   const pipe = redis.pipeline();
   const ttlS = String(Math.ceil(ttlMs / 1000));
-  for (const c of inputs) pipe.call('SET', claimKey(c.organizationId, c.idempotencyId), `${c.partition}:${c.offset}`, 'NX', 'GET', 'EX', ttlS);
+  for (const c of inputs)
+    pipe.call('SET', claimKey(c.organizationId, c.idempotencyId), `${c.partition}:${c.offset}`, 'NX', 'GET', 'EX', ttlS);
   const results = await pipe.exec();
   if (!results) throw new Error('redis pipeline returned nothing');
   return results.map(([err, value], i) => {

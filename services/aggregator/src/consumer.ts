@@ -73,10 +73,17 @@ export class EventConsumer {
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       this.d.lag?.setOwnedPartitions(e.payload.memberAssignment[config.kafka.eventsTopic] ?? []);
     });
-    await retryUntilDone(async () => {
-      await consumer.connect();
-      await consumer.subscribe({ topic: config.kafka.eventsTopic, fromBeginning: true });
-    }, { active: () => !this.stopping, maxBackoffMs: config.aggregator.maxRetryBackoffMs, onRetry: (err) => this.d.logger.warn({ err }, 'kafka connect failed, retrying') });
+    await retryUntilDone(
+      async () => {
+        await consumer.connect();
+        await consumer.subscribe({ topic: config.kafka.eventsTopic, fromBeginning: true });
+      },
+      {
+        active: () => !this.stopping,
+        maxBackoffMs: config.aggregator.maxRetryBackoffMs,
+        onRetry: (err) => this.d.logger.warn({ err }, 'kafka connect failed, retrying'),
+      },
+    );
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -91,8 +98,14 @@ export class EventConsumer {
       await new Promise((r) => setTimeout(r, 1_000));
       const old = this.consumer;
       await old?.disconnect().catch(() => undefined);
-      if (!this.stopping) await this.start().catch((err) => { this.d.logger.error({ err }, 'consumer restart failed'); });
-    })().finally(() => { this.restarting = null; if (!this.stopping && !this.consumer) this.scheduleRestart(); });
+      if (!this.stopping)
+        await this.start().catch((err) => {
+          this.d.logger.error({ err }, 'consumer restart failed');
+        });
+    })().finally(() => {
+      this.restarting = null;
+      if (!this.stopping && !this.consumer) this.scheduleRestart();
+    });
   }
 
   async stop(): Promise<void> {
@@ -124,7 +137,8 @@ export class EventConsumer {
         const next = (BigInt(last) + 1n).toString();
         // the payload's commit with explicit offsets (consumer.commitOffsets is a no-op once stop() began)
         await retryUntilDone(
-          () => p.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] }),
+          () =>
+            p.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] }),
           this.retry('commit', active, p.heartbeat),
         );
         p.resolveOffset(last);
@@ -149,9 +163,16 @@ export class EventConsumer {
     this.backoffs.set(partition, n);
     const delayMs = Math.min(this.d.config.aggregator.maxRetryBackoffMs, FIRST_BACKOFF_MS * 2 ** Math.min(n - 1, 10));
     this.d.metrics.backoffs.inc({ stage: err.stage });
-    if (n === 1 || n % 10 === 0) this.d.logger.warn({ topic, partition, stage: err.stage, err: errorSummary(err.cause), attempt: n, delayMs }, 'partition paused after repeated failures, will replay');
+    if (n === 1 || n % 10 === 0)
+      this.d.logger.warn(
+        { topic, partition, stage: err.stage, err: errorSummary(err.cause), attempt: n, delayMs },
+        'partition paused after repeated failures, will replay',
+      );
     const resume = p.pause();
-    const timer = setTimeout(() => { this.resumeTimers.delete(timer); resume(); }, delayMs);
+    const timer = setTimeout(() => {
+      this.resumeTimers.delete(timer);
+      resume();
+    }, delayMs);
     this.resumeTimers.add(timer);
   }
 
@@ -165,14 +186,19 @@ export class EventConsumer {
       tick: heartbeat,
       onRetry: (err: unknown, attempt: number, delayMs: number) => {
         this.d.metrics.retries.inc({ stage });
-        if (attempt === 1 || attempt % 10 === 0) this.d.logger.warn({ err: (err as Error)?.message ?? err, stage, attempt, delayMs }, 'step failed, retrying');
+        if (attempt === 1 || attempt % 10 === 0)
+          this.d.logger.warn({ err: (err as Error)?.message ?? err, stage, attempt, delayMs }, 'step failed, retrying');
       },
     };
   }
 
   private async timed<T>(kind: string, fn: () => Promise<T>): Promise<T> {
     const end = this.d.metrics.insertSeconds.startTimer({ kind });
-    try { return await fn(); } finally { end(); }
+    try {
+      return await fn();
+    } finally {
+      end();
+    }
   }
 
   /**
@@ -180,7 +206,12 @@ export class EventConsumer {
    * duplicate) — the chunk's last offset, or less when the budget ran out while isolating refused rows.
    */
   async processChunk(
-    topic: string, partition: number, messages: KafkaMessage[], active: () => boolean, heartbeat: () => Promise<void>, budgetEnds = Infinity,
+    topic: string,
+    partition: number,
+    messages: KafkaMessage[],
+    active: () => boolean,
+    heartbeat: () => Promise<void>,
+    budgetEnds = Infinity,
   ): Promise<{ last: string; complete: boolean }> {
     const { ch, redis, config, metrics } = this.d;
     const chunkLast = messages[messages.length - 1]!.offset;
@@ -195,19 +226,43 @@ export class EventConsumer {
     const dead: DeadLetter[] = [];
     for (const msg of messages) {
       const decoded = decodeRecord(msg.value);
-      if (decoded.ok) pairs.set(`${decoded.event.organizationId}\0${decoded.event.eventName}`, [decoded.event.organizationId, decoded.event.eventName]);
+      if (decoded.ok)
+        pairs.set(`${decoded.event.organizationId}\0${decoded.event.eventName}`, [decoded.event.organizationId, decoded.event.eventName]);
       if (BigInt(msg.offset) <= progress) continue;
       if (decoded.ok) candidates.push({ event: decoded.event, msg });
-      else dead.push({ topic, partition, offset: msg.offset, key: msg.key ?? null, value: msg.value ?? null, reason: decoded.reason, error: decoded.error, ...(decoded.event ? { event: decoded.event } : {}) });
+      else
+        dead.push({
+          topic,
+          partition,
+          offset: msg.offset,
+          key: msg.key ?? null,
+          value: msg.value ?? null,
+          reason: decoded.reason,
+          error: decoded.error,
+          ...(decoded.event ? { event: decoded.event } : {}),
+        });
     }
 
     // 3. duplicates of an idempotency id that slipped past the gateway
     const decisions = await retryUntilDone(
-      () => claimAll(redis, candidates.map((c) => ({ organizationId: c.event.organizationId, idempotencyId: c.event.idempotencyId, partition, offset: c.msg.offset })), config.aggregator.dedupWindowMs),
+      () =>
+        claimAll(
+          redis,
+          candidates.map((c) => ({
+            organizationId: c.event.organizationId,
+            idempotencyId: c.event.idempotencyId,
+            partition,
+            offset: c.msg.offset,
+          })),
+          config.aggregator.dedupWindowMs,
+        ),
       this.retry('claims', active, heartbeat),
     );
     const rows: (RawRow & { msg: KafkaMessage })[] = [];
-    candidates.forEach((c, i) => { if (decisions[i]) rows.push({ event: c.event, topic, partition, offset: c.msg.offset, msg: c.msg }); else metrics.duplicates.inc(); });
+    candidates.forEach((c, i) => {
+      if (decisions[i]) rows.push({ event: c.event, topic, partition, offset: c.msg.offset, msg: c.msg });
+      else metrics.duplicates.inc();
+    });
 
     // 4. dead letters (topic first, then the table for the debugger)
     await this.deadLetter(dead, this.retry('dead_letter', active, heartbeat));
@@ -224,12 +279,14 @@ export class EventConsumer {
     const active_ = this.d.health.valid([...pairs.values()].flatMap(([org, name]) => this.d.catalog.forEvent(org, name)));
     if (upTo >= firstOffset && active_.length > 0) {
       const step = this.retry('rollup', active, heartbeat, isPermanentQueryError);
-      await this.timed('rollup', () => recomputeWindows(
-        { topic, partition, fromOffset: firstOffset, toOffset: upTo, windowSize: config.aggregator.windowSize, metrics: active_ },
-        (sql) => retryUntilDone(() => ch.command({ query: sql }).then(() => undefined), step),
-        isPermanentQueryError,
-        (m, err) => retryUntilDone(() => this.d.health.markInvalid(m, err), this.retry('metric_invalid', active, heartbeat)),
-      ));
+      await this.timed('rollup', () =>
+        recomputeWindows(
+          { topic, partition, fromOffset: firstOffset, toOffset: upTo, windowSize: config.aggregator.windowSize, metrics: active_ },
+          (sql) => retryUntilDone(() => ch.command({ query: sql }).then(() => undefined), step),
+          isPermanentQueryError,
+          (m, err) => retryUntilDone(() => this.d.health.markInvalid(m, err), this.retry('metric_invalid', active, heartbeat)),
+        ),
+      );
     }
     const now = Date.now();
     for (const r of stored) metrics.freshness.observe(Math.max(0, now - r.event.receivedAtMs) / 1000);
@@ -244,24 +301,49 @@ export class EventConsumer {
     const { producer, config, ch, metrics, logger } = this.d;
     await retryUntilDone(() => publishDeadLetters(producer, config.kafka.deadLetterTopic, dead), { ...step, stage: 'dead_letter_topic' });
     try {
-      await retryUntilDone(() => this.timed('dead_letters', () => storeDeadLetters(ch, dead)), { ...step, stage: 'dead_letter_table', isPermanent: isPermanentDataError });
+      await retryUntilDone(() => this.timed('dead_letters', () => storeDeadLetters(ch, dead)), {
+        ...step,
+        stage: 'dead_letter_table',
+        isPermanent: isPermanentDataError,
+      });
     } catch (err) {
       if (!isPermanentDataError(err)) throw err;
       // the topic already holds them; a table row ClickHouse refuses must not block the partition
-      logger.error({ err: errorSummary(err), offsets: dead.map((d) => d.offset) }, 'dead letters not stored in the dead_letters table (they are on the dead-letter topic)');
+      logger.error(
+        { err: errorSummary(err), offsets: dead.map((d) => d.offset) },
+        'dead letters not stored in the dead_letters table (they are on the dead-letter topic)',
+      );
     }
     for (const d of dead) metrics.deadLetters.inc({ reason: d.reason, attributed: d.event?.organizationId ? 'yes' : 'no' });
   }
 
   /** One INSERT of the rows (offset order); rows ClickHouse refuses are isolated and dead-lettered (isolate.ts). */
   private async storeRaw(
-    rows: (RawRow & { msg: KafkaMessage })[], active: () => boolean, heartbeat: () => Promise<void>, budgetEnds: number,
+    rows: (RawRow & { msg: KafkaMessage })[],
+    active: () => boolean,
+    heartbeat: () => Promise<void>,
+    budgetEnds: number,
   ): Promise<{ stored: RawRow[]; cutAt: string | null }> {
     const step = this.retry('raw_insert', active, heartbeat, isPermanentDataError);
     const { stored, cutAt } = await insertIsolating(
       rows,
       (part) => retryUntilDone(() => this.timed('raw', () => insertRaw(this.d.ch, part)), step),
-      (r, err) => this.deadLetter([{ topic: r.topic, partition: r.partition, offset: r.offset, key: r.msg.key ?? null, value: r.msg.value ?? null, reason: 'clickhouse_rejected', error: errorSummary(err), event: r.event }], step),
+      (r, err) =>
+        this.deadLetter(
+          [
+            {
+              topic: r.topic,
+              partition: r.partition,
+              offset: r.offset,
+              key: r.msg.key ?? null,
+              value: r.msg.value ?? null,
+              reason: 'clickhouse_rejected',
+              error: errorSummary(err),
+              event: r.event,
+            },
+          ],
+          step,
+        ),
       () => Date.now() > budgetEnds,
     );
     return { stored, cutAt: cutAt === null ? null : rows[cutAt]!.offset };

@@ -3,7 +3,14 @@
 import { apiKeyFromHeaders, sqlNumber, sqlString, type ApiKeyCache, type ClickHouseClient } from '@meterline/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-interface ListQuery { customer_id?: string; event_name?: string; reason?: string; from?: string; to?: string; limit?: string }
+interface ListQuery {
+  customer_id?: string;
+  event_name?: string;
+  reason?: string;
+  from?: string;
+  to?: string;
+  limit?: string;
+}
 
 function parseTime(v: string | undefined, name: string): number | null {
   if (v === undefined || v === '') return null;
@@ -15,7 +22,8 @@ function parseTime(v: string | undefined, name: string): number | null {
 function parseLimit(v: string | undefined): number {
   if (v === undefined || v === '') return 100;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw Object.assign(new Error('limit must be an integer from 1 to 1000'), { statusCode: 400 });
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw Object.assign(new Error('limit must be an integer from 1 to 1000'), { statusCode: 400 });
   return n;
 }
 
@@ -26,7 +34,10 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
     const auth = async (req: FastifyRequest, reply: FastifyReply): Promise<string | null> => {
       const key = apiKeyFromHeaders(req.headers);
       const owner = key ? await deps.keys.resolve(key) : null;
-      if (!owner) { await reply.code(401).send({ error: 'unauthorized', message: 'a valid organization API key is required' }); return null; }
+      if (!owner) {
+        await reply.code(401).send({ error: 'unauthorized', message: 'a valid organization API key is required' });
+        return null;
+      }
       return owner.organizationId;
     };
 
@@ -39,7 +50,8 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
       const where = [`organization_id = ${sqlString(org)}`];
       if (q.customer_id) where.push(`customer_id = ${sqlString(q.customer_id)}`);
       if (q.event_name) where.push(`event_name = ${sqlString(q.event_name)}`);
-      if (from !== null) where.push(`time_created >= toDateTime(${sqlNumber(Math.floor(from / 1000))})`, `time_created_ms >= ${sqlNumber(from)}`);
+      if (from !== null)
+        where.push(`time_created >= toDateTime(${sqlNumber(Math.floor(from / 1000))})`, `time_created_ms >= ${sqlNumber(from)}`);
       if (to !== null) where.push(`time_created <= toDateTime(${sqlNumber(Math.floor(to / 1000))})`, `time_created_ms < ${sqlNumber(to)}`);
       const rs = await deps.ch.query({
         query: `SELECT customer_id, event_name, idempotency_id, time_created_ms, received_at_ms, toString(ingested_at) AS ingested_at, properties, source, kafka_partition, kafka_offset
@@ -50,12 +62,16 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
       const rows = await rs.json<Record<string, string | number>>();
       return {
         events: rows.map((r) => ({
-          customer_id: r.customer_id, event_name: r.event_name, idempotency_id: r.idempotency_id,
+          customer_id: r.customer_id,
+          event_name: r.event_name,
+          idempotency_id: r.idempotency_id,
           time_created: new Date(Number(r.time_created_ms)).toISOString(),
           received_at: Number(r.received_at_ms) > 0 ? new Date(Number(r.received_at_ms)).toISOString() : null,
           ingested_at: iso(String(r.ingested_at)),
-          properties: JSON.parse(String(r.properties)) as unknown, source: r.source,
-          kafka_partition: Number(r.kafka_partition), kafka_offset: String(r.kafka_offset),
+          properties: JSON.parse(String(r.properties)) as unknown,
+          source: r.source,
+          kafka_partition: Number(r.kafka_partition),
+          kafka_offset: String(r.kafka_offset),
         })),
       };
     });
@@ -81,8 +97,15 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
       const rows = await rs.json<Record<string, string | number>>();
       return {
         dead_letters: rows.map((r) => ({
-          customer_id: r.customer_id, event_name: r.event_name, idempotency_id: r.idempotency_id, reason: r.reason, error: r.error,
-          payload_base64: r.payload_base64, kafka_topic: r.kafka_topic, kafka_partition: Number(r.kafka_partition), kafka_offset: String(r.kafka_offset),
+          customer_id: r.customer_id,
+          event_name: r.event_name,
+          idempotency_id: r.idempotency_id,
+          reason: r.reason,
+          error: r.error,
+          payload_base64: r.payload_base64,
+          kafka_topic: r.kafka_topic,
+          kafka_partition: Number(r.kafka_partition),
+          kafka_offset: String(r.kafka_offset),
           dead_lettered_at: iso(String(r.at)),
         })),
       };

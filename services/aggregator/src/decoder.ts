@@ -2,9 +2,7 @@
 // dead-letter path with a reason; nothing here throws, so no record can block its partition.
 import { decodeEvent, EventDecodeError, usageEventProblem, type UsageEvent } from '@meterline/core';
 
-export type Decoded =
-  | { ok: true; event: UsageEvent }
-  | { ok: false; reason: string; error: string; event?: Partial<UsageEvent> };
+export type Decoded = { ok: true; event: UsageEvent } | { ok: false; reason: string; error: string; event?: Partial<UsageEvent> };
 
 export function decodeRecord(value: Buffer | null): Decoded {
   if (!value || value.length === 0) return { ok: false, reason: 'empty_record', error: 'record has no value' };

@@ -25,7 +25,10 @@ export async function insertIsolating<T>(
   let cutAt: number | null = null;
   const attempt = async (from: number, to: number): Promise<void> => {
     if (from >= to || cutAt !== null) return;
-    if (attempted && outOfBudget()) { cutAt = from; return; }
+    if (attempted && outOfBudget()) {
+      cutAt = from;
+      return;
+    }
     attempted = true;
     const part = rows.slice(from, to);
     try {

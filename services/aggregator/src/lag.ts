@@ -67,10 +67,7 @@ export class LagMonitor {
   async refresh(): Promise<void> {
     const { admin, groupId, topic } = this.o;
     const now = (this.o.now ?? Date.now)();
-    const [ends, committed] = await Promise.all([
-      admin.fetchTopicOffsets(topic),
-      admin.fetchOffsets({ groupId, topics: [topic] }),
-    ]);
+    const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
     const committedBy = new Map<number, bigint>();
     for (const p of committed.find((t) => t.topic === topic)?.partitions ?? []) committedBy.set(p.partition, BigInt(p.offset));
     for (const e of ends) {
@@ -84,7 +81,10 @@ export class LagMonitor {
       if (lag > 0n) stuckSince = prev && prev.committed === position && prev.stuckSince !== null ? prev.stuckSince : now;
       const stalled = stuckSince !== null && now - stuckSince >= this.o.stallAfterMs;
       if (stalled && !prev?.stalled) {
-        this.o.logger.error({ topic, partition: e.partition, lag: lag.toString(), committed: position.toString(), stuckForMs: now - stuckSince! }, 'partition stalled: lag and no committed progress');
+        this.o.logger.error(
+          { topic, partition: e.partition, lag: lag.toString(), committed: position.toString(), stuckForMs: now - stuckSince! },
+          'partition stalled: lag and no committed progress',
+        );
       } else if (!stalled && prev?.stalled) {
         this.o.logger.info({ topic, partition: e.partition }, 'partition no longer stalled');
       }
@@ -105,7 +105,9 @@ export class LagMonitor {
     }
     const stalled = this.partitions().filter((p) => p.stalled && this.owned.has(p.partition));
     if (stalled.length > 0) {
-      throw new Error(`stalled: ${stalled.map((p) => `${this.o.topic}[${p.partition}] lag ${p.lag} for ${Math.round((now - p.stuckSince!) / 1000)} s`).join(', ')}`);
+      throw new Error(
+        `stalled: ${stalled.map((p) => `${this.o.topic}[${p.partition}] lag ${p.lag} for ${Math.round((now - p.stuckSince!) / 1000)} s`).join(', ')}`,
+      );
     }
   }
 }

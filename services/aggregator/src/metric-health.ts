@@ -13,11 +13,18 @@ export class MetricHealth {
   private readonly invalid = new Set<string>();
   private readonly reporting = new Set<string>();
 
-  constructor(private readonly ch: ClickHouseClient, private readonly logger: Logger, private readonly counter: Counter<string>) {}
+  constructor(
+    private readonly ch: ClickHouseClient,
+    private readonly logger: Logger,
+    private readonly counter: Counter<string>,
+  ) {}
 
   /** Loads the versions already marked invalid (at start: a restart must not retry them). */
   async load(): Promise<void> {
-    const rs = await this.ch.query({ query: 'SELECT organization_id, metric_id, metric_version FROM metric_backfills FINAL WHERE status_rank = 3', format: 'JSONEachRow' });
+    const rs = await this.ch.query({
+      query: 'SELECT organization_id, metric_id, metric_version FROM metric_backfills FINAL WHERE status_rank = 3',
+      format: 'JSONEachRow',
+    });
     for (const r of await rs.json<{ organization_id: string; metric_id: string; metric_version: number | string }>()) {
       this.invalid.add(keyOf({ organizationId: r.organization_id, metricId: r.metric_id, version: Number(r.metric_version) }));
     }
@@ -37,11 +44,24 @@ export class MetricHealth {
     await this.ch.insert({
       table: 'metric_backfills',
       format: 'JSONEachRow',
-      values: [{ organization_id: m.organizationId, metric_id: m.metricId, metric_version: m.version, status: 'invalid', status_rank: 3, rows_written: 0, error }],
+      values: [
+        {
+          organization_id: m.organizationId,
+          metric_id: m.metricId,
+          metric_version: m.version,
+          status: 'invalid',
+          status_rank: 3,
+          rows_written: 0,
+          error,
+        },
+      ],
     });
     this.invalid.add(keyOf(m));
     this.counter.inc();
-    this.logger.error({ organizationId: m.organizationId, metricId: m.metricId, version: m.version, error }, 'metric version marked invalid: its definition cannot become SQL ClickHouse runs; it is skipped until a new version');
+    this.logger.error(
+      { organizationId: m.organizationId, metricId: m.metricId, version: m.version, error },
+      'metric version marked invalid: its definition cannot become SQL ClickHouse runs; it is skipped until a new version',
+    );
   }
 
   /** Marks a stored definition that cannot become SQL, once per version (the catalog re-reads rows). */
@@ -49,7 +69,9 @@ export class MetricHealth {
     if (this.isInvalid(m) || this.reporting.has(keyOf(m))) return;
     this.reporting.add(keyOf(m));
     this.markInvalid(m, err)
-      .catch((e: Error) => this.logger.warn({ err: e.message, metricId: m.metricId }, 'could not mark metric version invalid (will retry on the next poll)'))
+      .catch((e: Error) =>
+        this.logger.warn({ err: e.message, metricId: m.metricId }, 'could not mark metric version invalid (will retry on the next poll)'),
+      )
       .finally(() => this.reporting.delete(keyOf(m)));
   }
 

@@ -3,7 +3,12 @@
 // the same INSERT), so a replay after a crash skips what is already stored.
 import { propertyColumns, sqlNumber, sqlString, toClickHouseDateTime, type ClickHouseClient, type UsageEvent } from '@meterline/core';
 
-export interface RawRow { event: UsageEvent; topic: string; partition: number; offset: string }
+export interface RawRow {
+  event: UsageEvent;
+  topic: string;
+  partition: number;
+  offset: string;
+}
 
 /** Highest stored offset >= fromOffset of the partition, or -1 when none. */
 export async function sinkProgress(ch: ClickHouseClient, topic: string, partition: number, fromOffset: bigint): Promise<bigint> {

@@ -7,17 +7,27 @@ import { sqlNumber, type ClickHouseClient, type Logger } from '@meterline/core';
 export class StagingRetention {
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly ch: ClickHouseClient, private readonly logger: Logger, private readonly days: number, private readonly windowSize: number) {}
+  constructor(
+    private readonly ch: ClickHouseClient,
+    private readonly logger: Logger,
+    private readonly days: number,
+    private readonly windowSize: number,
+  ) {}
 
   start(intervalMs = 3_600_000): void {
     if (this.days <= 0) return;
-    const tick = () => { this.runOnce().catch((err) => this.logger.warn({ err }, 'staging retention failed')); };
+    const tick = () => {
+      this.runOnce().catch((err) => this.logger.warn({ err }, 'staging retention failed'));
+    };
     this.timer = setInterval(tick, intervalMs);
     this.timer.unref();
     setTimeout(tick, 60_000).unref();
   }
 
-  stop(): void { if (this.timer) clearInterval(this.timer); this.timer = null; }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
 
   async runOnce(): Promise<string[]> {
     const cutoff = Number(new Date(Date.now() - this.days * 86_400_000).toISOString().slice(0, 10).replaceAll('-', ''));

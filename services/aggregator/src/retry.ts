@@ -4,12 +4,17 @@
 // (kafkajs waits for every batch of a fetch before fetching again) and never blocks the others.
 // Permanent failures (bad data, bad SQL) are rethrown at once: the caller isolates the culprit.
 export class Aborted extends Error {
-  constructor() { super('aborted: partition revoked or aggregator stopping'); }
+  constructor() {
+    super('aborted: partition revoked or aggregator stopping');
+  }
 }
 
 /** The step kept failing for its inline budget; `cause` is the last error. */
 export class Deferred extends Error {
-  constructor(readonly stage: string, override readonly cause: unknown) {
+  constructor(
+    readonly stage: string,
+    override readonly cause: unknown,
+  ) {
     super(`${stage} kept failing: ${(cause as Error)?.message ?? String(cause)}`);
   }
 }

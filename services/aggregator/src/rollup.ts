@@ -4,14 +4,34 @@
 import { rollupSelect, sqlNumber, sqlString, type MetricDefinition } from '@meterline/core';
 
 export const METRIC_USAGE_COLUMNS = [
-  'organization_id', 'metric_id', 'metric_version', 'customer_id', 'bucket', 'group_1', 'group_2', 'kafka_topic', 'kafka_partition',
-  'window_id', 'version', 'event_count', 'sum_value', 'max_value', 'uniq_state', 'latest_state',
+  'organization_id',
+  'metric_id',
+  'metric_version',
+  'customer_id',
+  'bucket',
+  'group_1',
+  'group_2',
+  'kafka_topic',
+  'kafka_partition',
+  'window_id',
+  'version',
+  'event_count',
+  'sum_value',
+  'max_value',
+  'uniq_state',
+  'latest_state',
 ].join(', ');
 
 /** Metrics per statement: one UNION ALL statement per group keeps queries short. */
 const METRICS_PER_STATEMENT = 20;
 
-export interface WindowRange { topic: string; partition: number; fromOffset: bigint; toOffset: bigint; windowSize: number }
+export interface WindowRange {
+  topic: string;
+  partition: number;
+  fromOffset: bigint;
+  toOffset: bigint;
+  windowSize: number;
+}
 
 /** The events_by_offset rows of the windows covering [fromOffset, toOffset] of one partition. */
 function windowSource(p: WindowRange): string {

@@ -10,9 +10,15 @@ export class AggregatorProcess {
   private child: ChildProcess | null = null;
   starts = 0;
 
-  constructor(readonly port: number, private readonly env: Record<string, string | undefined>, private readonly logFile: string) {}
+  constructor(
+    readonly port: number,
+    private readonly env: Record<string, string | undefined>,
+    private readonly logFile: string,
+  ) {}
 
-  get running(): boolean { return this.child !== null && this.child.exitCode === null && this.child.signalCode === null; }
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
 
   /** Throws when something else (e.g. a leftover process) listens on the port: /readyz would lie. */
   async assertPortFree(timeoutMs = 15_000): Promise<void> {
@@ -34,7 +40,9 @@ export class AggregatorProcess {
     await this.assertPortFree();
     const out = createWriteStream(this.logFile, { flags: 'a' });
     const child = spawn(process.execPath, ['--import', 'tsx', 'services/aggregator/src/main.ts'], {
-      cwd: ROOT, env: { ...this.env, AGGREGATOR_PORT: String(this.port) }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: ROOT,
+      env: { ...this.env, AGGREGATOR_PORT: String(this.port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
@@ -46,7 +54,11 @@ export class AggregatorProcess {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (!this.running) throw new Error(`aggregator on ${this.port} exited (see ${this.logFile})`);
-      try { if ((await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok) return; } catch { /* not yet */ }
+      try {
+        if ((await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok) return;
+      } catch {
+        /* not yet */
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`aggregator on ${this.port} not ready (see ${this.logFile})`);

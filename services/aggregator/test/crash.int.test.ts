@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  createKafka, queryUsage, sqlString, type ClickHouseClient, type MetricDefinition, type PgPool, type UsageEvent,
+  createKafka,
+  queryUsage,
+  sqlString,
+  type ClickHouseClient,
+  type MetricDefinition,
+  type PgPool,
+  type UsageEvent,
 } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { testConfig, testEnv } from '../../../test/support/env.ts';
@@ -46,8 +52,14 @@ function makeEvents(n: number, start: number): UsageEvent[] {
   for (let i = start; i < start + n; i++) {
     const c = `c${i % 7}`;
     out.push({
-      organizationId: orgId, customerId: c, eventName: 'req', idempotencyId: `e${i}`, timeCreatedMs: BASE + i * 37_000 + (i % 13),
-      receivedAtMs: Date.now(), properties: { region: ['eu', 'us', 'ap'][i % 3]!, bytes: (i * 7919) % 1000, user: `u${(i * 31) % 97}` }, source: 'api',
+      organizationId: orgId,
+      customerId: c,
+      eventName: 'req',
+      idempotencyId: `e${i}`,
+      timeCreatedMs: BASE + i * 37_000 + (i % 13),
+      receivedAtMs: Date.now(),
+      properties: { region: ['eu', 'us', 'ap'][i % 3]!, bytes: (i * 7919) % 1000, user: `u${(i * 31) % 97}` },
+      source: 'api',
     });
   }
   return out;
@@ -59,8 +71,12 @@ async function totalsMatch(): Promise<{ ok: boolean; detail: string }> {
     const got = sorted(rowsToMap(await queryUsage(ch, { metric: m, ...q }), m, true));
     const want = sorted(expectedUsage(m, events, q));
     if (JSON.stringify(got) !== JSON.stringify(want)) {
-      const g = new Map(got), w = new Map(want);
-      const diff = [...new Set([...g.keys(), ...w.keys()])].filter((k) => g.get(k) !== w.get(k)).slice(0, 10).map((k) => `${k}: got ${g.get(k)} want ${w.get(k)}`);
+      const g = new Map(got),
+        w = new Map(want);
+      const diff = [...new Set([...g.keys(), ...w.keys()])]
+        .filter((k) => g.get(k) !== w.get(k))
+        .slice(0, 10)
+        .map((k) => `${k}: got ${g.get(k)} want ${w.get(k)}`);
       return { ok: false, detail: `${m.metricId}: ${diff.length} differing keys, e.g. ${diff.join('; ')}` };
     }
   }
@@ -74,7 +90,14 @@ beforeAll(async () => {
   const base = { organizationId: orgId, eventName: 'req', filters: [] };
   metrics.push(
     await insertMetric(pool, { ...base, metricId: 'requests', aggregation: 'count', property: null, groupBy: ['region'] }),
-    await insertMetric(pool, { ...base, metricId: 'bytes', aggregation: 'sum', property: 'bytes', filters: [{ property: 'region', operator: 'not_in', values: ['ap'] }], groupBy: [] }),
+    await insertMetric(pool, {
+      ...base,
+      metricId: 'bytes',
+      aggregation: 'sum',
+      property: 'bytes',
+      filters: [{ property: 'region', operator: 'not_in', values: ['ap'] }],
+      groupBy: [],
+    }),
     await insertMetric(pool, { ...base, metricId: 'users', aggregation: 'unique_count', property: 'user', groupBy: [] }),
     await insertMetric(pool, { ...base, metricId: 'peak', aggregation: 'max', property: 'bytes', groupBy: ['region'] }),
     await insertMetric(pool, { ...base, metricId: 'last_bytes', aggregation: 'latest', property: 'bytes', groupBy: [] }),
@@ -92,10 +115,14 @@ describe('exactly once under crashes and concurrency', () => {
     let streaming = true;
     let produced = 0;
     const stream = (async () => {
-      while (streaming || produced < 4000) { // ~200 events/s while the kills go on
+      while (streaming || produced < 4000) {
+        // ~200 events/s while the kills go on
         const batch = makeEvents(100, produced);
         // every 5th batch repeats ten earlier ids (duplicates that slipped past the gateway)
-        const dups = produced > 0 && (produced / 100) % 5 === 0 ? events.slice(produced - 50, produced - 40).map((e) => ({ ...e, properties: { ...e.properties, bytes: 999 } })) : [];
+        const dups =
+          produced > 0 && (produced / 100) % 5 === 0
+            ? events.slice(produced - 50, produced - 40).map((e) => ({ ...e, properties: { ...e.properties, bytes: 999 } }))
+            : [];
         await produceEvents(producer, config.kafka.eventsTopic, [...batch, ...dups]);
         events.push(...batch, ...dups);
         produced += 100;
@@ -104,15 +131,25 @@ describe('exactly once under crashes and concurrency', () => {
     })();
     let kills = 0;
     let seed = 7;
-    const rand = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
-    const stored = async () => Number((await (await ch.query({ query: `SELECT count() AS c FROM events WHERE organization_id = ${sqlString(orgId)}`, format: 'JSONEachRow' })).json<{ c: string }>())[0]!.c);
+    const rand = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    const stored = async () =>
+      Number(
+        (
+          await (
+            await ch.query({ query: `SELECT count() AS c FROM events WHERE organization_id = ${sqlString(orgId)}`, format: 'JSONEachRow' })
+          ).json<{ c: string }>()
+        )[0]!.c,
+      );
     let killsWhileStoring = 0;
     for (let i = 0; i < 12; i++) {
       await a.start();
       if (i % 2 === 0) {
         // wait until this instance is storing events, then kill it mid-stream at a random moment
         const base = await stored();
-        const progressed = await waitFor(stored, (n) => n > base, { timeoutMs: 40_000, intervalMs: 50 }).then(() => true, () => false);
+        const progressed = await waitFor(stored, (n) => n > base, { timeoutMs: 40_000, intervalMs: 50 }).then(
+          () => true,
+          () => false,
+        );
         if (progressed) killsWhileStoring++;
         await new Promise((r) => setTimeout(r, rand() * 400));
       } else {
@@ -126,18 +163,29 @@ describe('exactly once under crashes and concurrency', () => {
     await stream;
     expect(kills).toBeGreaterThanOrEqual(10);
     // the killed instances did real work (stored events) before the final one starts
-    const before = await ch.query({ query: `SELECT count() AS c FROM events WHERE organization_id = ${sqlString(orgId)}`, format: 'JSONEachRow' });
+    const before = await ch.query({
+      query: `SELECT count() AS c FROM events WHERE organization_id = ${sqlString(orgId)}`,
+      format: 'JSONEachRow',
+    });
     const storedBeforeFinal = Number((await before.json<{ c: string }>())[0]!.c);
     expect(storedBeforeFinal).toBeGreaterThan(0);
-    console.log(`kills: ${kills} (${killsWhileStoring} while storing); events stored by the killed instances: ${storedBeforeFinal} of ${events.length} produced`);
+    console.log(
+      `kills: ${kills} (${killsWhileStoring} while storing); events stored by the killed instances: ${storedBeforeFinal} of ${events.length} produced`,
+    );
     await a.start();
     await a.ready();
     const r = await waitFor(totalsMatch, (x) => x.ok, { timeoutMs: 180_000, intervalMs: 500, what: 'exact totals after kills' });
     expect(r.ok).toBe(true);
     // raw events: every distinct id once (FINAL), and no duplicate id stored at all
-    const rs = await ch.query({ query: `SELECT count() AS c, uniqExact(idempotency_id) AS u FROM events FINAL WHERE organization_id = ${sqlString(orgId)}`, format: 'JSONEachRow' });
+    const rs = await ch.query({
+      query: `SELECT count() AS c, uniqExact(idempotency_id) AS u FROM events FINAL WHERE organization_id = ${sqlString(orgId)}`,
+      format: 'JSONEachRow',
+    });
     const row = (await rs.json<{ c: string; u: string }>())[0]!;
-    expect({ c: Number(row.c), u: Number(row.u) }).toEqual({ c: new Set(events.map((e) => e.idempotencyId)).size, u: new Set(events.map((e) => e.idempotencyId)).size });
+    expect({ c: Number(row.c), u: Number(row.u) }).toEqual({
+      c: new Set(events.map((e) => e.idempotencyId)).size,
+      u: new Set(events.map((e) => e.idempotencyId)).size,
+    });
   }, 400_000);
 
   it('two instances sharing the partitions (with a SIGKILL of one) leave every total exact', async () => {
@@ -177,9 +225,18 @@ describe('exactly once under crashes and concurrency', () => {
     // instance had already stored: replayed, skipped as stored, committed)
     await admin.connect();
     const ends = await admin.fetchTopicOffsets(config.kafka.eventsTopic);
-    const committedOf = async () => new Map((await admin.fetchOffsets({ groupId: config.aggregator.groupId, topics: [config.kafka.eventsTopic] }))[0]!.partitions.map((p) => [p.partition, p.offset]));
+    const committedOf = async () =>
+      new Map(
+        (await admin.fetchOffsets({ groupId: config.aggregator.groupId, topics: [config.kafka.eventsTopic] }))[0]!.partitions.map((p) => [
+          p.partition,
+          p.offset,
+        ]),
+      );
     const nonEmpty = ends.filter((e) => e.high !== '0');
-    await waitFor(committedOf, (c) => nonEmpty.every((e) => c.get(e.partition) === e.high), { timeoutMs: 60_000, what: 'commits at the end of the topic' });
+    await waitFor(committedOf, (c) => nonEmpty.every((e) => c.get(e.partition) === e.high), {
+      timeoutMs: 60_000,
+      what: 'commits at the end of the topic',
+    });
     await a.stop();
     const after = await committedOf();
     await admin.disconnect();

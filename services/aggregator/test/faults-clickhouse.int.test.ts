@@ -2,7 +2,13 @@
 // backoff, loses and skips nothing, catches up when ClickHouse returns; totals exact afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  queryUsage, setupBackingServices, type ClickHouseClient, type Config, type MetricDefinition, type PgPool, type UsageEvent,
+  queryUsage,
+  setupBackingServices,
+  type ClickHouseClient,
+  type Config,
+  type MetricDefinition,
+  type PgPool,
+  type UsageEvent,
 } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { startAggregator, type Aggregator } from '../src/index.ts';
@@ -42,8 +48,24 @@ beforeAll(async () => {
   ({ pool, ch, producer } = backends);
   orgId = (await createTestOrganization(pool)).organizationId;
   metrics.push(
-    await insertMetric(pool, { organizationId: orgId, metricId: 'calls', eventName: 'call', aggregation: 'count', property: null, filters: [], groupBy: [] }),
-    await insertMetric(pool, { organizationId: orgId, metricId: 'amount', eventName: 'call', aggregation: 'sum', property: 'amount', filters: [{ property: 'amount', operator: 'gt', value: 3 }], groupBy: ['kind'] }),
+    await insertMetric(pool, {
+      organizationId: orgId,
+      metricId: 'calls',
+      eventName: 'call',
+      aggregation: 'count',
+      property: null,
+      filters: [],
+      groupBy: [],
+    }),
+    await insertMetric(pool, {
+      organizationId: orgId,
+      metricId: 'amount',
+      eventName: 'call',
+      aggregation: 'sum',
+      property: 'amount',
+      filters: [{ property: 'amount', operator: 'gt', value: 3 }],
+      groupBy: ['kind'],
+    }),
   );
   agg = await startAggregator(config, { backfillSettleMs: 200 });
 }, 240_000);
@@ -57,7 +79,8 @@ afterAll(async () => {
 async function totals() {
   const q = { from: new Date(BASE - 86_400_000), to: new Date(BASE + 10 * 86_400_000), window: 'day' as const, includeGroups: true };
   const out = [];
-  for (const m of metrics) out.push({ got: sorted(rowsToMap(await queryUsage(ch, { metric: m, ...q }), m, true)), want: sorted(expectedUsage(m, events, q)) });
+  for (const m of metrics)
+    out.push({ got: sorted(rowsToMap(await queryUsage(ch, { metric: m, ...q }), m, true)), want: sorted(expectedUsage(m, events, q)) });
   return out;
 }
 const exact = (t: Awaited<ReturnType<typeof totals>>) => t.every((x) => JSON.stringify(x.got) === JSON.stringify(x.want));
@@ -67,7 +90,17 @@ describe('ClickHouse outage', () => {
     let i = 0;
     const round = async (n: number) => {
       const batch: UsageEvent[] = [];
-      for (let k = 0; k < n; k++, i++) batch.push({ organizationId: orgId, customerId: `c${i % 4}`, eventName: 'call', idempotencyId: `h${i}`, timeCreatedMs: BASE + i * 500, receivedAtMs: Date.now(), properties: { kind: i % 3 ? 'x' : 'y', amount: i % 10 }, source: 'api' });
+      for (let k = 0; k < n; k++, i++)
+        batch.push({
+          organizationId: orgId,
+          customerId: `c${i % 4}`,
+          eventName: 'call',
+          idempotencyId: `h${i}`,
+          timeCreatedMs: BASE + i * 500,
+          receivedAtMs: Date.now(),
+          properties: { kind: i % 3 ? 'x' : 'y', amount: i % 10 },
+          source: 'api',
+        });
       events.push(...batch);
       await produceEvents(producer, config.kafka.eventsTopic, batch);
     };
@@ -75,12 +108,19 @@ describe('ClickHouse outage', () => {
     await waitFor(totals, exact, { timeoutMs: 60_000, what: 'totals before the outage' });
     await stack.stop('clickhouse');
     const downAt = Date.now();
-    for (let r = 0; r < 10; r++) { await round(100); await new Promise((res) => setTimeout(res, 300)); }
+    for (let r = 0; r < 10; r++) {
+      await round(100);
+      await new Promise((res) => setTimeout(res, 300));
+    }
     // the aggregator is retrying, not skipping: retries counted, not ready
     const metricsText = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metricsText).toMatch(/meterline_aggregator_retries_total\{[^}]*stage="(progress|raw_insert|rollup|claims)"[^}]*\} [1-9]/);
     expect((await agg.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(503);
-    await waitFor(async () => Date.now() - downAt, (ms) => ms > 10_000, { timeoutMs: 20_000 });
+    await waitFor(
+      async () => Date.now() - downAt,
+      (ms) => ms > 10_000,
+      { timeoutMs: 20_000 },
+    );
     await stack.start('clickhouse');
     for (let r = 0; r < 3; r++) await round(100);
     const t = await waitFor(totals, exact, { timeoutMs: 120_000, intervalMs: 500, what: 'exact totals after ClickHouse returned' });

@@ -2,9 +2,7 @@
 // The producer here retries failed sends, so Kafka may hold some records twice: the aggregator's
 // idempotency claims must still count each id once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  queryUsage, type ClickHouseClient, type Config, type MetricDefinition, type PgPool, type UsageEvent,
-} from '@meterline/core';
+import { queryUsage, type ClickHouseClient, type Config, type MetricDefinition, type PgPool, type UsageEvent } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { startAggregator, type Aggregator } from '../src/index.ts';
 import { testConfig } from '../../../test/support/env.ts';
@@ -41,8 +39,24 @@ beforeAll(async () => {
   ({ pool, ch, producer } = backends);
   orgId = (await createTestOrganization(pool)).organizationId;
   metrics.push(
-    await insertMetric(pool, { organizationId: orgId, metricId: 'calls', eventName: 'call', aggregation: 'count', property: null, filters: [], groupBy: ['kind'] }),
-    await insertMetric(pool, { organizationId: orgId, metricId: 'users', eventName: 'call', aggregation: 'unique_count', property: 'user', filters: [], groupBy: [] }),
+    await insertMetric(pool, {
+      organizationId: orgId,
+      metricId: 'calls',
+      eventName: 'call',
+      aggregation: 'count',
+      property: null,
+      filters: [],
+      groupBy: ['kind'],
+    }),
+    await insertMetric(pool, {
+      organizationId: orgId,
+      metricId: 'users',
+      eventName: 'call',
+      aggregation: 'unique_count',
+      property: 'user',
+      filters: [],
+      groupBy: [],
+    }),
   );
   agg = await startAggregator(config, { backfillSettleMs: 200 });
 }, 240_000);
@@ -56,7 +70,8 @@ afterAll(async () => {
 async function totals() {
   const q = { from: new Date(BASE - 86_400_000), to: new Date(BASE + 10 * 86_400_000), window: 'hour' as const, includeGroups: true };
   const out = [];
-  for (const m of metrics) out.push({ got: sorted(rowsToMap(await queryUsage(ch, { metric: m, ...q }), m, true)), want: sorted(expectedUsage(m, events, q)) });
+  for (const m of metrics)
+    out.push({ got: sorted(rowsToMap(await queryUsage(ch, { metric: m, ...q }), m, true)), want: sorted(expectedUsage(m, events, q)) });
   return out;
 }
 
@@ -66,21 +81,49 @@ describe('broker restart', () => {
     let sendRetries = 0;
     const produceRound = async (n: number) => {
       const batch: UsageEvent[] = [];
-      for (let k = 0; k < n; k++, i++) batch.push({ organizationId: orgId, customerId: `c${i % 5}`, eventName: 'call', idempotencyId: `k${i}`, timeCreatedMs: BASE + i * 1000, receivedAtMs: Date.now(), properties: { kind: i % 2 ? 'a' : 'b', user: `u${i % 41}` }, source: 'api' });
+      for (let k = 0; k < n; k++, i++)
+        batch.push({
+          organizationId: orgId,
+          customerId: `c${i % 5}`,
+          eventName: 'call',
+          idempotencyId: `k${i}`,
+          timeCreatedMs: BASE + i * 1000,
+          receivedAtMs: Date.now(),
+          properties: { kind: i % 2 ? 'a' : 'b', user: `u${i % 41}` },
+          source: 'api',
+        });
       events.push(...batch);
       for (;;) {
-        try { await produceEvents(producer, config.kafka.eventsTopic, batch); return; } catch { sendRetries++; await new Promise((r) => setTimeout(r, 500)); }
+        try {
+          await produceEvents(producer, config.kafka.eventsTopic, batch);
+          return;
+        } catch {
+          sendRetries++;
+          await new Promise((r) => setTimeout(r, 500));
+        }
       }
     };
     for (let r = 0; r < 10; r++) await produceRound(100);
-    await waitFor(totals, (t) => t.every((x) => JSON.stringify(x.got) === JSON.stringify(x.want)), { timeoutMs: 60_000, what: 'totals before restart' });
+    await waitFor(totals, (t) => t.every((x) => JSON.stringify(x.got) === JSON.stringify(x.want)), {
+      timeoutMs: 60_000,
+      what: 'totals before restart',
+    });
     const restart = stack.restart('kafka');
     // keep streaming through the restart
-    const streaming = (async () => { for (let r = 0; r < 20; r++) { await produceRound(50); await new Promise((res) => setTimeout(res, 100)); } })();
+    const streaming = (async () => {
+      for (let r = 0; r < 20; r++) {
+        await produceRound(50);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    })();
     await restart;
     await streaming;
     for (let r = 0; r < 5; r++) await produceRound(100);
-    const t = await waitFor(totals, (x) => x.every((y) => JSON.stringify(y.got) === JSON.stringify(y.want)), { timeoutMs: 120_000, intervalMs: 500, what: 'exact totals after broker restart' });
+    const t = await waitFor(totals, (x) => x.every((y) => JSON.stringify(y.got) === JSON.stringify(y.want)), {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+      what: 'exact totals after broker restart',
+    });
     expect(t[0]!.want.length).toBeGreaterThan(0);
     console.log(`broker restart: ${events.length} events, ${sendRetries} producer retries`);
   }, 300_000);

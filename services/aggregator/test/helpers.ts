@@ -1,12 +1,27 @@
 // Test helpers: a metric row straight into billable_metrics (the billing API is not under test here),
 // producing Avro records like the gateway does, and an independent reference computation of usage.
 import {
-  createClickHouse, createKafka, createPostgres, encodeEvent, ensureTopics, eventKey,
-  type ClickHouseClient, type Config, type MetricDefinition, type MetricFilter, type PgPool, type UsageEvent,
+  createClickHouse,
+  createKafka,
+  createPostgres,
+  encodeEvent,
+  ensureTopics,
+  eventKey,
+  type ClickHouseClient,
+  type Config,
+  type MetricDefinition,
+  type MetricFilter,
+  type PgPool,
+  type UsageEvent,
 } from '@meterline/core';
 import type { KafkaConfig as KafkaJsConfig, Producer } from 'kafkajs';
 
-export interface TestBackends { pool: PgPool; ch: ClickHouseClient; producer: Producer; close(): Promise<void> }
+export interface TestBackends {
+  pool: PgPool;
+  ch: ClickHouseClient;
+  producer: Producer;
+  close(): Promise<void>;
+}
 
 /** Postgres pool, ClickHouse client and a connected producer for config, with its topics created. */
 export async function connectBackends(config: Config, kafkaOverrides: Partial<KafkaJsConfig> = {}): Promise<TestBackends> {
@@ -20,7 +35,9 @@ export async function connectBackends(config: Config, kafkaOverrides: Partial<Ka
   const producer = kafka.producer();
   await producer.connect();
   return {
-    pool, ch, producer,
+    pool,
+    ch,
+    producer,
     async close() {
       await producer.disconnect().catch(() => undefined);
       await ch.close();
@@ -43,7 +60,11 @@ export async function insertMetric(pool: PgPool, m: Omit<MetricDefinition, 'vers
 
 export async function produceEvents(producer: Producer, topic: string, events: UsageEvent[], chunk = 500): Promise<void> {
   for (let i = 0; i < events.length; i += chunk) {
-    await producer.send({ topic, acks: -1, messages: events.slice(i, i + chunk).map((e) => ({ key: eventKey(e), value: encodeEvent(e) })) });
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: events.slice(i, i + chunk).map((e) => ({ key: eventKey(e), value: encodeEvent(e) })),
+    });
   }
 }
 
@@ -58,12 +79,15 @@ function num(v: unknown): number | null {
   return null;
 }
 function passes(f: MetricFilter, props: Record<string, unknown>): boolean {
-  const has = Object.prototype.hasOwnProperty.call(props, f.property);
+  const has = Object.hasOwn(props, f.property);
   const t = has ? text(props[f.property]) : undefined;
   switch (f.operator) {
-    case 'equals': return has && t === f.value;
-    case 'in': return has && f.values.includes(t!);
-    case 'not_in': return !has || !f.values.includes(t!);
+    case 'equals':
+      return has && t === f.value;
+    case 'in':
+      return has && f.values.includes(t!);
+    case 'not_in':
+      return !has || !f.values.includes(t!);
     default: {
       const n = has ? num(props[f.property]) : null;
       if (n === null) return false;
@@ -72,7 +96,13 @@ function passes(f: MetricFilter, props: Record<string, unknown>): boolean {
   }
 }
 
-export interface ExpectedQuery { customerId?: string; from: Date; to: Date; window?: 'minute' | 'hour' | 'day' | null; includeGroups?: boolean }
+export interface ExpectedQuery {
+  customerId?: string;
+  from: Date;
+  to: Date;
+  window?: 'minute' | 'hour' | 'day' | null;
+  includeGroups?: boolean;
+}
 
 /** Expected rows keyed "customer|windowStartMs|g1|g2" -> value, from distinct (by idempotency id) events. */
 export function expectedUsage(m: MetricDefinition, events: UsageEvent[], q: ExpectedQuery): Map<string, number> {
@@ -91,8 +121,13 @@ export function expectedUsage(m: MetricDefinition, events: UsageEvent[], q: Expe
     if (!m.filters.every((f) => passes(f, props))) continue;
     let n: number | null = 0;
     let s: string | undefined;
-    if (m.aggregation === 'unique_count') { s = text(props[m.property!]); if (s === undefined) continue; }
-    else if (m.aggregation !== 'count') { n = num(props[m.property!]); if (n === null) continue; }
+    if (m.aggregation === 'unique_count') {
+      s = text(props[m.property!]);
+      if (s === undefined) continue;
+    } else if (m.aggregation !== 'count') {
+      n = num(props[m.property!]);
+      if (n === null) continue;
+    }
     const groups = q.includeGroups ? m.groupBy.map((g) => text(props[g]) ?? '') : [];
     const key = [e.customerId, step ? Math.floor(bucket / step) * step : '', ...groups].join('|');
     const a = acc.get(key) ?? { values: [], uniq: new Set<string>(), latest: null, count: 0 };
@@ -104,20 +139,33 @@ export function expectedUsage(m: MetricDefinition, events: UsageEvent[], q: Expe
   }
   const out = new Map<string, number>();
   for (const [k, a] of acc) {
-    out.set(k, {
-      count: a.count,
-      sum: a.values.reduce((x, y) => x + y, 0),
-      max: Math.max(...a.values),
-      unique_count: a.uniq.size,
-      latest: a.latest!.v,
-    }[m.aggregation]);
+    out.set(
+      k,
+      {
+        count: a.count,
+        sum: a.values.reduce((x, y) => x + y, 0),
+        max: Math.max(...a.values),
+        unique_count: a.uniq.size,
+        latest: a.latest!.v,
+      }[m.aggregation],
+    );
   }
   return out;
 }
 
-export function rowsToMap(rows: { customerId: string; windowStart: Date | null; groups: Record<string, string>; value: number }[], m: MetricDefinition, includeGroups = false): Map<string, number> {
+export function rowsToMap(
+  rows: { customerId: string; windowStart: Date | null; groups: Record<string, string>; value: number }[],
+  m: MetricDefinition,
+  includeGroups = false,
+): Map<string, number> {
   const out = new Map<string, number>();
-  for (const r of rows) out.set([r.customerId, r.windowStart ? r.windowStart.getTime() : '', ...(includeGroups ? m.groupBy.map((g) => r.groups[g] ?? '') : [])].join('|'), r.value);
+  for (const r of rows)
+    out.set(
+      [r.customerId, r.windowStart ? r.windowStart.getTime() : '', ...(includeGroups ? m.groupBy.map((g) => r.groups[g] ?? '') : [])].join(
+        '|',
+      ),
+      r.value,
+    );
   return out;
 }
 

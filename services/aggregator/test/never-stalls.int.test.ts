@@ -7,7 +7,16 @@
 //    consumer stalls, and must say so through lag, the stall metric and /readyz.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createKafka, encodeEvent, eventKey, metricVersionStatus, queryUsage, setupBackingServices, type ClickHouseClient, type MetricDefinition, type PgPool, type UsageEvent,
+  createKafka,
+  encodeEvent,
+  eventKey,
+  metricVersionStatus,
+  queryUsage,
+  setupBackingServices,
+  type ClickHouseClient,
+  type MetricDefinition,
+  type PgPool,
+  type UsageEvent,
 } from '@meterline/core';
 import { Partitioners, type Consumer, type Producer } from 'kafkajs';
 import { startAggregator, type Aggregator } from '../src/index.ts';
@@ -45,13 +54,30 @@ let seq = 0;
 
 function ev(customerId: string, extra: Partial<UsageEvent> = {}): UsageEvent {
   seq++;
-  return { organizationId: org.organizationId, customerId, eventName: 'api_call', idempotencyId: `e-${seq}-${uniqueId('i')}`, timeCreatedMs: Date.now(), receivedAtMs: Date.now(), properties: { n: seq }, source: 'api', ...extra };
+  return {
+    organizationId: org.organizationId,
+    customerId,
+    eventName: 'api_call',
+    idempotencyId: `e-${seq}-${uniqueId('i')}`,
+    timeCreatedMs: Date.now(),
+    receivedAtMs: Date.now(),
+    properties: { n: seq },
+    source: 'api',
+    ...extra,
+  };
 }
 
 const partitionOf = (() => {
   const partitioner = Partitioners.DefaultPartitioner();
-  const partitionMetadata = Array.from({ length: PARTITIONS }, (_, i) => ({ partitionId: i, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
-  return (e: Pick<UsageEvent, 'organizationId' | 'customerId'>) => partitioner({ topic: config.kafka.eventsTopic, partitionMetadata, message: { key: eventKey(e), value: null } });
+  const partitionMetadata = Array.from({ length: PARTITIONS }, (_, i) => ({
+    partitionId: i,
+    leader: 0,
+    partitionErrorCode: 0,
+    replicas: [0],
+    isr: [0],
+  }));
+  return (e: Pick<UsageEvent, 'organizationId' | 'customerId'>) =>
+    partitioner({ topic: config.kafka.eventsTopic, partitionMetadata, message: { key: eventKey(e), value: null } });
 })();
 
 /** A customer id whose events the gateway's partitioner puts on `partition` (or off it, with `not`). */
@@ -63,7 +89,12 @@ function customerOn(partition: number, prefix: string, not = false): string {
 }
 
 async function usageOf(customerId: string | undefined, m = calls): Promise<number> {
-  const rows = await queryUsage(ch, { metric: m, ...(customerId ? { customerId } : {}), from: new Date(Date.now() - 3_600_000), to: new Date(Date.now() + 3_600_000) });
+  const rows = await queryUsage(ch, {
+    metric: m,
+    ...(customerId ? { customerId } : {}),
+    from: new Date(Date.now() - 3_600_000),
+    to: new Date(Date.now() + 3_600_000),
+  });
   return rows.reduce((s, r) => s + r.value, 0);
 }
 
@@ -71,7 +102,10 @@ async function committedEqualsEnd(): Promise<boolean> {
   const admin = createKafka(config.kafka).admin();
   await admin.connect();
   try {
-    const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(config.kafka.eventsTopic), admin.fetchOffsets({ groupId: config.aggregator.groupId, topics: [config.kafka.eventsTopic] })]);
+    const [ends, committed] = await Promise.all([
+      admin.fetchTopicOffsets(config.kafka.eventsTopic),
+      admin.fetchOffsets({ groupId: config.aggregator.groupId, topics: [config.kafka.eventsTopic] }),
+    ]);
     const c = new Map(committed[0]!.partitions.map((p) => [p.partition, p.offset]));
     return ends.every((e) => e.high === '0' || c.get(e.partition) === e.high);
   } finally {
@@ -85,7 +119,15 @@ beforeAll(async () => {
   ({ pool, ch, producer } = backends);
   await ch.command({ query: 'ALTER TABLE events MODIFY COLUMN source FixedString(7)' });
   org = await createTestOrganization(pool);
-  calls = await insertMetric(pool, { organizationId: org.organizationId, metricId: 'calls', eventName: 'api_call', aggregation: 'count', property: null, filters: [], groupBy: [] });
+  calls = await insertMetric(pool, {
+    organizationId: org.organizationId,
+    metricId: 'calls',
+    eventName: 'api_call',
+    aggregation: 'count',
+    property: null,
+    filters: [],
+    groupBy: [],
+  });
   agg = await startAggregator(config, { backfillSettleMs: 200 });
   dlq = createKafka(config.kafka).consumer({ groupId: uniqueId('g_dlq_reader') });
   await dlq.connect();
@@ -115,12 +157,23 @@ describe('poison records', () => {
     const all = [...before, refusedByClickHouse, refusedByDecoder, ...after];
     const sentAt = Date.now();
     // one send: one batch, so the poison sits in the middle of one chunk of partition 0
-    const [meta] = await producer.send({ topic: config.kafka.eventsTopic, acks: -1, messages: all.map((e) => ({ key: eventKey(e), value: encodeEvent(e), partition: 0 })) });
+    const [meta] = await producer.send({
+      topic: config.kafka.eventsTopic,
+      acks: -1,
+      messages: all.map((e) => ({ key: eventKey(e), value: encodeEvent(e), partition: 0 })),
+    });
     const base = BigInt(meta!.baseOffset!);
 
-    await waitFor(async () => usageOf(customer), (n) => n === 80, { what: '80 good events counted', timeoutMs: 20_000 });
-    const mine = await waitFor(async () => deadLetters.filter((d) => d.partition === 0 && BigInt(d.offset) >= base && BigInt(d.offset) < base + BigInt(all.length)),
-      (d) => d.length >= 2, { what: 'two dead letters', timeoutMs: 20_000 });
+    await waitFor(
+      async () => usageOf(customer),
+      (n) => n === 80,
+      { what: '80 good events counted', timeoutMs: 20_000 },
+    );
+    const mine = await waitFor(
+      async () => deadLetters.filter((d) => d.partition === 0 && BigInt(d.offset) >= base && BigInt(d.offset) < base + BigInt(all.length)),
+      (d) => d.length >= 2,
+      { what: 'two dead letters', timeoutMs: 20_000 },
+    );
     const elapsed = Date.now() - sentAt;
     console.log(`[never-stalls] poisoned chunk: 80 events counted and 2 poison records dead-lettered ${elapsed} ms after the send`);
     expect(elapsed).toBeLessThan(15_000);
@@ -132,7 +185,10 @@ describe('poison records', () => {
     expect(dec?.reason).toBe('invalid_event');
     expect(dec?.error).toMatch(/properties\.note: invalid_unicode/);
     // stored exactly once each, the poison not at all
-    const rs = await ch.query({ query: `SELECT count() AS c, uniqExact(idempotency_id) AS u, countIf(idempotency_id IN ('${refusedByClickHouse.idempotencyId}', '${refusedByDecoder.idempotencyId}')) AS p FROM events FINAL WHERE organization_id = '${org.organizationId}' AND customer_id = '${customer}'`, format: 'JSONEachRow' });
+    const rs = await ch.query({
+      query: `SELECT count() AS c, uniqExact(idempotency_id) AS u, countIf(idempotency_id IN ('${refusedByClickHouse.idempotencyId}', '${refusedByDecoder.idempotencyId}')) AS p FROM events FINAL WHERE organization_id = '${org.organizationId}' AND customer_id = '${customer}'`,
+      format: 'JSONEachRow',
+    });
     expect((await rs.json<{ c: string; u: string; p: string }>())[0]).toEqual({ c: '80', u: '80', p: '0' });
     await waitFor(committedEqualsEnd, (ok) => ok, { what: 'every partition committed to its end' });
     const metrics = await (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -140,19 +196,44 @@ describe('poison records', () => {
   });
 
   it('marks a metric whose filter ClickHouse cannot parse invalid, once, with the reason; other metrics keep counting', async () => {
-    const bad = await insertMetric(pool, { organizationId: org.organizationId, metricId: 'tiny', eventName: 'api_call', aggregation: 'count', property: null,
-      filters: [{ property: 'n', operator: 'gt', value: 5e-324 }], groupBy: [] });
-    const status = await waitFor(() => metricVersionStatus(ch, bad), (s) => s === 'invalid', { what: 'metric version invalid', timeoutMs: 15_000 });
+    const bad = await insertMetric(pool, {
+      organizationId: org.organizationId,
+      metricId: 'tiny',
+      eventName: 'api_call',
+      aggregation: 'count',
+      property: null,
+      filters: [{ property: 'n', operator: 'gt', value: 5e-324 }],
+      groupBy: [],
+    });
+    const status = await waitFor(
+      () => metricVersionStatus(ch, bad),
+      (s) => s === 'invalid',
+      { what: 'metric version invalid', timeoutMs: 15_000 },
+    );
     expect(status).toBe('invalid');
-    const rs = await ch.query({ query: `SELECT error FROM metric_backfills FINAL WHERE organization_id = '${org.organizationId}' AND metric_id = 'tiny'`, format: 'JSONEachRow' });
+    const rs = await ch.query({
+      query: `SELECT error FROM metric_backfills FINAL WHERE organization_id = '${org.organizationId}' AND metric_id = 'tiny'`,
+      format: 'JSONEachRow',
+    });
     expect((await rs.json<{ error: string }>())[0]?.error).toMatch(/2\.2250738585072014e-308/);
     const customer = customerOn(1, 'after-bad-metric');
-    await producer.send({ topic: config.kafka.eventsTopic, acks: -1, messages: [ev(customer), ev(customer)].map((e) => ({ key: eventKey(e), value: encodeEvent(e) })) });
-    await waitFor(() => usageOf(customer), (n) => n === 2, { what: 'good metric still counting' });
+    await producer.send({
+      topic: config.kafka.eventsTopic,
+      acks: -1,
+      messages: [ev(customer), ev(customer)].map((e) => ({ key: eventKey(e), value: encodeEvent(e) })),
+    });
+    await waitFor(
+      () => usageOf(customer),
+      (n) => n === 2,
+      { what: 'good metric still counting' },
+    );
     const metrics = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/meterline_aggregator_invalid_metric_versions_total\{[^}]*\} [1-9]/);
     // once: the catalog re-reads changed rows for 30 s, but the version is marked a single time
-    const marks = await ch.query({ query: `SELECT count() AS c FROM metric_backfills WHERE organization_id = '${org.organizationId}' AND metric_id = 'tiny' AND status = 'invalid'`, format: 'JSONEachRow' });
+    const marks = await ch.query({
+      query: `SELECT count() AS c FROM metric_backfills WHERE organization_id = '${org.organizationId}' AND metric_id = 'tiny' AND status = 'invalid'`,
+      format: 'JSONEachRow',
+    });
     expect((await marks.json<{ c: string }>())[0]?.c).toBe('1');
   });
 });
@@ -166,28 +247,52 @@ describe('honest health', () => {
     try {
       const customers = [customerOn(2, 'stall-a'), customerOn(3, 'stall-b')];
       const events = customers.flatMap((c) => Array.from({ length: 25 }, () => ev(c)));
-      await producer.send({ topic: config.kafka.eventsTopic, acks: -1, messages: events.map((e) => ({ key: eventKey(e), value: encodeEvent(e) })) });
+      await producer.send({
+        topic: config.kafka.eventsTopic,
+        acks: -1,
+        messages: events.map((e) => ({ key: eventKey(e), value: encodeEvent(e) })),
+      });
       const stalledAt = Date.now();
-      const ready = await waitFor(async () => agg.app.inject({ method: 'GET', url: '/readyz' }), (r) => r.statusCode === 503, { what: '/readyz 503', timeoutMs: 15_000 });
+      const ready = await waitFor(
+        async () => agg.app.inject({ method: 'GET', url: '/readyz' }),
+        (r) => r.statusCode === 503,
+        { what: '/readyz 503', timeoutMs: 15_000 },
+      );
       const tookMs = Date.now() - stalledAt;
-      console.log(`[never-stalls] /readyz turned 503 ${tookMs} ms after the stall began (AGGREGATOR_STALL_AFTER_MS=3000): ${JSON.stringify(ready.json().checks.consumer)}`);
+      console.log(
+        `[never-stalls] /readyz turned 503 ${tookMs} ms after the stall began (AGGREGATOR_STALL_AFTER_MS=3000): ${JSON.stringify(ready.json().checks.consumer)}`,
+      );
       expect(tookMs).toBeGreaterThanOrEqual(2_500);
       expect(tookMs).toBeLessThan(3_000 + 5_000);
       const consumerCheck = String(ready.json().checks.consumer);
       expect(consumerCheck).toContain(`${config.kafka.eventsTopic}[2] lag 25`);
       expect(consumerCheck).toContain(`${config.kafka.eventsTopic}[3] lag 25`);
       const text = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
-      expect(text).toMatch(new RegExp(`meterline_aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 1`));
+      expect(text).toMatch(
+        new RegExp(`meterline_aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 1`),
+      );
       expect(text).toMatch(new RegExp(`meterline_aggregator_consumer_lag\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 25`));
       expect(text).toMatch(new RegExp(`meterline_aggregator_consumer_lag\\{topic="${config.kafka.eventsTopic}",partition="0"[^}]*\\} 0`));
-      expect(text).toMatch(new RegExp(`meterline_aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="0"[^}]*\\} 0`));
+      expect(text).toMatch(
+        new RegExp(`meterline_aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="0"[^}]*\\} 0`),
+      );
 
       await ch.command({ query: 'ATTACH TABLE events_by_offset' });
       detached = false;
-      await waitFor(async () => (await usageOf(customers[0])) + (await usageOf(customers[1])), (n) => n === 50, { what: 'all 50 counted after recovery', timeoutMs: 20_000 });
-      await waitFor(async () => (await agg.app.inject({ method: 'GET', url: '/readyz' })).statusCode, (s) => s === 200, { what: '/readyz 200 again', timeoutMs: 15_000 });
+      await waitFor(
+        async () => (await usageOf(customers[0])) + (await usageOf(customers[1])),
+        (n) => n === 50,
+        { what: 'all 50 counted after recovery', timeoutMs: 20_000 },
+      );
+      await waitFor(
+        async () => (await agg.app.inject({ method: 'GET', url: '/readyz' })).statusCode,
+        (s) => s === 200,
+        { what: '/readyz 200 again', timeoutMs: 15_000 },
+      );
       const after = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
-      expect(after).toMatch(new RegExp(`meterline_aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 0`));
+      expect(after).toMatch(
+        new RegExp(`meterline_aggregator_partition_stalled\\{topic="${config.kafka.eventsTopic}",partition="2"[^}]*\\} 0`),
+      );
     } finally {
       if (detached) await ch.command({ query: 'ATTACH TABLE events_by_offset' }).catch(() => undefined);
     }
@@ -195,7 +300,12 @@ describe('honest health', () => {
 });
 
 /** Open-loop probes (fixed send times) through the gateway; ms from its 200 to visible in the aggregates. */
-async function probeFreshness(gw: Gateway, label: string, count: number, rateHz: number): Promise<{ p50: number; p99: number; max: number }> {
+async function probeFreshness(
+  gw: Gateway,
+  label: string,
+  count: number,
+  rateHz: number,
+): Promise<{ p50: number; p99: number; max: number }> {
   const latencies: number[] = [];
   const pending = new Map<string, number>(); // probe customer -> when the gateway answered 200
   let posting = true;
@@ -208,7 +318,10 @@ async function probeFreshness(gw: Gateway, label: string, count: number, rateHz:
         const now = Date.now();
         for (const r of rows) {
           const acked = pending.get(r.customerId);
-          if (acked !== undefined && r.value >= 1) { latencies.push(now - acked); pending.delete(r.customerId); }
+          if (acked !== undefined && r.value >= 1) {
+            latencies.push(now - acked);
+            pending.delete(r.customerId);
+          }
         }
       }
       await new Promise((r) => setTimeout(r, 25));
@@ -219,11 +332,17 @@ async function probeFreshness(gw: Gateway, label: string, count: number, rateHz:
   for (let i = 0; i < count; i++) {
     await new Promise((r) => setTimeout(r, Math.max(0, start + (i * 1000) / rateHz - Date.now())));
     const customer = customerOn(0, `${label}-probe-${i}`, true);
-    posts.push((async () => {
-      const res = await fetch(`${gw.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': org.apiKey }, body: JSON.stringify({ event_name: 'api_call', customer_id: customer }) });
-      expect(res.status).toBe(200);
-      pending.set(customer, Date.now());
-    })());
+    posts.push(
+      (async () => {
+        const res = await fetch(`${gw.url}/v1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-api-key': org.apiKey },
+          body: JSON.stringify({ event_name: 'api_call', customer_id: customer }),
+        });
+        expect(res.status).toBe(200);
+        pending.set(customer, Date.now());
+      })(),
+    );
   }
   await Promise.all(posts);
   posting = false;
@@ -246,20 +365,26 @@ describe('a poisoned partition does not slow the others', () => {
         while (poisoning) {
           // each batch: 20 good records and one ClickHouse refuses (isolated), all on partition 0
           const batch = [...Array.from({ length: 20 }, () => ev(poisonCustomer)), ev(poisonCustomer, { source: 'poisoned-source' })];
-          await producer.send({ topic: config.kafka.eventsTopic, acks: -1, messages: batch.map((e) => ({ key: eventKey(e), value: encodeEvent(e), partition: 0 })) });
+          await producer.send({
+            topic: config.kafka.eventsTopic,
+            acks: -1,
+            messages: batch.map((e) => ({ key: eventKey(e), value: encodeEvent(e), partition: 0 })),
+          });
           poisonSent++;
           await new Promise((r) => setTimeout(r, 100));
         }
       })();
-      let poisoned;
+      let poisoned: Awaited<ReturnType<typeof probeFreshness>>;
       try {
         poisoned = await probeFreshness(gw, 'poisoned', 60, 10);
       } finally {
         poisoning = false;
         await poisoner;
       }
-      console.log(`[never-stalls] freshness of healthy partitions, 10 probes/s open loop: baseline p50 ${baseline.p50} ms / p99 ${baseline.p99} ms; `
-        + `while partition 0 is poisoned (${poisonSent} batches of 20 good + 1 refused record, ~10/s): p50 ${poisoned.p50} ms / p99 ${poisoned.p99} ms / max ${poisoned.max} ms`);
+      console.log(
+        `[never-stalls] freshness of healthy partitions, 10 probes/s open loop: baseline p50 ${baseline.p50} ms / p99 ${baseline.p99} ms; ` +
+          `while partition 0 is poisoned (${poisonSent} batches of 20 good + 1 refused record, ~10/s): p50 ${poisoned.p50} ms / p99 ${poisoned.p99} ms / max ${poisoned.max} ms`,
+      );
       expect(poisonSent).toBeGreaterThan(20);
       // the budget (AGGREGATOR_BATCH_BUDGET_MS, 500 ms) bounds how long partition 0 holds a fetch round
       expect(poisoned.p99).toBeLessThan(baseline.p99 + 2_500);
@@ -267,6 +392,10 @@ describe('a poisoned partition does not slow the others', () => {
       await gw.stop();
     }
     // the poisoned partition kept moving too: every good record of it is counted, every poison dead-lettered
-    await waitFor(() => usageOf(poisonCustomer), (n) => n === poisonSent * 20, { what: 'all good records of the poisoned partition', timeoutMs: 60_000 });
+    await waitFor(
+      () => usageOf(poisonCustomer),
+      (n) => n === poisonSent * 20,
+      { what: 'all good records of the poisoned partition', timeoutMs: 60_000 },
+    );
   });
 });

@@ -2,7 +2,16 @@
 // main.ts and the tests call; any dependency can be injected (tests pass fakes or their own clients).
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
-  ApiKeyCache, createClickHouse, createLogger, createMetricsRegistry, createPostgres, createRedis, findApiKeyOwner, httpServerOptions, instrumentHttp, opsRoutes,
+  ApiKeyCache,
+  createClickHouse,
+  createLogger,
+  createMetricsRegistry,
+  createPostgres,
+  createRedis,
+  findApiKeyOwner,
+  httpServerOptions,
+  instrumentHttp,
+  opsRoutes,
   type Config,
 } from '@meterline/core';
 import type { Deps } from './deps.ts';
@@ -33,7 +42,12 @@ export interface BillingOptions {
   port?: number;
 }
 
-export interface BillingHandle { app: FastifyInstance; url: string; deps: Deps; stop: () => Promise<void> }
+export interface BillingHandle {
+  app: FastifyInstance;
+  url: string;
+  deps: Deps;
+  stop: () => Promise<void>;
+}
 
 export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: BillingOptions = {}): Deps {
   const logger = partial.logger ?? createLogger('billing', config.logLevel);
@@ -41,11 +55,19 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
   const redis = partial.redis ?? createRedis(config.redisUrl, { name: 'meterline-billing' });
   const ch = partial.ch ?? createClickHouse(config.clickhouse);
   return {
-    config, logger, pool, redis, ch,
+    config,
+    logger,
+    pool,
+    redis,
+    ch,
     usage: partial.usage ?? clickHouseUsageReader(ch),
     recorder: partial.recorder ?? kafkaUsageRecorder(config.kafka, logger),
     ledger: partial.ledger ?? new UsageLedger(redis),
-    apiKeys: partial.apiKeys ?? new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis, { onError: (err) => logger.debug({ err: err.message }, 'api key change subscriber error') }),
+    apiKeys:
+      partial.apiKeys ??
+      new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis, {
+        onError: (err) => logger.debug({ err: err.message }, 'api key change subscriber error'),
+      }),
     cache: partial.cache ?? new CatalogCache({ snapshotTtlMs: opts.snapshotTtlMs, usageTtlMs: opts.usageTtlMs }),
     now: partial.now ?? (() => new Date()),
   };
@@ -65,16 +87,27 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
   const registry = createMetricsRegistry('billing');
   instrumentHttp(app, registry);
   let shuttingDown = false;
-  app.decorate('markShuttingDown', () => { shuttingDown = true; });
-  await app.register(opsRoutes({
-    registry,
-    isShuttingDown: () => shuttingDown,
-    checks: {
-      postgres: async () => { await deps.pool.query('SELECT 1'); },
-      redis: async () => { await deps.redis.ping(); },
-      clickhouse: async () => { const r = await deps.ch.ping(); if (!r.success) throw new Error('clickhouse ping failed'); },
-    },
-  }));
+  app.decorate('markShuttingDown', () => {
+    shuttingDown = true;
+  });
+  await app.register(
+    opsRoutes({
+      registry,
+      isShuttingDown: () => shuttingDown,
+      checks: {
+        postgres: async () => {
+          await deps.pool.query('SELECT 1');
+        },
+        redis: async () => {
+          await deps.redis.ping();
+        },
+        clickhouse: async () => {
+          const r = await deps.ch.ping();
+          if (!r.success) throw new Error('clickhouse ping failed');
+        },
+      },
+    }),
+  );
   await app.register(async (admin) => adminRoutes(admin, deps));
   await app.register(async (v1) => {
     v1.addHook('onRequest', requireApiKey(deps.apiKeys));
@@ -100,7 +133,9 @@ export async function startBilling(config: Config, partial: Partial<Deps> = {}, 
   const scheduler = startScheduler(deps, opts.renewalIntervalMs ?? 30_000);
   let stopped = false;
   return {
-    app, url, deps,
+    app,
+    url,
+    deps,
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -41,7 +41,9 @@ export class TtlCache<V> {
     for (const k of [...this.lru.keys()]) if (k.startsWith(prefix)) this.lru.delete(k);
   }
 
-  clear(): void { this.lru.clear(); }
+  clear(): void {
+    this.lru.clear();
+  }
 }
 
 export class CatalogCache {

@@ -21,7 +21,12 @@ export function dec(value: string | number | Decimal): Decimal {
 }
 
 export function toMinor(amount: Decimal | string, currency: string): bigint {
-  return BigInt(dec(amount).times(new Decimal(10).pow(minorDigits(currency))).toDecimalPlaces(0, Decimal.ROUND_HALF_EVEN).toFixed(0));
+  return BigInt(
+    dec(amount)
+      .times(new Decimal(10).pow(minorDigits(currency)))
+      .toDecimalPlaces(0, Decimal.ROUND_HALF_EVEN)
+      .toFixed(0),
+  );
 }
 
 export function fromMinor(minor: bigint | string | number, currency: string): string {
@@ -49,7 +54,12 @@ export const MAX_QUANTITY = 1e15;
 export const AMOUNT_PATTERN = `^[0-9]{1,${MAX_AMOUNT_INTEGER_DIGITS}}(\\.[0-9]{1,${MAX_AMOUNT_FRACTION_DIGITS}})?$`;
 /** A non-negative exact decimal quantity as a string: at most 15 integer and 12 fraction digits. */
 export const QUANTITY_PATTERN = '^[0-9]{1,15}(\\.[0-9]{1,12})?$';
-export const AMOUNT_SCHEMA = { type: 'string', pattern: AMOUNT_PATTERN, maxLength: 25, description: 'exact decimal in major units, < 10^12, at most 12 decimals' } as const;
+export const AMOUNT_SCHEMA = {
+  type: 'string',
+  pattern: AMOUNT_PATTERN,
+  maxLength: 25,
+  description: 'exact decimal in major units, < 10^12, at most 12 decimals',
+} as const;
 
 /** An owed amount in minor units is within ±MAX_MINOR (what invoices and balances may hold). */
 export function minorInRange(minor: bigint): boolean {

@@ -14,14 +14,22 @@ export function addInterval(anchor: Date, interval: BillingInterval | 'day', n: 
   const targetM = ((m % 12) + 12) % 12;
   const lastDay = new Date(Date.UTC(targetY, targetM + 1, 0)).getUTCDate();
   const day = Math.min(anchor.getUTCDate(), lastDay);
-  return new Date(Date.UTC(targetY, targetM, day, anchor.getUTCHours(), anchor.getUTCMinutes(), anchor.getUTCSeconds(), anchor.getUTCMilliseconds()));
+  return new Date(
+    Date.UTC(targetY, targetM, day, anchor.getUTCHours(), anchor.getUTCMinutes(), anchor.getUTCSeconds(), anchor.getUTCMilliseconds()),
+  );
 }
 
 /** The period containing `at` (at >= anchor), and its index. */
 export function periodAt(anchor: Date, interval: BillingInterval | 'day', at: Date): { index: number; start: Date; end: Date } {
   if (at.getTime() < anchor.getTime()) return { index: 0, start: anchor, end: addInterval(anchor, interval, 1) };
   // estimate, then correct (month lengths vary)
-  const approx: Record<string, number> = { day: 86_400_000, week: 7 * 86_400_000, month: 28 * 86_400_000, quarter: 89 * 86_400_000, year: 365 * 86_400_000 };
+  const approx: Record<string, number> = {
+    day: 86_400_000,
+    week: 7 * 86_400_000,
+    month: 28 * 86_400_000,
+    quarter: 89 * 86_400_000,
+    year: 365 * 86_400_000,
+  };
   let k = Math.max(0, Math.floor((at.getTime() - anchor.getTime()) / approx[interval]!) - 1);
   while (addInterval(anchor, interval, k + 1).getTime() <= at.getTime()) k++;
   while (k > 0 && addInterval(anchor, interval, k).getTime() > at.getTime()) k--;

@@ -10,15 +10,30 @@
 //                 the default. Free units are consumed from rows in a deterministic order (default first).
 import { Decimal, dec, toMinor } from './money.ts';
 
-export interface Tier { up_to: number | string | null; unit_price: string; flat_fee?: string }
+export interface Tier {
+  up_to: number | string | null;
+  unit_price: string;
+  flat_fee?: string;
+}
 export type Pricing =
   | { model: 'per_unit'; unit_price: string }
   | { model: 'graduated'; tiers: Tier[] }
   | { model: 'volume'; tiers: Tier[] }
   | { model: 'package'; package_size: number; package_price: string };
-export interface GroupPrice { group: Record<string, string>; pricing: Pricing }
-export interface PlanComponent { metric_id: string; free_units?: number | string; pricing: Pricing; group_prices?: GroupPrice[] }
-export interface UsageAmount { groups: Record<string, string>; value: number | string }
+export interface GroupPrice {
+  group: Record<string, string>;
+  pricing: Pricing;
+}
+export interface PlanComponent {
+  metric_id: string;
+  free_units?: number | string;
+  pricing: Pricing;
+  group_prices?: GroupPrice[];
+}
+export interface UsageAmount {
+  groups: Record<string, string>;
+  value: number | string;
+}
 
 export interface LineItem {
   kind: 'flat_fee' | 'usage' | 'proration_credit' | 'proration_charge';
@@ -70,7 +85,10 @@ export function validatePricing(p: Pricing): string | null {
     let prev = new Decimal(0);
     for (let i = 0; i < p.tiers.length; i++) {
       const t = p.tiers[i]!;
-      if (t.up_to === null) { if (i !== p.tiers.length - 1) return 'only the last tier may have up_to null'; continue; }
+      if (t.up_to === null) {
+        if (i !== p.tiers.length - 1) return 'only the last tier may have up_to null';
+        continue;
+      }
       const u = dec(t.up_to);
       if (u.lte(prev)) return 'tier up_to values must be strictly ascending and > 0';
       prev = u;
@@ -87,7 +105,9 @@ function matches(group: Record<string, string>, row: Record<string, string>): bo
 
 /** Prices one component's usage for a period: returns one line per price group (default first). */
 export function priceComponent(c: PlanComponent, rows: UsageAmount[], currency: string): LineItem[] {
-  const buckets: { group: Record<string, string> | null; pricing: Pricing; qty: Decimal }[] = [{ group: null, pricing: c.pricing, qty: new Decimal(0) }];
+  const buckets: { group: Record<string, string> | null; pricing: Pricing; qty: Decimal }[] = [
+    { group: null, pricing: c.pricing, qty: new Decimal(0) },
+  ];
   for (const gp of c.group_prices ?? []) buckets.push({ group: gp.group, pricing: gp.pricing, qty: new Decimal(0) });
   for (const r of rows) {
     const b = buckets.find((x, i) => i > 0 && matches(x.group!, r.groups)) ?? buckets[0]!;
@@ -125,8 +145,16 @@ export function prorationFraction(from: Date, to: Date, periodStart: Date, perio
 }
 
 export function flatFeeLine(kind: LineItem['kind'], description: string, fee: string, fraction: Decimal, currency: string): LineItem {
-  const amount = dec(fee).times(fraction).times(kind === 'proration_credit' ? -1 : 1);
-  return { kind, description, quantity: fraction.toSignificantDigits(10).toString(), amount: amount.toString(), amount_minor: toMinor(amount, currency).toString() };
+  const amount = dec(fee)
+    .times(fraction)
+    .times(kind === 'proration_credit' ? -1 : 1);
+  return {
+    kind,
+    description,
+    quantity: fraction.toSignificantDigits(10).toString(),
+    amount: amount.toString(),
+    amount_minor: toMinor(amount, currency).toString(),
+  };
 }
 
 export function invoiceTotalMinor(lines: LineItem[]): bigint {

@@ -15,7 +15,9 @@ beforeAll(async () => {
   ({ billing } = await startTestBilling());
   url = billing.url;
 });
-afterAll(async () => { await billing?.stop(); });
+afterAll(async () => {
+  await billing?.stop();
+});
 
 describe('organizations and API keys', () => {
   it('admin endpoint needs the admin secret', async () => {
@@ -54,7 +56,11 @@ describe('organizations and API keys', () => {
 
   it('the org:create command prints a working key', async () => {
     const root = fileURLToPath(new URL('../../../', import.meta.url));
-    const out = execFileSync('npm', ['run', '--silent', 'org:create', '--', '--name', uniqueId('cli'), '--json'], { cwd: root, env: testEnv() as NodeJS.ProcessEnv, encoding: 'utf8' });
+    const out = execFileSync('npm', ['run', '--silent', 'org:create', '--', '--name', uniqueId('cli'), '--json'], {
+      cwd: root,
+      env: testEnv() as NodeJS.ProcessEnv,
+      encoding: 'utf8',
+    });
     const org = JSON.parse(out.trim().split('\n').pop()!);
     expect(org.api_key).toMatch(/^ml_/);
     const r = await client(url, org.api_key).get('/v1/organization');
@@ -86,7 +92,13 @@ describe('customers', () => {
     const upd = await api.patch('/v1/customers/cus_1', { name: 'Ada L.', balance: '20' });
     expect(upd.body).toMatchObject({ name: 'Ada L.', balance: '20.00', email: 'ada@example.com' });
     const detail = await api.get('/v1/customers/cus_1');
-    expect(detail.body).toMatchObject({ customer_id: 'cus_1', balance: '20.00', subscriptions: [], invoices: [], total_amount_due: '0.00' });
+    expect(detail.body).toMatchObject({
+      customer_id: 'cus_1',
+      balance: '20.00',
+      subscriptions: [],
+      invoices: [],
+      total_amount_due: '0.00',
+    });
     expect((await api.get('/v1/customers/nope')).status).toBe(404);
     const arch = await api.del('/v1/customers/cus_2');
     expect(arch.body.archived_at).not.toBeNull();
@@ -97,7 +109,9 @@ describe('customers', () => {
 
 async function catalog(api: ReturnType<typeof client>) {
   expect((await api.post('/v1/metrics', { metric_id: 'api_calls', event_name: 'api_call', aggregation: 'count' })).status).toBe(201);
-  expect((await api.post('/v1/metrics', { metric_id: 'seats', event_name: 'seats', aggregation: 'latest', property: 'count' })).status).toBe(201);
+  expect(
+    (await api.post('/v1/metrics', { metric_id: 'seats', event_name: 'seats', aggregation: 'latest', property: 'count' })).status,
+  ).toBe(201);
   expect((await api.post('/v1/features', { feature_id: 'slack_integration', type: 'boolean', name: 'Slack' })).status).toBe(201);
   expect((await api.post('/v1/features', { feature_id: 'api', type: 'metered', metric_id: 'api_calls' })).status).toBe(201);
 }
@@ -109,11 +123,30 @@ describe('metrics and features', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/property/);
     expect((await api.post('/v1/metrics', { metric_id: 'm', event_name: 'e', aggregation: 'median' })).status).toBe(400);
-    expect((await api.post('/v1/metrics', { metric_id: 'm', event_name: 'e', aggregation: 'count', group_by: ['a', 'b', 'c'] })).status).toBe(400);
-    expect((await api.post('/v1/metrics', { metric_id: 'm', event_name: 'e', aggregation: 'count', filters: [{ property: 'x', operator: 'gt', value: 'str' }] })).status).toBe(400);
+    expect(
+      (await api.post('/v1/metrics', { metric_id: 'm', event_name: 'e', aggregation: 'count', group_by: ['a', 'b', 'c'] })).status,
+    ).toBe(400);
+    expect(
+      (
+        await api.post('/v1/metrics', {
+          metric_id: 'm',
+          event_name: 'e',
+          aggregation: 'count',
+          filters: [{ property: 'x', operator: 'gt', value: 'str' }],
+        })
+      ).status,
+    ).toBe(400);
     const def = {
-      metric_id: 'gpu_seconds', name: 'GPU seconds', event_name: 'gpu', aggregation: 'sum', property: 'seconds',
-      filters: [{ property: 'region', operator: 'in', values: ['eu', 'us'] }, { property: 'seconds', operator: 'gt', value: 0 }], group_by: ['region'],
+      metric_id: 'gpu_seconds',
+      name: 'GPU seconds',
+      event_name: 'gpu',
+      aggregation: 'sum',
+      property: 'seconds',
+      filters: [
+        { property: 'region', operator: 'in', values: ['eu', 'us'] },
+        { property: 'seconds', operator: 'gt', value: 0 },
+      ],
+      group_by: ['region'],
     };
     const c = await api.post('/v1/metrics', def);
     expect(c.status).toBe(201);
@@ -125,7 +158,10 @@ describe('metrics and features', () => {
     expect(Date.parse(u.body.updated_at)).toBeGreaterThan(Date.parse(c.body.updated_at));
     expect((await api.patch('/v1/metrics/gpu_seconds', { name: 'renamed' })).body.version).toBe(2);
     // the row the aggregator reads (loadMetricDefinitions) carries the new version
-    const { rows } = await billing.deps.pool.query('SELECT version, filters FROM billable_metrics WHERE organization_id = $1 AND metric_id = $2', [orgId, 'gpu_seconds']);
+    const { rows } = await billing.deps.pool.query(
+      'SELECT version, filters FROM billable_metrics WHERE organization_id = $1 AND metric_id = $2',
+      [orgId, 'gpu_seconds'],
+    );
     expect(rows[0]).toMatchObject({ version: 2, filters: [{ property: 'region', operator: 'equals', value: 'eu' }] });
     expect((await api.get('/v1/metrics')).body.data).toHaveLength(1);
     expect((await api.del('/v1/metrics/gpu_seconds')).body.archived_at).not.toBeNull();
@@ -149,9 +185,30 @@ describe('metrics and features', () => {
 });
 
 export const PRO_PLAN = {
-  plan_id: 'pro', name: 'Pro', interval: 'month', currency: 'USD', flat_fee: '49.00', flat_fee_timing: 'in_advance', trial_days: 0,
-  components: [{ metric_id: 'api_calls', free_units: 1000, pricing: { model: 'graduated', tiers: [{ up_to: 10000, unit_price: '0.0004' }, { up_to: null, unit_price: '0.0002' }] } }],
-  entitlements: [{ feature_id: 'slack_integration' }, { feature_id: 'api', limit: 5000, limit_type: 'hard', reset_period: 'billing_period' }],
+  plan_id: 'pro',
+  name: 'Pro',
+  interval: 'month',
+  currency: 'USD',
+  flat_fee: '49.00',
+  flat_fee_timing: 'in_advance',
+  trial_days: 0,
+  components: [
+    {
+      metric_id: 'api_calls',
+      free_units: 1000,
+      pricing: {
+        model: 'graduated',
+        tiers: [
+          { up_to: 10000, unit_price: '0.0004' },
+          { up_to: null, unit_price: '0.0002' },
+        ],
+      },
+    },
+  ],
+  entitlements: [
+    { feature_id: 'slack_integration' },
+    { feature_id: 'api', limit: 5000, limit_type: 'hard', reset_period: 'billing_period' },
+  ],
 };
 
 describe('plans', () => {
@@ -160,19 +217,35 @@ describe('plans', () => {
     await catalog(api);
     expect((await api.post('/v1/plans', { ...PRO_PLAN, interval: 'fortnight' })).status).toBe(400);
     expect((await api.post('/v1/plans', { ...PRO_PLAN, flat_fee: '-1' })).status).toBe(400);
-    const badTiers = await api.post('/v1/plans', { ...PRO_PLAN, components: [{ metric_id: 'api_calls', pricing: { model: 'graduated', tiers: [{ up_to: 10, unit_price: '1' }] } }] });
+    const badTiers = await api.post('/v1/plans', {
+      ...PRO_PLAN,
+      components: [{ metric_id: 'api_calls', pricing: { model: 'graduated', tiers: [{ up_to: 10, unit_price: '1' }] } }],
+    });
     expect(badTiers.status).toBe(400);
     expect(badTiers.body.error.message).toMatch(/last tier/);
-    expect((await api.post('/v1/plans', { ...PRO_PLAN, components: [{ metric_id: 'ghost', pricing: { model: 'per_unit', unit_price: '1' } }] })).status).toBe(400);
+    expect(
+      (await api.post('/v1/plans', { ...PRO_PLAN, components: [{ metric_id: 'ghost', pricing: { model: 'per_unit', unit_price: '1' } }] }))
+        .status,
+    ).toBe(400);
     expect((await api.post('/v1/plans', { ...PRO_PLAN, entitlements: [{ feature_id: 'slack_integration', limit: 3 }] })).status).toBe(400);
     const c = await api.post('/v1/plans', PRO_PLAN);
     expect(c.status).toBe(201);
-    expect(c.body).toMatchObject({ plan_id: 'pro', version: 1, flat_fee: '49.00', entitlements: [{ feature_id: 'slack_integration' }, { feature_id: 'api', limit: 5000 }] });
+    expect(c.body).toMatchObject({
+      plan_id: 'pro',
+      version: 1,
+      flat_fee: '49.00',
+      entitlements: [{ feature_id: 'slack_integration' }, { feature_id: 'api', limit: 5000 }],
+    });
     expect((await api.post('/v1/plans', PRO_PLAN)).status).toBe(200);
     expect((await api.post('/v1/plans', { ...PRO_PLAN, flat_fee: '59.00' })).status).toBe(409);
     const e = await api.patch('/v1/plans/pro', { flat_fee: '59.00', entitlements: [{ feature_id: 'api', limit: 10000 }] });
     expect(e.status).toBe(200);
-    expect(e.body).toMatchObject({ version: 2, flat_fee: '59.00', name: 'Pro', entitlements: [{ feature_id: 'api', limit: 10000, limit_type: 'hard', reset_period: 'billing_period' }] });
+    expect(e.body).toMatchObject({
+      version: 2,
+      flat_fee: '59.00',
+      name: 'Pro',
+      entitlements: [{ feature_id: 'api', limit: 10000, limit_type: 'hard', reset_period: 'billing_period' }],
+    });
     expect((await api.patch('/v1/plans/pro', { flat_fee: '59' })).body.version).toBe(2); // no change, no new version
     const g = await api.get('/v1/plans/pro');
     expect(g.body.version).toBe(2);
@@ -187,7 +260,7 @@ describe('plans', () => {
 });
 
 describe('tenant isolation', () => {
-  it('one organization cannot read or change another organization\'s anything', async () => {
+  it("one organization cannot read or change another organization's anything", async () => {
     const a = await createOrg(url);
     const b = await createOrg(url);
     await catalog(a.api);
@@ -198,8 +271,15 @@ describe('tenant isolation', () => {
     const keys = await a.api.get('/v1/api_keys');
 
     // reads
-    for (const p of ['/v1/customers/shared_id', '/v1/metrics/api_calls', '/v1/features/api', '/v1/plans/pro', `/v1/subscriptions/${sub.body.subscription_id}`,
-      '/v1/customers/shared_id/entitlements', '/v1/customers/shared_id/entitlements/api']) {
+    for (const p of [
+      '/v1/customers/shared_id',
+      '/v1/metrics/api_calls',
+      '/v1/features/api',
+      '/v1/plans/pro',
+      `/v1/subscriptions/${sub.body.subscription_id}`,
+      '/v1/customers/shared_id/entitlements',
+      '/v1/customers/shared_id/entitlements/api',
+    ]) {
       const r = await b.api.get(p);
       expect(r.status, p).toBe(404);
     }
@@ -234,7 +314,15 @@ describe('API conventions', () => {
     const doc = await client(url).get('/docs/json');
     expect(doc.status).toBe(200);
     expect(doc.body.openapi).toBe('3.1.0');
-    for (const p of ['/v1/customers', '/v1/plans/{plan_id}', '/v1/check', '/v1/customer_access', '/v1/subscriptions/{subscription_id}', '/admin/organizations']) expect(doc.body.paths[p], p).toBeDefined();
+    for (const p of [
+      '/v1/customers',
+      '/v1/plans/{plan_id}',
+      '/v1/check',
+      '/v1/customer_access',
+      '/v1/subscriptions/{subscription_id}',
+      '/admin/organizations',
+    ])
+      expect(doc.body.paths[p], p).toBeDefined();
     const page = await fetch(`${url}/docs`);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     expect(await page.text()).toContain('swagger-ui');

@@ -71,14 +71,25 @@ describe('null means null', () => {
     const api = org.api;
     expect((await api.post('/v1/metrics', { metric_id: 'calls', event_name: 'call', aggregation: 'count' })).status).toBe(201);
     expect((await api.post('/v1/features', { feature_id: 'calls', type: 'metered', metric_id: 'calls' })).status).toBe(201);
-    const created = await api.post<Plan>('/v1/plans', { plan_id: 'unl', name: 'Unlimited', interval: 'month', entitlements: [{ feature_id: 'calls', limit: null }] });
+    const created = await api.post<Plan>('/v1/plans', {
+      plan_id: 'unl',
+      name: 'Unlimited',
+      interval: 'month',
+      entitlements: [{ feature_id: 'calls', limit: null }],
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     expect(created.body.entitlements[0]).toMatchObject({ feature_id: 'calls', limit: null });
     expect((await api.post('/v1/customers', { customer_id: 'c_unl' })).status).toBe(201);
     expect((await api.post('/v1/subscriptions', { customer_id: 'c_unl', plan_id: 'unl' })).status).toBe(201);
     const ent = await api.get<Entitlement>('/v1/customers/c_unl/entitlements/calls?requested_usage=1000000');
     expect(ent.status).toBe(200);
-    expect(ent.body).toMatchObject({ is_granted: true, usage_limit: null, has_unlimited_usage: true, remaining: null, access_denied_reason: null });
+    expect(ent.body).toMatchObject({
+      is_granted: true,
+      usage_limit: null,
+      has_unlimited_usage: true,
+      remaining: null,
+      access_denied_reason: null,
+    });
     const check = await api.post('/v1/check', { customer_id: 'c_unl', feature_id: 'calls', required_balance: 5000 });
     expect(check.body).toMatchObject({ allowed: true, unlimited: true });
     // a limit of 0 is still 0 (the two are not confused the other way round either)
@@ -109,7 +120,12 @@ describe('Segment shared secret', () => {
   it('PUT /v1/settings/segment sets and clears it; the gateway verifies X-Signature with it', async () => {
     const api = org.api;
     expect((await api.get('/v1/settings/segment')).body).toEqual({ organization_id: org.orgId, shared_secret_set: false });
-    const put = (b: unknown) => fetch(`${billing.url}/v1/settings/segment`, { method: 'PUT', headers: { 'content-type': 'application/json', 'x-api-key': org.apiKey }, body: JSON.stringify(b) });
+    const put = (b: unknown) =>
+      fetch(`${billing.url}/v1/settings/segment`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', 'x-api-key': org.apiKey },
+        body: JSON.stringify(b),
+      });
     expect((await put({ shared_secret: 123 })).status).toBe(400);
     expect((await put({ shared_secret: '' })).status).toBe(400);
     expect((await put({})).status).toBe(400);
@@ -121,8 +137,19 @@ describe('Segment shared secret', () => {
     expect(rows[0].segment_shared_secret).toBe(secret);
 
     gateway = await startGateway(config, { pg });
-    const body = JSON.stringify({ type: 'track', event: 'call', userId: 'c_unl', messageId: uniqueId('m'), timestamp: new Date().toISOString() });
-    const send = (sig?: string) => fetch(`${gateway!.url}/v1/segment`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': org.apiKey, ...(sig ? { 'x-signature': sig } : {}) }, body });
+    const body = JSON.stringify({
+      type: 'track',
+      event: 'call',
+      userId: 'c_unl',
+      messageId: uniqueId('m'),
+      timestamp: new Date().toISOString(),
+    });
+    const send = (sig?: string) =>
+      fetch(`${gateway!.url}/v1/segment`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': org.apiKey, ...(sig ? { 'x-signature': sig } : {}) },
+        body,
+      });
     expect((await send()).status).toBe(401);
     expect((await send(signSegmentBody(body, 'wrong'))).status).toBe(401);
     const ok = await send(signSegmentBody(body, secret));
@@ -131,9 +158,21 @@ describe('Segment shared secret', () => {
     expect((await put({ shared_secret: null })).status).toBe(200);
     expect((await api.get('/v1/settings/segment')).body.shared_secret_set).toBe(false);
     // the admin API can set it too; another organization's key cannot touch this one's
-    const r = await fetch(`${billing.url}/admin/organizations/${org.orgId}/segment`, { method: 'PUT', headers: { 'content-type': 'application/json', 'x-admin-secret': ADMIN_SECRET }, body: JSON.stringify({ shared_secret: secret }) });
+    const r = await fetch(`${billing.url}/admin/organizations/${org.orgId}/segment`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', 'x-admin-secret': ADMIN_SECRET },
+      body: JSON.stringify({ shared_secret: secret }),
+    });
     expect(r.status).toBe(200);
-    expect((await fetch(`${billing.url}/admin/organizations/org_nope/segment`, { method: 'PUT', headers: { 'content-type': 'application/json', 'x-admin-secret': ADMIN_SECRET }, body: JSON.stringify({ shared_secret: null }) })).status).toBe(404);
+    expect(
+      (
+        await fetch(`${billing.url}/admin/organizations/org_nope/segment`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json', 'x-admin-secret': ADMIN_SECRET },
+          body: JSON.stringify({ shared_secret: null }),
+        })
+      ).status,
+    ).toBe(404);
     const other = await createOrg(billing.url);
     expect((await other.api.get('/v1/settings/segment')).body).toEqual({ organization_id: other.orgId, shared_secret_set: false });
     expect((await api.get('/v1/settings/segment')).body.shared_secret_set).toBe(true);

@@ -36,7 +36,14 @@ describe('contracts', () => {
     expect(list(q)).toBe(true);
     expect(q).toEqual({ limit: 5, offset: 0, include_archived: true });
     // the pricing branches: a bad tier is reported at its own path
-    expect(plan({ plan_id: 'p', name: 'P', interval: 'month', components: [{ metric_id: 'm', pricing: { model: 'graduated', tiers: [{ up_to: 0, unit_price: '1' }] } }] })).toBe(false);
+    expect(
+      plan({
+        plan_id: 'p',
+        name: 'P',
+        interval: 'month',
+        components: [{ metric_id: 'm', pricing: { model: 'graduated', tiers: [{ up_to: 0, unit_price: '1' }] } }],
+      }),
+    ).toBe(false);
     expect(plan.errors?.[0]?.instancePath).toBe('/components/0/pricing/tiers/0/up_to');
   });
 });

@@ -4,8 +4,18 @@ import { TtlCache } from '../src/cache.ts';
 import type { MetricRow } from '../src/metrics/store.ts';
 
 const metric = (over: Partial<MetricRow>): MetricRow => ({
-  metric_id: 'm', version: 1, name: null, event_name: 'ev', aggregation: 'count', property: null, filters: [], group_by: [],
-  created_at: new Date(), updated_at: new Date(), archived_at: null, ...over,
+  metric_id: 'm',
+  version: 1,
+  name: null,
+  event_name: 'ev',
+  aggregation: 'count',
+  property: null,
+  filters: [],
+  group_by: [],
+  created_at: new Date(),
+  updated_at: new Date(),
+  archived_at: null,
+  ...over,
 });
 
 describe('consumption events', () => {
@@ -39,10 +49,17 @@ describe('TtlCache', () => {
   it('shares one in-flight load and drops failures', async () => {
     const cache = new TtlCache<number>(1000);
     let loads = 0;
-    const load = async () => { loads++; return 7; };
+    const load = async () => {
+      loads++;
+      return 7;
+    };
     expect(await Promise.all([cache.get('k', load), cache.get('k', load)])).toEqual([7, 7]);
     expect(loads).toBe(1);
-    await expect(cache.get('bad', async () => { throw new Error('x'); })).rejects.toThrow('x');
+    await expect(
+      cache.get('bad', async () => {
+        throw new Error('x');
+      }),
+    ).rejects.toThrow('x');
     expect(await cache.get('bad', load)).toBe(7);
     cache.deletePrefix('k');
     await cache.get('k', load);
@@ -54,7 +71,12 @@ describe('TtlCache', () => {
     try {
       const cache = new TtlCache<number>(250);
       let loads = 0;
-      const slowLoad = () => new Promise<number>((resolve) => { loads++; const n = loads; setTimeout(() => resolve(n), 400); });
+      const slowLoad = () =>
+        new Promise<number>((resolve) => {
+          loads++;
+          const n = loads;
+          setTimeout(() => resolve(n), 400);
+        });
       const first = cache.get('u', slowLoad);
       await vi.advanceTimersByTimeAsync(400); // the load takes longer than the TTL
       expect(await first).toBe(1);

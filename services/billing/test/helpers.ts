@@ -8,7 +8,9 @@ import type { Deps } from '../src/deps.ts';
 
 export const ADMIN_SECRET = 'test-admin-secret';
 
-export async function startTestBilling(opts: BillingOptions & { env?: Record<string, string>; deps?: Partial<Deps> } = {}): Promise<{ billing: BillingHandle; config: Config }> {
+export async function startTestBilling(
+  opts: BillingOptions & { env?: Record<string, string>; deps?: Partial<Deps> } = {},
+): Promise<{ billing: BillingHandle; config: Config }> {
   const config = testConfig({
     KAFKA_EVENTS_TOPIC: uniqueId('t_bill_events'),
     KAFKA_DEAD_LETTER_TOPIC: uniqueId('t_bill_dlq'),
@@ -18,23 +20,38 @@ export async function startTestBilling(opts: BillingOptions & { env?: Record<str
   });
   const admin = createKafka(config.kafka).admin();
   await admin.connect();
-  try { await ensureTopics(admin, config.kafka); } finally { await admin.disconnect(); }
+  try {
+    await ensureTopics(admin, config.kafka);
+  } finally {
+    await admin.disconnect();
+  }
   const billing = await startBilling(config, opts.deps ?? {}, { port: 0, renewalIntervalMs: 0, ...opts });
   return { billing, config };
 }
 
-export interface Res<T = any> { status: number; body: T }
+export interface Res<T = any> {
+  status: number;
+  body: T;
+}
 
 export function client(baseUrl: string, apiKey?: string, extraHeaders: Record<string, string> = {}) {
   const call = async <T = any>(method: string, path: string, body?: unknown): Promise<Res<T>> => {
     const res = await fetch(baseUrl + path, {
       method,
-      headers: { ...(apiKey ? { 'x-api-key': apiKey } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...extraHeaders },
+      headers: {
+        ...(apiKey ? { 'x-api-key': apiKey } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...extraHeaders,
+      },
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
     const text = await res.text();
     let parsed: unknown = text;
-    try { parsed = text ? JSON.parse(text) : null; } catch { /* html or empty */ }
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* html or empty */
+    }
     return { status: res.status, body: parsed as T };
   };
   return {

@@ -13,8 +13,12 @@ describe('inputProblem', () => {
   it('names the field of lone surrogates and NULs in values and keys', () => {
     expect(msg({ metadata: { k: '\ud800' } })).toBe('body/metadata/k contains an unpaired UTF-16 surrogate (not valid Unicode text)');
     expect(msg({ name: 'a\u0000b' })).toBe('body/name contains a NUL character');
-    expect(msg({ metadata: { '\udfff': 1 } })).toBe('body/metadata/\\udfff (key) contains an unpaired UTF-16 surrogate (not valid Unicode text)');
-    expect(msg({ components: [{ pricing: { tiers: [{}, { unit_price: 'x\u0000' }] } }] })).toBe('body/components/0/pricing/tiers/1/unit_price contains a NUL character');
+    expect(msg({ metadata: { '\udfff': 1 } })).toBe(
+      'body/metadata/\\udfff (key) contains an unpaired UTF-16 surrogate (not valid Unicode text)',
+    );
+    expect(msg({ components: [{ pricing: { tiers: [{}, { unit_price: 'x\u0000' }] } }] })).toBe(
+      'body/components/0/pricing/tiers/1/unit_price contains a NUL character',
+    );
     expect(msg({ customer_id: 'c1\u0000x' }, 'params')).toBe('params/customer_id contains a NUL character');
   });
 
@@ -31,7 +35,9 @@ describe('inputProblem', () => {
 
   it('numbers must be finite; dates parse and stay within 1970..2100; nesting is bounded', () => {
     expect(msg({ value: Infinity })).toBe('body/value must be a finite number');
-    expect(msg({ components: [{ pricing: { tiers: [{ up_to: -Infinity }] } }] })).toBe('body/components/0/pricing/tiers/0/up_to must be a finite number');
+    expect(msg({ components: [{ pricing: { tiers: [{ up_to: -Infinity }] } }] })).toBe(
+      'body/components/0/pricing/tiers/0/up_to must be a finite number',
+    );
     expect(msg({ filters: [{ value: 5e-324 }] })).toMatch(/^body\/filters\/0\/value is too close to 0/);
     expect(msg({ value: -0, other: 2.2250738585072014e-308 })).toBeNull();
     expect(msg({ start_date: '2024-01-01T23:59:60Z' })).toBe('body/start_date is not a valid date-time');
@@ -47,7 +53,8 @@ describe('amount bounds', () => {
   it('AMOUNT_PATTERN: at most 12 integer and 12 fraction digits; every bounded amount fits MAX_MINOR', () => {
     const re = new RegExp(AMOUNT_PATTERN);
     for (const ok of ['0', '49.00', '0.0004', '999999999999.999999999999']) expect(re.test(ok), ok).toBe(true);
-    for (const bad of ['99999999999999999999999', '1e3', 'Infinity', '-1', '1.', '.5', '1.0000000000001', ' 1']) expect(re.test(bad), bad).toBe(false);
+    for (const bad of ['99999999999999999999999', '1e3', 'Infinity', '-1', '1.', '.5', '1.0000000000001', ' 1'])
+      expect(re.test(bad), bad).toBe(false);
     expect(minorInRange(toMinor('999999999999.999', 'BHD'))).toBe(true);
     expect(minorInRange(MAX_MINOR)).toBe(false);
   });

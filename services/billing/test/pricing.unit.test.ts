@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { Decimal } from 'decimal.js';
-import { flatFeeLine, invoiceTotalMinor, priceComponent, priceQuantity, prorationFraction, validatePricing, type Pricing } from '../src/pricing.ts';
+import {
+  flatFeeLine,
+  invoiceTotalMinor,
+  priceComponent,
+  priceQuantity,
+  prorationFraction,
+  validatePricing,
+  type Pricing,
+} from '../src/pricing.ts';
 import { fromMinor, toMinor } from '../src/money.ts';
 import { addInterval, periodAt } from '../src/periods.ts';
 
@@ -42,20 +50,37 @@ describe('priceQuantity', () => {
   it('validates tier order and open last tier', () => {
     expect(validatePricing({ model: 'graduated', tiers })).toBeNull();
     expect(validatePricing({ model: 'graduated', tiers: [{ up_to: 10, unit_price: '1' }] })).toMatch(/last tier/);
-    expect(validatePricing({ model: 'volume', tiers: [{ up_to: 10, unit_price: '1' }, { up_to: 5, unit_price: '1' }, { up_to: null, unit_price: '1' }] })).toMatch(/ascending/);
+    expect(
+      validatePricing({
+        model: 'volume',
+        tiers: [
+          { up_to: 10, unit_price: '1' },
+          { up_to: 5, unit_price: '1' },
+          { up_to: null, unit_price: '1' },
+        ],
+      }),
+    ).toMatch(/ascending/);
     expect(validatePricing({ model: 'package', package_size: 0, package_price: '1' })).toMatch(/package_size/);
   });
 });
 
 describe('priceComponent', () => {
   it('subtracts included units then prices the rest', () => {
-    const lines = priceComponent({ metric_id: 'api_calls', free_units: 1000, pricing: { model: 'per_unit', unit_price: '0.002' } }, [{ groups: {}, value: 3500 }], 'USD');
+    const lines = priceComponent(
+      { metric_id: 'api_calls', free_units: 1000, pricing: { model: 'per_unit', unit_price: '0.002' } },
+      [{ groups: {}, value: 3500 }],
+      'USD',
+    );
     expect(lines).toHaveLength(1);
     expect(lines[0]!.amount).toBe('5');
     expect(lines[0]!.amount_minor).toBe('500');
   });
   it('usage inside the free units costs nothing', () => {
-    const lines = priceComponent({ metric_id: 'm', free_units: 10, pricing: { model: 'per_unit', unit_price: '1' } }, [{ groups: {}, value: 7 }], 'USD');
+    const lines = priceComponent(
+      { metric_id: 'm', free_units: 10, pricing: { model: 'per_unit', unit_price: '1' } },
+      [{ groups: {}, value: 7 }],
+      'USD',
+    );
     expect(lines[0]!.amount_minor).toBe('0');
   });
   it('per-group prices apply to matching groups, the default to the rest', () => {
@@ -78,9 +103,18 @@ describe('priceComponent', () => {
     expect(invoiceTotalMinor(lines)).toBe(1400n);
   });
   it('rounds half-even per line in minor units, zero-decimal currencies too', () => {
-    expect(priceComponent({ metric_id: 'm', pricing: { model: 'per_unit', unit_price: '0.005' } }, [{ groups: {}, value: 1 }], 'USD')[0]!.amount_minor).toBe('0');
-    expect(priceComponent({ metric_id: 'm', pricing: { model: 'per_unit', unit_price: '0.005' } }, [{ groups: {}, value: 3 }], 'USD')[0]!.amount_minor).toBe('2');
-    expect(priceComponent({ metric_id: 'm', pricing: { model: 'per_unit', unit_price: '1.5' } }, [{ groups: {}, value: 3 }], 'JPY')[0]!.amount_minor).toBe('4');
+    expect(
+      priceComponent({ metric_id: 'm', pricing: { model: 'per_unit', unit_price: '0.005' } }, [{ groups: {}, value: 1 }], 'USD')[0]!
+        .amount_minor,
+    ).toBe('0');
+    expect(
+      priceComponent({ metric_id: 'm', pricing: { model: 'per_unit', unit_price: '0.005' } }, [{ groups: {}, value: 3 }], 'USD')[0]!
+        .amount_minor,
+    ).toBe('2');
+    expect(
+      priceComponent({ metric_id: 'm', pricing: { model: 'per_unit', unit_price: '1.5' } }, [{ groups: {}, value: 3 }], 'JPY')[0]!
+        .amount_minor,
+    ).toBe('4');
     expect(fromMinor(1234n, 'USD')).toBe('12.34');
     expect(fromMinor(1234n, 'JPY')).toBe('1234');
   });

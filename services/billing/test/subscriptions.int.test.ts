@@ -15,7 +15,9 @@ let clock = Date.parse('2026-03-15T00:00:00Z');
 let apiCallsPerQuery = 3500;
 const queries: UsageQuery[] = [];
 const usage: UsageReader = {
-  async versionStatus() { return 'ready'; },
+  async versionStatus() {
+    return 'ready';
+  },
   async query(q) {
     queries.push(q);
     return q.metric.metricId === 'api_calls' ? [{ customerId: q.customerId!, windowStart: null, groups: {}, value: apiCallsPerQuery }] : [];
@@ -26,19 +28,36 @@ beforeAll(async () => {
   ({ billing } = await startTestBilling({ deps: { usage, now: () => new Date(clock) } }));
   url = billing.url;
 });
-afterAll(async () => { await billing?.stop(); });
+afterAll(async () => {
+  await billing?.stop();
+});
 
 const PRO = {
-  plan_id: 'pro', name: 'Pro', interval: 'month', flat_fee: '49.00', flat_fee_timing: 'in_advance',
+  plan_id: 'pro',
+  name: 'Pro',
+  interval: 'month',
+  flat_fee: '49.00',
+  flat_fee_timing: 'in_advance',
   components: [{ metric_id: 'api_calls', free_units: 1000, pricing: { model: 'per_unit', unit_price: '0.0004' } }],
   entitlements: [{ feature_id: 'api', limit: 5000 }],
 };
 const SCALE = {
-  plan_id: 'scale', name: 'Scale', interval: 'month', flat_fee: '99.00', flat_fee_timing: 'in_advance',
+  plan_id: 'scale',
+  name: 'Scale',
+  interval: 'month',
+  flat_fee: '99.00',
+  flat_fee_timing: 'in_advance',
   components: [{ metric_id: 'api_calls', free_units: 0, pricing: { model: 'package', package_size: 1000, package_price: '1.00' } }],
   entitlements: [{ feature_id: 'api', limit: null }],
 };
-const ARREARS = { plan_id: 'arrears', name: 'Arrears', interval: 'month', flat_fee: '30.00', flat_fee_timing: 'in_arrears', components: [] };
+const ARREARS = {
+  plan_id: 'arrears',
+  name: 'Arrears',
+  interval: 'month',
+  flat_fee: '30.00',
+  flat_fee_timing: 'in_arrears',
+  components: [],
+};
 
 async function setup() {
   const o = await createOrg(url);
@@ -49,7 +68,8 @@ async function setup() {
   return o;
 }
 const runScheduler = (orgId: string) => runDueSubscriptions(billing.deps, new Date(clock), { organizationId: orgId });
-const invoicesOf = async (api: Awaited<ReturnType<typeof setup>>['api'], sub: string) => (await api.get(`/v1/invoices?subscription_id=${sub}`)).body.data as any[];
+const invoicesOf = async (api: Awaited<ReturnType<typeof setup>>['api'], sub: string) =>
+  (await api.get(`/v1/invoices?subscription_id=${sub}`)).body.data as any[];
 
 describe('subscriptions', () => {
   it('validates and is idempotent on subscription_id', async () => {
@@ -58,11 +78,26 @@ describe('subscriptions', () => {
     expect((await api.post('/v1/subscriptions', { customer_id: 'ghost', plan_id: 'pro' })).status).toBe(404);
     expect((await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'ghost' })).status).toBe(404);
     expect((await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: 'yesterday' })).status).toBe(400);
-    expect((await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-03-15T00:00:00Z', end_date: '2026-03-01T00:00:00Z' })).status).toBe(400);
+    expect(
+      (
+        await api.post('/v1/subscriptions', {
+          customer_id: 'c1',
+          plan_id: 'pro',
+          start_date: '2026-03-15T00:00:00Z',
+          end_date: '2026-03-01T00:00:00Z',
+        })
+      ).status,
+    ).toBe(400);
     const body = { customer_id: 'c1', plan_id: 'pro', subscription_id: 'sub_fixed', start_date: '2026-03-15T00:00:00Z' };
     const s = await api.post('/v1/subscriptions', body);
     expect(s.status).toBe(201);
-    expect(s.body).toMatchObject({ subscription_id: 'sub_fixed', status: 'active', plan_version: 1, auto_renew: true, current_period_end: '2026-04-15T00:00:00.000Z' });
+    expect(s.body).toMatchObject({
+      subscription_id: 'sub_fixed',
+      status: 'active',
+      plan_version: 1,
+      auto_renew: true,
+      current_period_end: '2026-04-15T00:00:00.000Z',
+    });
     expect((await api.post('/v1/subscriptions', body)).status).toBe(200);
     expect((await api.post('/v1/subscriptions', { ...body, auto_renew: false })).status).toBe(409);
     expect((await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro' })).status).toBe(409); // one live sub per plan
@@ -83,7 +118,11 @@ describe('subscriptions', () => {
     const { api, orgId } = await setup();
     const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-01-01T00:00:00Z' });
     expect(s.status).toBe(201);
-    expect(s.body).toMatchObject({ status: 'active', current_period_start: '2026-03-01T00:00:00.000Z', current_period_end: '2026-04-01T00:00:00.000Z' });
+    expect(s.body).toMatchObject({
+      status: 'active',
+      current_period_start: '2026-03-01T00:00:00.000Z',
+      current_period_end: '2026-04-01T00:00:00.000Z',
+    });
     const inv = await invoicesOf(api, s.body.subscription_id);
     expect(inv.map((i) => [i.reason, i.period_start.slice(0, 10), i.total])).toEqual([
       ['subscription_start', '2026-01-01', '49.00'],
@@ -91,7 +130,10 @@ describe('subscriptions', () => {
       ['period_close', '2026-01-01', '50.00'],
       ['period_close', '2026-02-01', '50.00'],
     ]);
-    expect(inv[1].line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([['usage', '1.00'], ['flat_fee', '49.00']]);
+    expect(inv[1].line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([
+      ['usage', '1.00'],
+      ['flat_fee', '49.00'],
+    ]);
     const detail = await api.get(`/v1/subscriptions/${s.body.subscription_id}`);
     expect(detail.body.current_period).toMatchObject({ start: '2026-03-01T00:00:00.000Z', end: '2026-04-01T00:00:00.000Z' });
     expect(detail.body.usage).toEqual([{ metric_id: 'api_calls', group: null, quantity: '3500', amount: '1.00' }]);
@@ -125,7 +167,10 @@ describe('subscriptions', () => {
     expect(await runScheduler(orgId)).toMatchObject({ advanced: 1, invoices: 1 });
     expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body).toEqual(after.body);
     const inv = await invoicesOf(api, s.body.subscription_id);
-    expect(inv.map((i) => [i.reason, i.total])).toEqual([['subscription_start', '49.00'], ['period_close', '1.00']]); // no next-period fee
+    expect(inv.map((i) => [i.reason, i.total])).toEqual([
+      ['subscription_start', '49.00'],
+      ['period_close', '1.00'],
+    ]); // no next-period fee
     expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { turn_off_auto_renew: true })).status).toBe(409);
   });
 
@@ -135,7 +180,9 @@ describe('subscriptions', () => {
     const { api } = await setup();
     const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'arrears', start_date: '2026-03-01T00:00:00Z' });
     expect(await invoicesOf(api, s.body.subscription_id)).toEqual([]); // nothing in advance
-    const e = await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'end_current_subscription_and_bill' });
+    const e = await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, {
+      replace_immediately_type: 'end_current_subscription_and_bill',
+    });
     expect(e.status).toBe(200);
     expect(e.body).toMatchObject({ status: 'ended', ended_at: '2026-03-16T00:00:00.000Z', end_reason: 'canceled_and_billed' });
     const inv = await invoicesOf(api, s.body.subscription_id);
@@ -148,17 +195,31 @@ describe('subscriptions', () => {
     clock = Date.parse('2026-03-16T00:00:00Z');
     const { api } = await setup();
     const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-03-01T00:00:00Z' });
-    const e = await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'end_current_subscription_and_dont_bill', plan_id: 'scale' });
+    const e = await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, {
+      replace_immediately_type: 'end_current_subscription_and_dont_bill',
+      plan_id: 'scale',
+    });
     expect(e.status).toBe(200);
     expect(e.body).toMatchObject({ status: 'ended', end_reason: 'canceled_not_billed' });
     expect(e.body.replaced_by).toBeTruthy();
-    expect(e.body.replacement).toMatchObject({ plan_id: 'scale', status: 'active', start_date: '2026-03-16T00:00:00.000Z', current_period_end: '2026-04-16T00:00:00.000Z' });
+    expect(e.body.replacement).toMatchObject({
+      plan_id: 'scale',
+      status: 'active',
+      start_date: '2026-03-16T00:00:00.000Z',
+      current_period_end: '2026-04-16T00:00:00.000Z',
+    });
     expect((await invoicesOf(api, s.body.subscription_id)).map((i) => i.reason)).toEqual(['subscription_start']);
     expect((await invoicesOf(api, e.body.replaced_by)).map((i) => [i.reason, i.total])).toEqual([['subscription_start', '99.00']]);
     const subs = (await api.get('/v1/subscriptions?customer_id=c1')).body.data;
-    expect(subs.map((x: any) => [x.plan_id, x.status])).toEqual([['pro', 'ended'], ['scale', 'active']]);
+    expect(subs.map((x: any) => [x.plan_id, x.status])).toEqual([
+      ['pro', 'ended'],
+      ['scale', 'active'],
+    ]);
     // end_current_subscription_and_bill with plan_id: same, but bills the old one
-    const b = await api.patch(`/v1/subscriptions/${e.body.replaced_by}`, { replace_immediately_type: 'end_current_subscription_and_bill', plan_id: 'pro' });
+    const b = await api.patch(`/v1/subscriptions/${e.body.replaced_by}`, {
+      replace_immediately_type: 'end_current_subscription_and_bill',
+      plan_id: 'pro',
+    });
     expect(b.body.replacement.plan_id).toBe('pro');
     expect((await invoicesOf(api, e.body.replaced_by)).map((i) => i.reason)).toEqual(['subscription_start', 'cancel']);
   });
@@ -169,23 +230,47 @@ describe('subscriptions', () => {
     const { api, orgId } = await setup();
     const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-04-01T00:00:00Z' });
     expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { plan_id: 'scale' })).status).toBe(400);
-    expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'change_subscription_plan' })).status).toBe(400);
-    const c = await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'change_subscription_plan', plan_id: 'scale' });
+    expect(
+      (await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'change_subscription_plan' })).status,
+    ).toBe(400);
+    const c = await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, {
+      replace_immediately_type: 'change_subscription_plan',
+      plan_id: 'scale',
+    });
     expect(c.status).toBe(200);
-    expect(c.body).toMatchObject({ subscription_id: s.body.subscription_id, plan_id: 'scale', status: 'active', current_period_start: '2026-04-01T00:00:00.000Z', plan_started_at: '2026-04-16T00:00:00.000Z' });
+    expect(c.body).toMatchObject({
+      subscription_id: s.body.subscription_id,
+      plan_id: 'scale',
+      status: 'active',
+      current_period_start: '2026-04-01T00:00:00.000Z',
+      plan_started_at: '2026-04-16T00:00:00.000Z',
+    });
     const inv = await invoicesOf(api, s.body.subscription_id);
     const change = inv.find((i) => i.reason === 'plan_change');
-    expect(change.line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([['proration_credit', '-24.50'], ['proration_charge', '49.50']]);
+    expect(change.line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([
+      ['proration_credit', '-24.50'],
+      ['proration_charge', '49.50'],
+    ]);
     expect(change.total).toBe('25.00');
     clock = Date.parse('2026-05-01T00:00:00Z');
     expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.current_period_start).toBe('2026-05-01T00:00:00.000Z');
     await runScheduler(orgId);
     const close = (await invoicesOf(api, s.body.subscription_id)).find((i) => i.reason === 'period_close');
     // 3500 calls on scale: 4 packages of 1000 = 4.00, + May's scale fee 99.00
-    expect(close.line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([['usage', '4.00'], ['flat_fee', '99.00']]);
+    expect(close.line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([
+      ['usage', '4.00'],
+      ['flat_fee', '99.00'],
+    ]);
     // the arrears plan has the same interval, but a weekly plan would not
     await api.post('/v1/plans', { plan_id: 'weekly', name: 'W', interval: 'week', flat_fee: '1' });
-    expect((await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, { replace_immediately_type: 'change_subscription_plan', plan_id: 'weekly' })).status).toBe(400);
+    expect(
+      (
+        await api.patch(`/v1/subscriptions/${s.body.subscription_id}`, {
+          replace_immediately_type: 'change_subscription_plan',
+          plan_id: 'weekly',
+        })
+      ).status,
+    ).toBe(400);
   });
 
   it('editing a plan creates a version; existing subscriptions keep theirs, new ones get the new one', async () => {

@@ -36,10 +36,15 @@ async function client(c: number): Promise<void> {
       properties: { tokens: seq % 1000, model: 'large' },
     }));
     const t0 = performance.now();
-    const res = await fetch(`${gw.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: JSON.stringify(events) });
+    const res = await fetch(`${gw.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
+      body: JSON.stringify(events),
+    });
     const body = (await res.json()) as { accepted?: number };
     latencies.push(performance.now() - t0);
-    if (res.status === 200) accepted += body.accepted ?? 0; else failed++;
+    if (res.status === 200) accepted += body.accepted ?? 0;
+    else failed++;
   }
 }
 
@@ -50,13 +55,19 @@ latencies.sort((a, b) => a - b);
 const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!.toFixed(1);
 const metrics = await (await fetch(`${gw.url}/metrics`)).text();
 const sends = /meterline_gateway_kafka_send_messages_count(?:\{[^}]*\})? (\d+)/.exec(metrics)?.[1];
-console.log(JSON.stringify({
-  seconds: Number(elapsed.toFixed(1)), concurrency, batch,
-  events_per_second: Math.round(accepted / elapsed),
-  requests: latencies.length, failed_requests: failed,
-  latency_ms: { p50: pct(0.5), p99: pct(0.99), max: latencies.at(-1)!.toFixed(1) },
-  kafka_sends: Number(sends), events_per_kafka_send: sends ? Math.round(accepted / Number(sends)) : null,
-}));
+console.log(
+  JSON.stringify({
+    seconds: Number(elapsed.toFixed(1)),
+    concurrency,
+    batch,
+    events_per_second: Math.round(accepted / elapsed),
+    requests: latencies.length,
+    failed_requests: failed,
+    latency_ms: { p50: pct(0.5), p99: pct(0.99), max: latencies.at(-1)!.toFixed(1) },
+    kafka_sends: Number(sends),
+    events_per_kafka_send: sends ? Math.round(accepted / Number(sends)) : null,
+  }),
+);
 await gw.stop();
 await admin.deleteTopics({ topics: [config.kafka.eventsTopic] }).catch(() => undefined);
 await admin.disconnect();

@@ -60,17 +60,24 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
   const pg = deps.pg ?? createPostgres(config.postgresUrl, { applicationName: 'meterline-gateway' });
   if (!deps.pg) owned.push(() => pg.end());
   pg.on('error', (err: Error) => logger.warn({ err: err.message }, 'postgres pool error'));
-  const kafka = deps.kafka ?? createKafka(config.kafka, logger, {
-    connectionTimeout: 2_000,
-    requestTimeout: Math.min(5_000, cfg.produceTimeoutMs),
-    retry: { initialRetryTime: 100, retries: 3, maxRetryTime: 1_000 },
-  }, {
-    // The idempotent producer's retries are bounded on purpose (and the producer replaced after any
-    // failure), so kafkajs' warning about it is dropped; kafkajs' errors are warnings: the gateway
-    // reports the outcome (503, metrics) itself.
-    dropIdempotentRetryWarning: true,
-    errorsAsWarnings: true,
-  });
+  const kafka =
+    deps.kafka ??
+    createKafka(
+      config.kafka,
+      logger,
+      {
+        connectionTimeout: 2_000,
+        requestTimeout: Math.min(5_000, cfg.produceTimeoutMs),
+        retry: { initialRetryTime: 100, retries: 3, maxRetryTime: 1_000 },
+      },
+      {
+        // The idempotent producer's retries are bounded on purpose (and the producer replaced after any
+        // failure), so kafkajs' warning about it is dropped; kafkajs' errors are warnings: the gateway
+        // reports the outcome (503, metrics) itself.
+        dropIdempotentRetryWarning: true,
+        errorsAsWarnings: true,
+      },
+    );
   // Readiness uses its own client without retries, so a probe answers within its 2 s budget.
   const probeKafka = createKafka(config.kafka, undefined, { connectionTimeout: 1_500, requestTimeout: 1_500, retry: { retries: 0 } });
 
@@ -89,8 +96,9 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
   const dedup = new DedupStore(redis, { claimTtlMs: cfg.dedupClaimTtlMs, windowMs: cfg.dedupWindowMs });
   const ingestor = new Ingestor({ dedup, queue, metrics, logger, maxInFlightEvents: cfg.maxInFlightEvents });
   // Revocations reach this cache through Redis pub/sub within milliseconds (core ApiKeyCache).
-  const keys = new ApiKeyCache((key) => findApiKeyOwner(pg, key))
-    .followChanges(redis, { onError: (err) => logger.debug({ err: err.message }, 'api key change subscriber error') });
+  const keys = new ApiKeyCache((key) => findApiKeyOwner(pg, key)).followChanges(redis, {
+    onError: (err) => logger.debug({ err: err.message }, 'api key change subscriber error'),
+  });
   owned.unshift(() => keys.close());
   const secrets = new SegmentSecretCache(pg);
   let shuttingDown = false;
@@ -112,23 +120,27 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
     return payload;
   });
 
-  await app.register(opsRoutes({
-    registry,
-    isShuttingDown: () => shuttingDown,
-    checks: {
-      redis: async () => { await redis.ping(); },
-      kafka: async () => {
-        const admin = probeKafka.admin();
-        try {
-          await admin.connect();
-          const meta = await admin.fetchTopicMetadata({ topics: [config.kafka.eventsTopic] });
-          if (!meta.topics[0]?.partitions.every((p) => p.leader >= 0)) throw new Error('events topic has no leader');
-        } finally {
-          await admin.disconnect().catch(() => undefined);
-        }
+  await app.register(
+    opsRoutes({
+      registry,
+      isShuttingDown: () => shuttingDown,
+      checks: {
+        redis: async () => {
+          await redis.ping();
+        },
+        kafka: async () => {
+          const admin = probeKafka.admin();
+          try {
+            await admin.connect();
+            const meta = await admin.fetchTopicMetadata({ topics: [config.kafka.eventsTopic] });
+            if (!meta.topics[0]?.partitions.every((p) => p.leader >= 0)) throw new Error('events topic has no leader');
+          } finally {
+            await admin.disconnect().catch(() => undefined);
+          }
+        },
       },
-    },
-  }));
+    }),
+  );
 
   // The ingest routes: one encapsulated plugin with their auth hook, body path, error handler and replies.
   await app.register(ingestApi({ cfg, keys, secrets, pg, ingestor, metrics, logger, isShuttingDown: () => shuttingDown }));

@@ -25,12 +25,18 @@ export class SegmentSecretCache {
   // lru-cache: bounded, per-entry TTL, one lookup in flight per organization
   private readonly entries: LRUCache<string, { secret: string | null }>;
 
-  constructor(private readonly pool: PgPool, ttlMs = 30_000) {
+  constructor(
+    private readonly pool: PgPool,
+    ttlMs = 30_000,
+  ) {
     this.entries = new LRUCache({
       max: 10_000,
       ttl: ttlMs,
       fetchMethod: async (organizationId) => {
-        const { rows } = await this.pool.query<{ segment_shared_secret: string | null }>('SELECT segment_shared_secret FROM organizations WHERE id = $1', [organizationId]);
+        const { rows } = await this.pool.query<{ segment_shared_secret: string | null }>(
+          'SELECT segment_shared_secret FROM organizations WHERE id = $1',
+          [organizationId],
+        );
         const secret = rows[0]?.segment_shared_secret ?? null;
         return { secret: secret === '' ? null : secret };
       },

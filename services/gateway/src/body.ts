@@ -9,7 +9,11 @@ import { PassThrough, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
 
 export class BodyError extends Error {
-  constructor(readonly statusCode: number, readonly errorCode: string, message: string) {
+  constructor(
+    readonly statusCode: number,
+    readonly errorCode: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -29,7 +33,7 @@ export function contentEncodingOf(header: string | string[] | undefined): 'gzip'
 
 /** zlib-wrapped deflate (RFC 1950, what HTTP "deflate" means) vs raw deflate (what some clients send). */
 function isZlibHeader(b: Buffer): boolean {
-  return b.length >= 2 && (b[0]! & 0x0f) === 8 && (b[0]! >> 4) <= 7 && ((b[0]! << 8) | b[1]!) % 31 === 0;
+  return b.length >= 2 && (b[0]! & 0x0f) === 8 && b[0]! >> 4 <= 7 && ((b[0]! << 8) | b[1]!) % 31 === 0;
 }
 
 export type DecodedStream = PassThrough & { receivedEncodedLength: number };
@@ -59,16 +63,23 @@ export function decodeBody(raw: IncomingMessage | Readable, encoding: 'gzip' | '
 
   const makeInflater = (first: Buffer) => {
     const opts = { chunkSize: 16 * 1024 };
-    const z = encoding === 'gzip' ? zlib.createGunzip(opts)
-      : encoding === 'br' ? zlib.createBrotliDecompress(opts)
-      : isZlibHeader(first) ? zlib.createInflate(opts) : zlib.createInflateRaw(opts);
+    const z =
+      encoding === 'gzip'
+        ? zlib.createGunzip(opts)
+        : encoding === 'br'
+          ? zlib.createBrotliDecompress(opts)
+          : isZlibHeader(first)
+            ? zlib.createInflate(opts)
+            : zlib.createInflateRaw(opts);
     z.on('data', (chunk: Buffer) => {
       if (failed) return;
       decoded += chunk.length;
       if (decoded > limit) return fail(tooLarge());
       out.write(chunk);
     });
-    z.on('end', () => { if (!failed) out.end(); });
+    z.on('end', () => {
+      if (!failed) out.end();
+    });
     z.on('error', (err: Error) => fail(new BodyError(400, 'invalid_encoding', `the body is not valid ${encoding}: ${err.message}`)));
     return z;
   };

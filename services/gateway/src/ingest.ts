@@ -19,7 +19,11 @@ export type PreparedItem = { event: ValidEvent } | { result: Omit<EventResult, '
 export type UnavailableCause = 'kafka' | 'redis' | 'postgres' | 'overloaded' | 'shutting_down';
 
 export class UnavailableError extends Error {
-  constructor(readonly cause_: UnavailableCause, message: string, readonly retryAfterSeconds = 2) {
+  constructor(
+    readonly cause_: UnavailableCause,
+    message: string,
+    readonly retryAfterSeconds = 2,
+  ) {
     super(message);
   }
 }
@@ -52,11 +56,20 @@ export class Ingestor {
     const inBatchDuplicates: Array<[index: number, first: number]> = [];
 
     items.forEach((item, index) => {
-      if ('result' in item) { results[index] = { index, ...item.result }; return; }
+      if ('result' in item) {
+        results[index] = { index, ...item.result };
+        return;
+      }
       const e = item.event;
-      if (e.idempotencyIdGenerated) { generated.push(index); return; }
+      if (e.idempotencyIdGenerated) {
+        generated.push(index);
+        return;
+      }
       const first = firstById.get(e.idempotencyId);
-      if (first !== undefined) { inBatchDuplicates.push([index, first]); return; }
+      if (first !== undefined) {
+        inBatchDuplicates.push([index, first]);
+        return;
+      }
       firstById.set(e.idempotencyId, index);
       claimIds.push(e.idempotencyId);
       claimIndexes.push(index);
@@ -84,8 +97,10 @@ export class Ingestor {
         outcomes.forEach((outcome, i) => {
           const index = claimIndexes[i]!;
           const id = claimIds[i]!;
-          if (outcome === 'claimed') { produceIndexes.push(index); claimed.push(id); }
-          else if (outcome === 'duplicate') results[index] = { index, status: 'duplicate', idempotency_id: id };
+          if (outcome === 'claimed') {
+            produceIndexes.push(index);
+            claimed.push(id);
+          } else if (outcome === 'duplicate') results[index] = { index, status: 'duplicate', idempotency_id: id };
           else results[index] = { index, status: 'retry', idempotency_id: id, reason: 'in_flight' };
         });
 
@@ -136,23 +151,39 @@ export class Ingestor {
 
     for (const [index, first] of inBatchDuplicates) {
       const r = results[first]!;
-      results[index] = r.status === 'retry'
-        ? { index, status: 'retry', idempotency_id: r.idempotency_id, reason: 'in_flight' }
-        : { index, status: 'duplicate', idempotency_id: r.idempotency_id, duplicate_of: first };
+      results[index] =
+        r.status === 'retry'
+          ? { index, status: 'retry', idempotency_id: r.idempotency_id, reason: 'in_flight' }
+          : { index, status: 'duplicate', idempotency_id: r.idempotency_id, duplicate_of: first };
     }
 
     const summary: IngestSummary = { accepted: 0, duplicates: 0, rejected: 0, retry: 0, ignored: 0, results };
     for (const r of results) {
       switch (r.status) {
-        case 'accepted': summary.accepted++; break;
-        case 'duplicate': summary.duplicates++; break;
-        case 'rejected': summary.rejected++; break;
-        case 'retry': summary.retry++; break;
-        case 'ignored': summary.ignored++; break;
+        case 'accepted':
+          summary.accepted++;
+          break;
+        case 'duplicate':
+          summary.duplicates++;
+          break;
+        case 'rejected':
+          summary.rejected++;
+          break;
+        case 'retry':
+          summary.retry++;
+          break;
+        case 'ignored':
+          summary.ignored++;
+          break;
       }
-      const reason = r.status === 'rejected' ? (r.errors?.[0]?.reason ?? 'invalid')
-        : r.status === 'duplicate' ? (r.duplicate_of !== undefined ? 'same_request' : 'seen_before')
-        : (r.reason ?? 'ok');
+      const reason =
+        r.status === 'rejected'
+          ? (r.errors?.[0]?.reason ?? 'invalid')
+          : r.status === 'duplicate'
+            ? r.duplicate_of !== undefined
+              ? 'same_request'
+              : 'seen_before'
+            : (r.reason ?? 'ok');
       metrics.events.inc({ source, outcome: r.status, reason });
     }
     metrics.batchSize.observe({ source }, items.length);

@@ -41,7 +41,10 @@ export class ProduceQueue {
   private readonly maxBatchMessages: number;
   private readonly maxBatchBytes: number;
 
-  constructor(private readonly kafka: Kafka, private readonly opts: ProduceQueueOptions) {
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly opts: ProduceQueueOptions,
+  ) {
     this.maxBatchMessages = opts.maxBatchMessages ?? 10_000;
     // Kafka's default message.max.bytes is ~1 MiB per record batch (per partition); stay below it.
     this.maxBatchBytes = opts.maxBatchBytes ?? 900_000;
@@ -78,7 +81,10 @@ export class ProduceQueue {
     this.connecting = producer.connect().then(
       () => {
         this.connecting = null;
-        if (this.closed) { void producer.disconnect().catch(() => undefined); throw new KafkaUnavailableError('closed'); }
+        if (this.closed) {
+          void producer.disconnect().catch(() => undefined);
+          throw new KafkaUnavailableError('closed');
+        }
         this.producer = producer;
         return producer;
       },
@@ -100,7 +106,10 @@ export class ProduceQueue {
 
   private pump(): void {
     if (this.sending) return;
-    if (this.queue.length === 0) { this.notifyIdle(); return; }
+    if (this.queue.length === 0) {
+      this.notifyIdle();
+      return;
+    }
     const now = Date.now();
     const batch: Item[] = [];
     let count = 0;
@@ -118,7 +127,10 @@ export class ProduceQueue {
       count += next.messages.length;
       bytes += next.bytes;
     }
-    if (batch.length === 0) { this.notifyIdle(); return; }
+    if (batch.length === 0) {
+      this.notifyIdle();
+      return;
+    }
     this.sending = true;
     // The attempt must finish before the oldest item's deadline.
     const budget = Math.max(1, Math.min(...batch.map((i) => i.enqueuedAt + this.opts.timeoutMs - now)));
@@ -131,23 +143,25 @@ export class ProduceQueue {
       const producer = await this.getProducer();
       await producer.send({ topic: this.opts.topic, messages, acks: -1, timeout: Math.min(budget, 30_000) });
     })();
-    withTimeout(attempt, budget, { what: 'kafka produce', error: unavailable }).then(
-      () => {
-        this.opts.onSend?.({ seconds: Number(process.hrtime.bigint() - started) / 1e9, messages: count, ok: true });
-        for (const i of batch) i.resolve();
-      },
-      (err: Error) => {
-        this.opts.onSend?.({ seconds: Number(process.hrtime.bigint() - started) / 1e9, messages: count, ok: false });
-        this.opts.logger?.warn({ err: err.message, messages: count }, 'kafka produce failed');
-        this.discardProducer();
-        attempt.catch(() => undefined);
-        const e = err instanceof KafkaUnavailableError ? err : new KafkaUnavailableError(err.message);
-        for (const i of batch) i.reject(e);
-      },
-    ).finally(() => {
-      this.sending = false;
-      this.pump();
-    });
+    withTimeout(attempt, budget, { what: 'kafka produce', error: unavailable })
+      .then(
+        () => {
+          this.opts.onSend?.({ seconds: Number(process.hrtime.bigint() - started) / 1e9, messages: count, ok: true });
+          for (const i of batch) i.resolve();
+        },
+        (err: Error) => {
+          this.opts.onSend?.({ seconds: Number(process.hrtime.bigint() - started) / 1e9, messages: count, ok: false });
+          this.opts.logger?.warn({ err: err.message, messages: count }, 'kafka produce failed');
+          this.discardProducer();
+          attempt.catch(() => undefined);
+          const e = err instanceof KafkaUnavailableError ? err : new KafkaUnavailableError(err.message);
+          for (const i of batch) i.reject(e);
+        },
+      )
+      .finally(() => {
+        this.sending = false;
+        this.pump();
+      });
   }
 
   private notifyIdle(): void {

@@ -10,7 +10,15 @@
 //   identify → upsert of the customer (name, email from traits); group / alias → ignored (not usage).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { identifierProblem, TEXT_PROBLEM_MESSAGE, textValueProblem } from '@meterline/core';
-import { forbiddenKeyError, forbiddenKeyPath, LIMITS, validateEvent, type FieldError, type TimeRules, type ValidationResult } from './validation.ts';
+import {
+  forbiddenKeyError,
+  forbiddenKeyPath,
+  LIMITS,
+  validateEvent,
+  type FieldError,
+  type TimeRules,
+  type ValidationResult,
+} from './validation.ts';
 
 export type SegmentType = 'track' | 'identify' | 'page' | 'screen' | 'group' | 'alias';
 const SUPPORTED: ReadonlySet<string> = new Set(['track', 'identify', 'page', 'screen', 'group', 'alias']);
@@ -66,7 +74,11 @@ export function flattenProperties(value: unknown): { ok: true; properties: Recor
       return;
     }
     if (++count > LIMITS.maxProperties) {
-      error = { field: 'properties', reason: 'too_many_properties', message: `properties flatten to more than ${LIMITS.maxProperties} keys` };
+      error = {
+        field: 'properties',
+        reason: 'too_many_properties',
+        message: `properties flatten to more than ${LIMITS.maxProperties} keys`,
+      };
       return;
     }
     out[prefix] = v;
@@ -89,7 +101,12 @@ const TRAIT_MAX_LENGTH = 255;
  * or not a non-empty string. Text Postgres (or a UI, an export) can't store is an error on that trait:
  * `name`-like traits are free text (no NUL, valid Unicode), `email` is an identifier (no controls).
  */
-function traitString(traits: Record<string, unknown>, key: string, errors: FieldError[], kind: 'text' | 'identifier' = 'text'): string | null {
+function traitString(
+  traits: Record<string, unknown>,
+  key: string,
+  errors: FieldError[],
+  kind: 'text' | 'identifier' = 'text',
+): string | null {
   const v = traits[key];
   if (typeof v !== 'string') return null;
   const problem = kind === 'text' ? textValueProblem(v) : identifierProblem(v);
@@ -117,7 +134,10 @@ export function mapSegmentMessage(msg: unknown, nowMs: number, rules: TimeRules,
   if (forbidden !== null) return { kind: 'rejected', errors: [forbiddenKeyError(forbidden)] };
   const type = typeof msg.type === 'string' && msg.type !== '' ? msg.type : impliedType;
   if (type === undefined || !SUPPORTED.has(type)) {
-    return { kind: 'rejected', errors: [{ field: 'type', reason: 'unsupported_type', message: `type must be one of ${[...SUPPORTED].join(', ')}` }] };
+    return {
+      kind: 'rejected',
+      errors: [{ field: 'type', reason: 'unsupported_type', message: `type must be one of ${[...SUPPORTED].join(', ')}` }],
+    };
   }
   if (type === 'group' || type === 'alias') return { kind: 'ignored', type };
 

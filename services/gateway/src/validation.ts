@@ -1,7 +1,14 @@
 // Validation and normalization of one incoming event (the public event contract).
 // Pure functions: no I/O, the clock is passed in, so every rule is unit-testable.
 import { randomUUID } from 'node:crypto';
-import { EVENT_LIMITS, identifierProblem, TEXT_PROBLEM_MESSAGE, textValueProblem, type Properties, type PropertyValue } from '@meterline/core';
+import {
+  EVENT_LIMITS,
+  identifierProblem,
+  TEXT_PROBLEM_MESSAGE,
+  textValueProblem,
+  type Properties,
+  type PropertyValue,
+} from '@meterline/core';
 
 /** Hard limits of the event contract, defined in core (documented in services/gateway/README.md). */
 export const LIMITS = EVENT_LIMITS;
@@ -42,7 +49,14 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})
 export function parseRfc3339(s: string): number | null {
   const m = RFC3339.exec(s);
   if (!m) return null;
-  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 60) return null;
   const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
   if (day > daysInMonth) return null;
@@ -77,7 +91,10 @@ function identifier(
       errors.push({ field: primary, reason: 'conflicting_alias', message: `${primary} and ${alias} are both set and differ` });
       return undefined;
     }
-    if (value === undefined || value === null) { value = raw[alias]; field = alias; }
+    if (value === undefined || value === null) {
+      value = raw[alias];
+      field = alias;
+    }
   }
   if (value === undefined || value === null) {
     if (required) errors.push({ field: primary, reason: 'required', message: `${primary} is required` });
@@ -111,7 +128,11 @@ function validateProperties(value: unknown, errors: FieldError[]): Properties | 
   }
   const keys = Object.keys(value);
   if (keys.length > LIMITS.maxProperties) {
-    errors.push({ field: 'properties', reason: 'too_many_properties', message: `properties has ${keys.length} keys; at most ${LIMITS.maxProperties} are allowed` });
+    errors.push({
+      field: 'properties',
+      reason: 'too_many_properties',
+      message: `properties has ${keys.length} keys; at most ${LIMITS.maxProperties} are allowed`,
+    });
     return undefined;
   }
   // Null prototype: a key named "__proto__" stays an ordinary key.
@@ -120,23 +141,61 @@ function validateProperties(value: unknown, errors: FieldError[]): Properties | 
   for (const key of keys) {
     const v = value[key];
     const field = `properties.${key}`;
-    if (key.length === 0) { errors.push({ field, reason: 'empty_key', message: 'property keys must not be empty' }); continue; }
-    if (key.length > LIMITS.propertyKeyMaxLength) { errors.push({ field: `properties.${key.slice(0, 32).toWellFormed()}…`, reason: 'key_too_long', message: `property keys are at most ${LIMITS.propertyKeyMaxLength} characters` }); continue; }
+    if (key.length === 0) {
+      errors.push({ field, reason: 'empty_key', message: 'property keys must not be empty' });
+      continue;
+    }
+    if (key.length > LIMITS.propertyKeyMaxLength) {
+      errors.push({
+        field: `properties.${key.slice(0, 32).toWellFormed()}…`,
+        reason: 'key_too_long',
+        message: `property keys are at most ${LIMITS.propertyKeyMaxLength} characters`,
+      });
+      continue;
+    }
     const keyProblem = identifierProblem(key);
     // the field path is shown with the bad characters made visible, never echoed raw
-    if (keyProblem) { errors.push({ field: `properties.${JSON.stringify(key).slice(1, -1)}`, reason: keyProblem === 'invalid_unicode' ? 'key_invalid_unicode' : 'key_invalid_characters', message: `property key ${TEXT_PROBLEM_MESSAGE[keyProblem]}` }); continue; }
+    if (keyProblem) {
+      errors.push({
+        field: `properties.${JSON.stringify(key).slice(1, -1)}`,
+        reason: keyProblem === 'invalid_unicode' ? 'key_invalid_unicode' : 'key_invalid_characters',
+        message: `property key ${TEXT_PROBLEM_MESSAGE[keyProblem]}`,
+      });
+      continue;
+    }
     if (typeof v === 'string') {
-      if (v.length > LIMITS.propertyValueMaxLength) { errors.push({ field, reason: 'value_too_long', message: `string property values are at most ${LIMITS.propertyValueMaxLength} characters` }); continue; }
+      if (v.length > LIMITS.propertyValueMaxLength) {
+        errors.push({
+          field,
+          reason: 'value_too_long',
+          message: `string property values are at most ${LIMITS.propertyValueMaxLength} characters`,
+        });
+        continue;
+      }
       const valueProblem = textValueProblem(v);
-      if (valueProblem) { errors.push({ field, reason: valueProblem, message: `${field} ${valueProblem === 'invalid_characters' ? 'contains a NUL character' : TEXT_PROBLEM_MESSAGE[valueProblem]}` }); continue; }
+      if (valueProblem) {
+        errors.push({
+          field,
+          reason: valueProblem,
+          message: `${field} ${valueProblem === 'invalid_characters' ? 'contains a NUL character' : TEXT_PROBLEM_MESSAGE[valueProblem]}`,
+        });
+        continue;
+      }
       out[key] = v;
     } else if (typeof v === 'number') {
-      if (!Number.isFinite(v)) { errors.push({ field, reason: 'invalid_number', message: `${field} must be a finite number` }); continue; }
+      if (!Number.isFinite(v)) {
+        errors.push({ field, reason: 'invalid_number', message: `${field} must be a finite number` });
+        continue;
+      }
       out[key] = v;
     } else if (typeof v === 'boolean') {
       out[key] = v;
     } else {
-      errors.push({ field, reason: 'must_be_scalar', message: `${field} must be a string, number or boolean (got ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v})` });
+      errors.push({
+        field,
+        reason: 'must_be_scalar',
+        message: `${field} must be a string, number or boolean (got ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v})`,
+      });
     }
   }
   return errors.length === before ? out : undefined;
@@ -185,18 +244,33 @@ export function validateEvent(raw: unknown, nowMs: number, rules: TimeRules): Va
     if (timeValue !== undefined && timeValue !== null && timeValue !== raw.timestamp) {
       errors.push({ field: 'time_created', reason: 'conflicting_alias', message: 'time_created and timestamp are both set and differ' });
       timeCreatedMs = undefined;
-    } else { timeValue = raw.timestamp; timeField = 'timestamp'; }
+    } else {
+      timeValue = raw.timestamp;
+      timeField = 'timestamp';
+    }
   }
   if (timeCreatedMs !== undefined && timeValue !== undefined && timeValue !== null) {
     const parsed = typeof timeValue === 'string' ? parseRfc3339(timeValue) : null;
     if (parsed === null) {
-      errors.push({ field: timeField, reason: 'invalid_timestamp', message: `${timeField} must be an RFC 3339 date-time with offset, e.g. 2024-05-01T12:00:00Z` });
+      errors.push({
+        field: timeField,
+        reason: 'invalid_timestamp',
+        message: `${timeField} must be an RFC 3339 date-time with offset, e.g. 2024-05-01T12:00:00Z`,
+      });
       timeCreatedMs = undefined;
     } else if (parsed > nowMs + rules.maxFutureMs) {
-      errors.push({ field: timeField, reason: 'too_far_in_future', message: `${timeField} is more than ${formatDuration(rules.maxFutureMs)} in the future` });
+      errors.push({
+        field: timeField,
+        reason: 'too_far_in_future',
+        message: `${timeField} is more than ${formatDuration(rules.maxFutureMs)} in the future`,
+      });
       timeCreatedMs = undefined;
     } else if (parsed < nowMs - rules.backfillWindowMs) {
-      errors.push({ field: timeField, reason: 'outside_backfill_window', message: `${timeField} is older than the backfill window of ${formatDuration(rules.backfillWindowMs)}` });
+      errors.push({
+        field: timeField,
+        reason: 'outside_backfill_window',
+        message: `${timeField} is older than the backfill window of ${formatDuration(rules.backfillWindowMs)}`,
+      });
       timeCreatedMs = undefined;
     } else {
       timeCreatedMs = parsed;

@@ -13,7 +13,12 @@ function collect(s: Readable): Promise<Buffer> {
     s.on('error', reject);
   });
 }
-const source = (b: Buffer, chunk = 4096) => Readable.from((function* () { for (let i = 0; i < b.length; i += chunk) yield b.subarray(i, i + chunk); })());
+const source = (b: Buffer, chunk = 4096) =>
+  Readable.from(
+    (function* () {
+      for (let i = 0; i < b.length; i += chunk) yield b.subarray(i, i + chunk);
+    })(),
+  );
 
 describe('body decoding', () => {
   it('parses Content-Encoding', () => {
@@ -38,14 +43,23 @@ describe('body decoding', () => {
 
   it('stops at the decoded limit with 413, and a corrupt stream is 400', async () => {
     const bomb = gzipSync(Buffer.alloc(20 * 1024 * 1024));
-    const err = await collect(decodeBody(source(bomb), 'gzip', 1024 * 1024)).then(() => null, (e: unknown) => e);
+    const err = await collect(decodeBody(source(bomb), 'gzip', 1024 * 1024)).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(BodyError);
     expect((err as BodyError).statusCode).toBe(413);
     const exact = Buffer.alloc(1000, 0x20);
     expect((await collect(decodeBody(source(gzipSync(exact)), 'gzip', 1000))).length).toBe(1000);
-    const over = await collect(decodeBody(source(gzipSync(Buffer.alloc(1001, 0x20))), 'gzip', 1000)).then(() => null, (e: BodyError) => e.statusCode);
+    const over = await collect(decodeBody(source(gzipSync(Buffer.alloc(1001, 0x20))), 'gzip', 1000)).then(
+      () => null,
+      (e: BodyError) => e.statusCode,
+    );
     expect(over).toBe(413);
-    const corrupt = await collect(decodeBody(source(Buffer.from('not gzip at all')), 'gzip', 1000)).then(() => null, (e: BodyError) => e.errorCode);
+    const corrupt = await collect(decodeBody(source(Buffer.from('not gzip at all')), 'gzip', 1000)).then(
+      () => null,
+      (e: BodyError) => e.errorCode,
+    );
     expect(corrupt).toBe('invalid_encoding');
   });
 

@@ -85,13 +85,17 @@ describe('Kafka down', () => {
 
     await stack.start('kafka');
     const seen: number[] = [];
-    const ok = await waitFor(async () => {
-      const r = await post(`${gw.url}/v1/events`, batch, auth);
-      seen.push(r.status);
-      // while Kafka comes back: 503s are fine, a "duplicate" never is (nothing was acknowledged)
-      if (r.status === 200) expect(r.body.results.map((x: any) => x.status)).toEqual(['accepted', 'accepted', 'accepted']);
-      return r;
-    }, (r) => r.status === 200, { timeoutMs: 90_000, intervalMs: 500, what: 'batch accepted after Kafka restart' });
+    const ok = await waitFor(
+      async () => {
+        const r = await post(`${gw.url}/v1/events`, batch, auth);
+        seen.push(r.status);
+        // while Kafka comes back: 503s are fine, a "duplicate" never is (nothing was acknowledged)
+        if (r.status === 200) expect(r.body.results.map((x: any) => x.status)).toEqual(['accepted', 'accepted', 'accepted']);
+        return r;
+      },
+      (r) => r.status === 200,
+      { timeoutMs: 90_000, intervalMs: 500, what: 'batch accepted after Kafka restart' },
+    );
     expect(ok.body.accepted).toBe(3);
     expect(new Set(seen.slice(0, -1))).not.toContain(200);
     const again = await post(`${gw.url}/v1/events`, batch, auth);
@@ -99,27 +103,49 @@ describe('Kafka down', () => {
 
     const counts = await countsUpTo('k-sentinel');
     expect(counts).toEqual({ 'k-before': 1, 'k-1': 1, 'k-2': 1, 'k-3': 1, 'k-sentinel': 1 });
-    await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status, (s) => s === 200, { what: 'ready again' });
+    await waitFor(
+      async () => (await fetch(`${gw.url}/readyz`)).status,
+      (s) => s === 200,
+      { what: 'ready again' },
+    );
   }, 240_000);
 
   it('a gateway killed between claim and Kafka ack does not turn the retry into a duplicate', async () => {
     const claimTtlMs = 5_000;
     const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../src/main.ts', import.meta.url))], {
-      env: { ...testEnv(env), LOG_LEVEL: 'info', GATEWAY_PRODUCE_TIMEOUT_MS: '60000', GATEWAY_DEDUP_CLAIM_TTL_MS: String(claimTtlMs) } as NodeJS.ProcessEnv,
+      env: {
+        ...testEnv(env),
+        LOG_LEVEL: 'info',
+        GATEWAY_PRODUCE_TIMEOUT_MS: '60000',
+        GATEWAY_DEDUP_CLAIM_TTL_MS: String(claimTtlMs),
+      } as NodeJS.ProcessEnv,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const exited = new Promise((r) => child.once('exit', r));
     try {
       let out = '';
-      child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-      const childUrl = await waitFor(async () => /"url":"(http:[^"]+)"/.exec(out)?.[1], Boolean, { timeoutMs: 60_000, what: 'child gateway listening' });
-      await waitFor(async () => (await fetch(`${childUrl}/readyz`)).status, (s) => s === 200, { timeoutMs: 30_000, what: 'child ready' });
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      const childUrl = await waitFor(async () => /"url":"(http:[^"]+)"/.exec(out)?.[1], Boolean, {
+        timeoutMs: 60_000,
+        what: 'child gateway listening',
+      });
+      await waitFor(
+        async () => (await fetch(`${childUrl}/readyz`)).status,
+        (s) => s === 200,
+        { timeoutMs: 30_000, what: 'child ready' },
+      );
       // the child's producer is connected; now Kafka goes away so its send cannot be acknowledged
       await stack.stop('kafka');
       const batch = [ev('crash-1'), ev('crash-2')];
       const request = post(`${childUrl}/v1/events`, batch, { 'x-api-key': org.apiKey }).catch((err: Error) => err);
       const key = dedupKey(org.organizationId, 'crash-1');
-      await waitFor(async () => redis.get(key), (v) => typeof v === 'string' && v.startsWith('pending:'), { intervalMs: 5, timeoutMs: 15_000, what: 'claim by the child' });
+      await waitFor(
+        async () => redis.get(key),
+        (v) => typeof v === 'string' && v.startsWith('pending:'),
+        { intervalMs: 5, timeoutMs: 15_000, what: 'claim by the child' },
+      );
       child.kill('SIGKILL');
       await exited;
       expect(await request).toBeInstanceOf(Error); // the client got no answer
@@ -127,11 +153,15 @@ describe('Kafka down', () => {
 
       await stack.start('kafka');
       const statuses: string[] = [];
-      const ok = await waitFor(async () => {
-        const r = await post(`${gw.url}/v1/events`, batch, { 'x-api-key': org.apiKey });
-        if (r.body?.results) statuses.push(...r.body.results.map((x: any) => x.status));
-        return r;
-      }, (r) => r.status === 200, { timeoutMs: 90_000, intervalMs: 500, what: 'retry accepted' });
+      const ok = await waitFor(
+        async () => {
+          const r = await post(`${gw.url}/v1/events`, batch, { 'x-api-key': org.apiKey });
+          if (r.body?.results) statuses.push(...r.body.results.map((x: any) => x.status));
+          return r;
+        },
+        (r) => r.status === 200,
+        { timeoutMs: 90_000, intervalMs: 500, what: 'retry accepted' },
+      );
       expect(ok.body.results.map((x: any) => x.status)).toEqual(['accepted', 'accepted']);
       expect(statuses).not.toContain('duplicate');
       expect(statuses.filter((s) => s !== 'accepted').every((s) => s === 'retry')).toBe(true);
@@ -140,7 +170,10 @@ describe('Kafka down', () => {
       expect(counts['crash-1']).toBe(1);
       expect(counts['crash-2']).toBe(1);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited; }
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
     }
   }, 240_000);
 });
@@ -160,7 +193,11 @@ describe('Redis down', () => {
     expect((await fetch(`${gw.url}/readyz`)).status).toBe(503);
 
     await stack.start('redis');
-    const ok = await waitFor(() => post(`${gw.url}/v1/events`, [ev('r-1'), ev('k-1'), ev('r-2')], auth), (r) => r.status === 200, { timeoutMs: 60_000, intervalMs: 300, what: 'redis back' });
+    const ok = await waitFor(
+      () => post(`${gw.url}/v1/events`, [ev('r-1'), ev('k-1'), ev('r-2')], auth),
+      (r) => r.status === 200,
+      { timeoutMs: 60_000, intervalMs: 300, what: 'redis back' },
+    );
     expect(ok.body.results.map((x: any) => x.status)).toEqual(['duplicate', 'duplicate', 'accepted']);
     const counts = await countsUpTo('r-sentinel');
     expect(counts['r-1']).toBe(1);

@@ -48,11 +48,21 @@ const auth = (o: { apiKey: string }) => ({ 'x-api-key': o.apiKey });
 describe('POST /v1/events', () => {
   it('accepts events; they are in the topic, keyed by customer, and decode with the published schema', async () => {
     const t = iso(60_000);
-    const r = await post(`${gw.url}/v1/events`, [
-      { event_name: 'api_call', customer_id: 'cust-1', idempotency_id: 'ok-1', time_created: t, properties: { tokens: 120, model: 'large', cached: true } },
-      { event_name: 'api_call', customer_id: 'cust-2', idempotency_key: 'ok-2', timestamp: t },
-      { event_name: 'storage', customer_id: 'cust-1', organization_id: orgB.organizationId },
-    ], auth(orgA));
+    const r = await post(
+      `${gw.url}/v1/events`,
+      [
+        {
+          event_name: 'api_call',
+          customer_id: 'cust-1',
+          idempotency_id: 'ok-1',
+          time_created: t,
+          properties: { tokens: 120, model: 'large', cached: true },
+        },
+        { event_name: 'api_call', customer_id: 'cust-2', idempotency_key: 'ok-2', timestamp: t },
+        { event_name: 'storage', customer_id: 'cust-1', organization_id: orgB.organizationId },
+      ],
+      auth(orgA),
+    );
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ accepted: 3, duplicates: 0, rejected: 0, retry: 0 });
     const generatedId = r.body.results[2].idempotency_id as string;
@@ -60,7 +70,14 @@ describe('POST /v1/events', () => {
     for (const id of ['ok-1', 'ok-2', generatedId]) await reader.waitForId(orgA.organizationId, id);
     const got = reader.of(orgA.organizationId);
     const e1 = got.find((e) => e.idempotencyId === 'ok-1')!;
-    expect(e1).toMatchObject({ organizationId: orgA.organizationId, customerId: 'cust-1', eventName: 'api_call', timeCreatedMs: Date.parse(t), source: 'api', properties: { tokens: 120, model: 'large', cached: true } });
+    expect(e1).toMatchObject({
+      organizationId: orgA.organizationId,
+      customerId: 'cust-1',
+      eventName: 'api_call',
+      timeCreatedMs: Date.parse(t),
+      source: 'api',
+      properties: { tokens: 120, model: 'large', cached: true },
+    });
     expect(e1.key).toBe(eventKey(e1));
     expect(e1.receivedAtMs).toBeGreaterThanOrEqual(Date.parse(t));
     // the organization comes from the API key, never from the body
@@ -70,7 +87,11 @@ describe('POST /v1/events', () => {
   });
 
   it('also serves /api/track with Bearer auth and { batch }', async () => {
-    const r = await post(`${gw.url}/api/track`, { batch: [{ event_name: 'x', customer_id: 'c', idempotency_id: 'track-1' }] }, { authorization: `Bearer ${orgA.apiKey}` });
+    const r = await post(
+      `${gw.url}/api/track`,
+      { batch: [{ event_name: 'x', customer_id: 'c', idempotency_id: 'track-1' }] },
+      { authorization: `Bearer ${orgA.apiKey}` },
+    );
     expect(r.status).toBe(200);
     await reader.waitForId(orgA.organizationId, 'track-1');
   });
@@ -105,15 +126,19 @@ describe('POST /v1/events', () => {
   });
 
   it('rejects invalid events precisely and accepts their valid neighbours (207); all invalid → 400', async () => {
-    const r = await post(`${gw.url}/v1/events`, [
-      { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-ok-1' },
-      { customer_id: 'mix', idempotency_id: 'mix-bad-1' },
-      { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-bad-2', time_created: iso(-3 * 86_400_000) },
-      { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-bad-3', time_created: iso(40 * 86_400_000) },
-      { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-bad-4', properties: { nested: { a: 1 } } },
-      'not an event',
-      { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-ok-2' },
-    ], auth(orgA));
+    const r = await post(
+      `${gw.url}/v1/events`,
+      [
+        { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-ok-1' },
+        { customer_id: 'mix', idempotency_id: 'mix-bad-1' },
+        { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-bad-2', time_created: iso(-3 * 86_400_000) },
+        { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-bad-3', time_created: iso(40 * 86_400_000) },
+        { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-bad-4', properties: { nested: { a: 1 } } },
+        'not an event',
+        { event_name: 'api_call', customer_id: 'mix', idempotency_id: 'mix-ok-2' },
+      ],
+      auth(orgA),
+    );
     expect(r.status).toBe(207);
     expect(r.body).toMatchObject({ accepted: 2, rejected: 5 });
     const errs = (i: number) => r.body.results[i].errors.map((e: any) => `${e.field}:${e.reason}`);
@@ -164,7 +189,12 @@ describe('Segment', () => {
     const analytics = new Analytics({ writeKey: orgSeg.apiKey, host: gw.url, flushAt: 3, flushInterval: 200, maxRetries: 3 });
     const errors: unknown[] = [];
     analytics.on('error', (e) => errors.push(e));
-    analytics.track({ userId: 'seg-user-1', event: 'Report Generated', messageId: 'seg-m-1', properties: { pages: 12, format: { type: 'pdf' } } });
+    analytics.track({
+      userId: 'seg-user-1',
+      event: 'Report Generated',
+      messageId: 'seg-m-1',
+      properties: { pages: 12, format: { type: 'pdf' } },
+    });
     analytics.track({ anonymousId: 'anon-7', event: 'Report Generated', messageId: 'seg-m-2', properties: { pages: 3 } });
     analytics.page({ userId: 'seg-user-1', name: 'Pricing', messageId: 'seg-m-3', properties: { path: '/pricing' } });
     analytics.identify({ userId: 'seg-user-1', traits: { name: 'Ada Lovelace', email: 'ada@example.com' } });
@@ -172,23 +202,51 @@ describe('Segment', () => {
     expect(errors).toEqual([]);
     for (const id of ['seg-m-1', 'seg-m-2', 'seg-m-3']) await reader.waitForId(orgSeg.organizationId, id);
     const got = reader.of(orgSeg.organizationId);
-    expect(got.find((e) => e.idempotencyId === 'seg-m-1')).toMatchObject({ customerId: 'seg-user-1', eventName: 'Report Generated', source: 'segment', properties: { pages: 12, 'format.type': 'pdf' } });
+    expect(got.find((e) => e.idempotencyId === 'seg-m-1')).toMatchObject({
+      customerId: 'seg-user-1',
+      eventName: 'Report Generated',
+      source: 'segment',
+      properties: { pages: 12, 'format.type': 'pdf' },
+    });
     expect(got.find((e) => e.idempotencyId === 'seg-m-2')).toMatchObject({ customerId: 'anon-7' });
-    expect(got.find((e) => e.idempotencyId === 'seg-m-3')).toMatchObject({ eventName: 'page', properties: { path: '/pricing', name: 'Pricing' } });
-    const { rows } = await pg.query('SELECT name, email FROM customers WHERE organization_id = $1 AND customer_id = $2', [orgSeg.organizationId, 'seg-user-1']);
+    expect(got.find((e) => e.idempotencyId === 'seg-m-3')).toMatchObject({
+      eventName: 'page',
+      properties: { path: '/pricing', name: 'Pricing' },
+    });
+    const { rows } = await pg.query('SELECT name, email FROM customers WHERE organization_id = $1 AND customer_id = $2', [
+      orgSeg.organizationId,
+      'seg-user-1',
+    ]);
     expect(rows).toEqual([{ name: 'Ada Lovelace', email: 'ada@example.com' }]);
   });
 
   it('identify updates name/email and keeps the other columns', async () => {
-    await pg.query(`INSERT INTO customers (organization_id, customer_id, name, currency, balance_minor) VALUES ($1, 'seg-user-2', 'Old', 'EUR', 500)`, [orgSeg.organizationId]);
-    const r = await post(`${gw.url}/v1/identify`, { userId: 'seg-user-2', traits: { email: 'new@example.com' } }, { authorization: `Basic ${Buffer.from(`${orgSeg.apiKey}:`).toString('base64')}` });
+    await pg.query(
+      `INSERT INTO customers (organization_id, customer_id, name, currency, balance_minor) VALUES ($1, 'seg-user-2', 'Old', 'EUR', 500)`,
+      [orgSeg.organizationId],
+    );
+    const r = await post(
+      `${gw.url}/v1/identify`,
+      { userId: 'seg-user-2', traits: { email: 'new@example.com' } },
+      { authorization: `Basic ${Buffer.from(`${orgSeg.apiKey}:`).toString('base64')}` },
+    );
     expect(r.status).toBe(200);
-    const { rows } = await pg.query('SELECT name, email, currency, balance_minor FROM customers WHERE organization_id = $1 AND customer_id = $2', [orgSeg.organizationId, 'seg-user-2']);
+    const { rows } = await pg.query(
+      'SELECT name, email, currency, balance_minor FROM customers WHERE organization_id = $1 AND customer_id = $2',
+      [orgSeg.organizationId, 'seg-user-2'],
+    );
     expect(rows).toEqual([{ name: 'Old', email: 'new@example.com', currency: 'EUR', balance_minor: '500' }]);
   });
 
   it('webhooks: a signed payload is accepted, a tampered or unsigned one is refused', async () => {
-    const payload = JSON.stringify({ type: 'track', event: 'Seat Added', userId: 'seg-user-3', messageId: 'seg-wh-1', timestamp: iso(), properties: { seats: 2 } });
+    const payload = JSON.stringify({
+      type: 'track',
+      event: 'Seat Added',
+      userId: 'seg-user-3',
+      messageId: 'seg-wh-1',
+      timestamp: iso(),
+      properties: { seats: 2 },
+    });
     const ok = await post(`${gw.url}/v1/segment`, payload, { ...auth(orgSeg), 'x-signature': signSegmentBody(payload, SEGMENT_SECRET) });
     expect(ok.status).toBe(200);
     expect(ok.body.results[0]).toMatchObject({ status: 'accepted', idempotency_id: 'seg-wh-1' });
@@ -228,8 +286,16 @@ describe('operations', () => {
 
   it('stop() drains in-flight requests: a request under way when stop is called is still answered and produced', async () => {
     const own = await startGateway(config, { pg });
-    const inflight = post(`${own.url}/v1/events`, Array.from({ length: 500 }, (_, i) => ({ event_name: 'drain', customer_id: 'drain-c', idempotency_id: `drain-${i}` })), auth(orgA));
-    await waitFor(async () => own.ingestor.inFlightEvents, (n) => n > 0, { intervalMs: 1, timeoutMs: 5_000, what: 'request in flight' }).catch(() => undefined);
+    const inflight = post(
+      `${own.url}/v1/events`,
+      Array.from({ length: 500 }, (_, i) => ({ event_name: 'drain', customer_id: 'drain-c', idempotency_id: `drain-${i}` })),
+      auth(orgA),
+    );
+    await waitFor(
+      async () => own.ingestor.inFlightEvents,
+      (n) => n > 0,
+      { intervalMs: 1, timeoutMs: 5_000, what: 'request in flight' },
+    ).catch(() => undefined);
     const stopped = own.stop();
     const r = await inflight;
     await stopped;

@@ -14,21 +14,38 @@ class FakeRedisDedup {
   now = 0;
   private store = new Map<string, { value: string; expires: number }>();
   private n = 0;
-  constructor(private claimTtl: number, private window: number) {}
-  private get(k: string) { const e = this.store.get(k); return e && e.expires > this.now ? e.value : null; }
-  newToken() { return `pending:${++this.n}`; }
+  constructor(
+    private claimTtl: number,
+    private window: number,
+  ) {}
+  private get(k: string) {
+    const e = this.store.get(k);
+    return e && e.expires > this.now ? e.value : null;
+  }
+  newToken() {
+    return `pending:${++this.n}`;
+  }
   async claim(org: string, ids: readonly string[], token: string) {
     return ids.map((id) => {
       const k = `${org}/${id}`;
       const old = this.get(k);
-      if (old === null) { this.store.set(k, { value: token, expires: this.now + this.claimTtl }); return 'claimed' as const; }
-      return old === 'done' ? 'duplicate' as const : 'in_flight' as const;
+      if (old === null) {
+        this.store.set(k, { value: token, expires: this.now + this.claimTtl });
+        return 'claimed' as const;
+      }
+      return old === 'done' ? ('duplicate' as const) : ('in_flight' as const);
     });
   }
-  async commit(org: string, ids: readonly string[]) { for (const id of ids) this.store.set(`${org}/${id}`, { value: 'done', expires: this.now + this.window }); }
+  async commit(org: string, ids: readonly string[]) {
+    for (const id of ids) this.store.set(`${org}/${id}`, { value: 'done', expires: this.now + this.window });
+  }
   async release(org: string, ids: readonly string[], token: string) {
     let n = 0;
-    for (const id of ids) if (this.get(`${org}/${id}`) === token) { this.store.delete(`${org}/${id}`); n++; }
+    for (const id of ids)
+      if (this.get(`${org}/${id}`) === token) {
+        this.store.delete(`${org}/${id}`);
+        n++;
+      }
     return n;
   }
 }
@@ -54,23 +71,44 @@ function setup(opts: { maxInFlight?: number; timeoutMs?: number } = {}) {
   const dedup = new FakeRedisDedup(15_000, 35 * 86_400_000);
   const metrics = createGatewayMetrics(new Registry());
   const queue = new ProduceQueue(kafka, { topic: 't', timeoutMs: opts.timeoutMs ?? 1000, idempotent: true });
-  const ingestor = new Ingestor({ dedup: dedup as unknown as DedupStore, queue, metrics, logger: createLogger('test', 'silent'), maxInFlightEvents: opts.maxInFlight ?? 1000 });
+  const ingestor = new Ingestor({
+    dedup: dedup as unknown as DedupStore,
+    queue,
+    metrics,
+    logger: createLogger('test', 'silent'),
+    maxInFlightEvents: opts.maxInFlight ?? 1000,
+  });
   const produced = () => producer.sent.flat().map((m) => decodeEvent(m.value as Buffer));
   return { producer, dedup, ingestor, queue, produced };
 }
 
 function ev(id: string | null, customer = 'c1'): PreparedItem {
-  const event: ValidEvent = { eventName: 'api_call', customerId: customer, idempotencyId: id ?? crypto.randomUUID(), idempotencyIdGenerated: id === null, timeCreatedMs: 1000, properties: { n: 1 } };
+  const event: ValidEvent = {
+    eventName: 'api_call',
+    customerId: customer,
+    idempotencyId: id ?? crypto.randomUUID(),
+    idempotencyIdGenerated: id === null,
+    timeCreatedMs: 1000,
+    properties: { n: 1 },
+  };
   return { event };
 }
 
 describe('Ingestor', () => {
   it('produces claimed events with the organization from the caller, and answers per event', async () => {
     const { ingestor, produced } = setup();
-    const s = await ingestor.ingest('org_a', 'api', [ev('a'), { result: { status: 'rejected', errors: [{ field: 'customer_id', reason: 'required', message: 'm' }] } }, ev('b')], 5);
+    const s = await ingestor.ingest(
+      'org_a',
+      'api',
+      [ev('a'), { result: { status: 'rejected', errors: [{ field: 'customer_id', reason: 'required', message: 'm' }] } }, ev('b')],
+      5,
+    );
     expect(s.results.map((r) => r.status)).toEqual(['accepted', 'rejected', 'accepted']);
     expect(statusOf(s)).toBe(207);
-    expect(produced().map((e) => [e.organizationId, e.idempotencyId, e.receivedAtMs, e.source])).toEqual([['org_a', 'a', 5, 'api'], ['org_a', 'b', 5, 'api']]);
+    expect(produced().map((e) => [e.organizationId, e.idempotencyId, e.receivedAtMs, e.source])).toEqual([
+      ['org_a', 'a', 5, 'api'],
+      ['org_a', 'b', 5, 'api'],
+    ]);
   });
 
   it('deduplicates within a request and across requests, per organization', async () => {

@@ -4,13 +4,35 @@ import Fastify from 'fastify';
 import { logLevel } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { decodeEvent, eventKey, IDEMPOTENT_RETRY_WARNING, kafkaLogCreator, loadConfig, toKafkaMessage, withTimeout, TimeoutError, type Logger, type UsageEvent } from '@meterline/core';
+import {
+  decodeEvent,
+  eventKey,
+  IDEMPOTENT_RETRY_WARNING,
+  kafkaLogCreator,
+  loadConfig,
+  toKafkaMessage,
+  withTimeout,
+  TimeoutError,
+  type Logger,
+  type UsageEvent,
+} from '@meterline/core';
 import type { SegmentSecretCache } from '../src/auth.ts';
 import type { Ingestor, PreparedItem } from '../src/ingest.ts';
 import { createGatewayMetrics } from '../src/metrics.ts';
 import { ingestApi } from '../src/routes/ingest-api.ts';
 
-const INGEST_ROUTES = ['/v1/events', '/api/track', '/v1/segment', '/v1/batch', '/v1/track', '/v1/identify', '/v1/page', '/v1/screen', '/v1/group', '/v1/alias'];
+const INGEST_ROUTES = [
+  '/v1/events',
+  '/api/track',
+  '/v1/segment',
+  '/v1/batch',
+  '/v1/track',
+  '/v1/identify',
+  '/v1/page',
+  '/v1/screen',
+  '/v1/group',
+  '/v1/alias',
+];
 
 async function build() {
   const cfg = loadConfig({}).gateway;
@@ -18,22 +40,33 @@ async function build() {
   const ingestor = {
     async ingest(org: string, source: string, items: PreparedItem[]) {
       seen.push({ org, source, items });
-      const results = items.map((it, index) => ('result' in it ? { index, ...it.result } : { index, status: 'accepted' as const, idempotency_id: it.event.idempotencyId }));
-      return { accepted: results.filter((r) => r.status === 'accepted').length, duplicates: 0, rejected: results.filter((r) => r.status === 'rejected').length, retry: 0, ignored: 0, results };
+      const results = items.map((it, index) =>
+        'result' in it ? { index, ...it.result } : { index, status: 'accepted' as const, idempotency_id: it.event.idempotencyId },
+      );
+      return {
+        accepted: results.filter((r) => r.status === 'accepted').length,
+        duplicates: 0,
+        rejected: results.filter((r) => r.status === 'rejected').length,
+        retry: 0,
+        ignored: 0,
+        results,
+      };
     },
   } as unknown as Ingestor;
   const app = Fastify({ logger: false });
   app.get('/outside', async () => ({ ok: true }));
-  await app.register(ingestApi({
-    cfg,
-    keys: { resolve: async (key) => (key === 'good' ? { organizationId: 'org_1' } : null) },
-    secrets: { secretOf: async () => null } as unknown as SegmentSecretCache,
-    pg: {} as never,
-    ingestor,
-    metrics: createGatewayMetrics(new Registry()),
-    logger: { error() {}, warn() {}, debug() {} } as unknown as Logger,
-    isShuttingDown: () => false,
-  }));
+  await app.register(
+    ingestApi({
+      cfg,
+      keys: { resolve: async (key) => (key === 'good' ? { organizationId: 'org_1' } : null) },
+      secrets: { secretOf: async () => null } as unknown as SegmentSecretCache,
+      pg: {} as never,
+      ingestor,
+      metrics: createGatewayMetrics(new Registry()),
+      logger: { error() {}, warn() {}, debug() {} } as unknown as Logger,
+      isShuttingDown: () => false,
+    }),
+  );
   return { app, seen };
 }
 
@@ -59,7 +92,12 @@ describe('ingest plugin', () => {
     const ok = await app.inject({ method: 'POST', url: '/v1/events', payload: JSON.stringify(ev), headers: auth });
     expect(ok.statusCode).toBe(200);
     expect(seen[0]).toMatchObject({ org: 'org_1', source: 'api' });
-    const seg = await app.inject({ method: 'POST', url: '/v1/page', payload: JSON.stringify({ userId: 'u', messageId: 'm' }), headers: auth });
+    const seg = await app.inject({
+      method: 'POST',
+      url: '/v1/page',
+      payload: JSON.stringify({ userId: 'u', messageId: 'm' }),
+      headers: auth,
+    });
     expect(seg.statusCode).toBe(200);
     expect(seen[1]).toMatchObject({ org: 'org_1', source: 'segment' });
     for (const url of INGEST_ROUTES) {
@@ -74,7 +112,16 @@ describe('ingest plugin', () => {
 
 describe('core helpers used by the gateway', () => {
   it('toKafkaMessage: key organization/customer, value the Avro encoding', () => {
-    const e: UsageEvent = { organizationId: 'o', customerId: 'c', eventName: 'n', idempotencyId: 'i', timeCreatedMs: 1_700_000_000_000, receivedAtMs: 1_700_000_000_001, properties: { a: 1 }, source: 'api' };
+    const e: UsageEvent = {
+      organizationId: 'o',
+      customerId: 'c',
+      eventName: 'n',
+      idempotencyId: 'i',
+      timeCreatedMs: 1_700_000_000_000,
+      receivedAtMs: 1_700_000_000_001,
+      properties: { a: 1 },
+      source: 'api',
+    };
     const m = toKafkaMessage(e);
     expect(m.key).toBe(eventKey(e));
     expect(decodeEvent(m.value)).toEqual(e);
@@ -82,7 +129,9 @@ describe('core helpers used by the gateway', () => {
 
   it('kafkaLogCreator drops the idempotent-producer warning and demotes errors only when asked', () => {
     const lines: Array<[string, string]> = [];
-    const logger = Object.fromEntries(['error', 'warn', 'debug'].map((l) => [l, (_o: unknown, msg: string) => lines.push([l, msg])])) as unknown as Logger;
+    const logger = Object.fromEntries(
+      ['error', 'warn', 'debug'].map((l) => [l, (_o: unknown, msg: string) => lines.push([l, msg])]),
+    ) as unknown as Logger;
     const entry = (level: number, message: string) => ({ namespace: 'x', level, label: '', log: { message, timestamp: '' } });
     const gw = kafkaLogCreator(logger, { dropIdempotentRetryWarning: true, errorsAsWarnings: true })(logLevel.WARN);
     gw(entry(logLevel.WARN, `${IDEMPOTENT_RETRY_WARNING} to 3`));
@@ -91,7 +140,12 @@ describe('core helpers used by the gateway', () => {
     plain(entry(logLevel.WARN, `${IDEMPOTENT_RETRY_WARNING} to 3`));
     plain(entry(logLevel.ERROR, 'boom'));
     plain(entry(logLevel.INFO, 'info'));
-    expect(lines).toEqual([['warn', 'boom'], ['warn', `${IDEMPOTENT_RETRY_WARNING} to 3`], ['error', 'boom'], ['debug', 'info']]);
+    expect(lines).toEqual([
+      ['warn', 'boom'],
+      ['warn', `${IDEMPOTENT_RETRY_WARNING} to 3`],
+      ['error', 'boom'],
+      ['debug', 'info'],
+    ]);
   });
 
   it('withTimeout: the outcome in time, else TimeoutError or the caller’s error', async () => {

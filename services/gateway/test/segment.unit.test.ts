@@ -14,10 +14,21 @@ function event(msg: unknown, implied?: Parameters<typeof mapSegmentMessage>[3]) 
 describe('mapSegmentMessage', () => {
   it('maps a track call', () => {
     const e = event({
-      type: 'track', event: 'Order Completed', userId: 'u1', anonymousId: 'anon', messageId: 'm-1',
-      timestamp: '2025-06-15T11:59:00.000Z', properties: { revenue: 12.5, currency: 'EUR', paid: true },
+      type: 'track',
+      event: 'Order Completed',
+      userId: 'u1',
+      anonymousId: 'anon',
+      messageId: 'm-1',
+      timestamp: '2025-06-15T11:59:00.000Z',
+      properties: { revenue: 12.5, currency: 'EUR', paid: true },
     });
-    expect(e).toMatchObject({ eventName: 'Order Completed', customerId: 'u1', idempotencyId: 'm-1', idempotencyIdGenerated: false, timeCreatedMs: Date.parse('2025-06-15T11:59:00Z') });
+    expect(e).toMatchObject({
+      eventName: 'Order Completed',
+      customerId: 'u1',
+      idempotencyId: 'm-1',
+      idempotencyIdGenerated: false,
+      timeCreatedMs: Date.parse('2025-06-15T11:59:00Z'),
+    });
     expect({ ...e.properties }).toEqual({ revenue: 12.5, currency: 'EUR', paid: true });
   });
 
@@ -30,7 +41,12 @@ describe('mapSegmentMessage', () => {
   });
 
   it('flattens nested properties with dot keys, arrays by index, drops nulls', () => {
-    const e = event({ type: 'track', event: 'x', userId: 'u', properties: { plan: { tier: 'pro', seats: 3 }, items: [{ sku: 'a' }, 'b'], gone: null } });
+    const e = event({
+      type: 'track',
+      event: 'x',
+      userId: 'u',
+      properties: { plan: { tier: 'pro', seats: 3 }, items: [{ sku: 'a' }, 'b'], gone: null },
+    });
     expect({ ...e.properties }).toEqual({ 'plan.tier': 'pro', 'plan.seats': 3, 'items.0.sku': 'a', 'items.1': 'b' });
   });
 
@@ -42,18 +58,30 @@ describe('mapSegmentMessage', () => {
   });
 
   it('maps identify to a customer upsert with name and email from traits', () => {
-    expect(mapSegmentMessage({ type: 'identify', userId: 'u1', traits: { name: 'Ada Lovelace', email: 'ada@example.com', plan: 'x' } }, NOW, RULES))
-      .toEqual({ kind: 'identify', customer: { customerId: 'u1', name: 'Ada Lovelace', email: 'ada@example.com' } });
-    expect(mapSegmentMessage({ userId: 'u2', traits: { firstName: 'Grace', lastName: 'Hopper' } }, NOW, RULES, 'identify'))
-      .toEqual({ kind: 'identify', customer: { customerId: 'u2', name: 'Grace Hopper', email: null } });
-    expect(mapSegmentMessage({ type: 'identify', traits: { name: 'x' } }, NOW, RULES))
-      .toMatchObject({ kind: 'rejected', errors: [{ field: 'userId', reason: 'required' }] });
+    expect(
+      mapSegmentMessage(
+        { type: 'identify', userId: 'u1', traits: { name: 'Ada Lovelace', email: 'ada@example.com', plan: 'x' } },
+        NOW,
+        RULES,
+      ),
+    ).toEqual({ kind: 'identify', customer: { customerId: 'u1', name: 'Ada Lovelace', email: 'ada@example.com' } });
+    expect(mapSegmentMessage({ userId: 'u2', traits: { firstName: 'Grace', lastName: 'Hopper' } }, NOW, RULES, 'identify')).toEqual({
+      kind: 'identify',
+      customer: { customerId: 'u2', name: 'Grace Hopper', email: null },
+    });
+    expect(mapSegmentMessage({ type: 'identify', traits: { name: 'x' } }, NOW, RULES)).toMatchObject({
+      kind: 'rejected',
+      errors: [{ field: 'userId', reason: 'required' }],
+    });
   });
 
   it('ignores group and alias, rejects unknown types', () => {
     expect(mapSegmentMessage({ type: 'group', userId: 'u', groupId: 'g' }, NOW, RULES)).toEqual({ kind: 'ignored', type: 'group' });
     expect(mapSegmentMessage({ type: 'alias', userId: 'u', previousId: 'p' }, NOW, RULES)).toEqual({ kind: 'ignored', type: 'alias' });
-    expect(mapSegmentMessage({ type: 'bogus', userId: 'u' }, NOW, RULES)).toMatchObject({ kind: 'rejected', errors: [{ field: 'type', reason: 'unsupported_type' }] });
+    expect(mapSegmentMessage({ type: 'bogus', userId: 'u' }, NOW, RULES)).toMatchObject({
+      kind: 'rejected',
+      errors: [{ field: 'type', reason: 'unsupported_type' }],
+    });
     expect(mapSegmentMessage({ userId: 'u' }, NOW, RULES)).toMatchObject({ kind: 'rejected', errors: [{ field: 'type' }] });
     expect(mapSegmentMessage('x', NOW, RULES)).toMatchObject({ kind: 'rejected', errors: [{ reason: 'not_an_object' }] });
   });
@@ -63,19 +91,26 @@ describe('mapSegmentMessage', () => {
     expect(m.kind).toBe('event');
     if (m.kind !== 'event' || m.result.ok) throw new Error('expected rejection');
     expect(m.result.errors.map((e) => `${e.field}:${e.reason}`)).toEqual([
-      'event:required', 'userId:required', 'messageId:must_be_string', 'timestamp:invalid_timestamp',
+      'event:required',
+      'userId:required',
+      'messageId:must_be_string',
+      'timestamp:invalid_timestamp',
     ]);
     expect(m.result.errors[0]!.message).toBe('event is required');
   });
 
   it('rejects properties that flatten beyond the limits', () => {
     const wide = { a: Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`k${i}`, i])) };
-    expect(mapSegmentMessage({ type: 'track', event: 'x', userId: 'u', properties: wide }, NOW, RULES))
-      .toMatchObject({ kind: 'rejected', errors: [{ field: 'properties', reason: 'too_many_properties' }] });
+    expect(mapSegmentMessage({ type: 'track', event: 'x', userId: 'u', properties: wide }, NOW, RULES)).toMatchObject({
+      kind: 'rejected',
+      errors: [{ field: 'properties', reason: 'too_many_properties' }],
+    });
     let deep: unknown = 1;
     for (let i = 0; i < 20; i++) deep = { d: deep };
-    expect(mapSegmentMessage({ type: 'track', event: 'x', userId: 'u', properties: deep }, NOW, RULES))
-      .toMatchObject({ kind: 'rejected', errors: [{ reason: 'too_deep' }] });
+    expect(mapSegmentMessage({ type: 'track', event: 'x', userId: 'u', properties: deep }, NOW, RULES)).toMatchObject({
+      kind: 'rejected',
+      errors: [{ reason: 'too_deep' }],
+    });
     expect(flattenProperties([1])).toMatchObject({ ok: false, error: { reason: 'must_be_object' } });
   });
 });

@@ -15,7 +15,10 @@ export class TopicReader {
   readonly undecodable: Buffer[] = [];
   private consumer: Consumer;
 
-  constructor(kafka: Kafka, private readonly topic: string) {
+  constructor(
+    kafka: Kafka,
+    private readonly topic: string,
+  ) {
     this.consumer = kafka.consumer({ groupId: uniqueId('g_gateway_test'), sessionTimeout: 10_000, heartbeatInterval: 1_000 });
   }
 
@@ -39,7 +42,10 @@ export class TopicReader {
 
   /** Waits until a record with this idempotency id of this organization has been read. */
   async waitForId(organizationId: string, idempotencyId: string, timeoutMs = 30_000): Promise<void> {
-    await waitFor(async () => this.of(organizationId).some((r) => r.idempotencyId === idempotencyId), Boolean, { timeoutMs, what: `event ${idempotencyId} in the topic` });
+    await waitFor(async () => this.of(organizationId).some((r) => r.idempotencyId === idempotencyId), Boolean, {
+      timeoutMs,
+      what: `event ${idempotencyId} in the topic`,
+    });
   }
 
   async stop(): Promise<void> {
@@ -47,7 +53,11 @@ export class TopicReader {
   }
 }
 
-export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+export async function post(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
@@ -55,7 +65,11 @@ export async function post(url: string, body: unknown, headers: Record<string, s
   });
   const text = await res.text();
   let parsed: unknown = text;
-  try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, body: parsed, headers: res.headers };
 }
 

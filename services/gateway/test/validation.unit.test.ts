@@ -46,7 +46,9 @@ describe('validateEvent', () => {
   it('rejects aliases that conflict, accepts identical ones', () => {
     expect(reasons({ ...base, idempotency_key: 'other' })).toEqual(['idempotency_id:conflicting_alias']);
     expect(valid({ ...base, idempotency_key: 'id-1' }).idempotencyId).toBe('id-1');
-    expect(reasons({ ...base, time_created: '2025-06-15T10:00:00Z', timestamp: '2025-06-15T10:00:01Z' })).toEqual(['time_created:conflicting_alias']);
+    expect(reasons({ ...base, time_created: '2025-06-15T10:00:00Z', timestamp: '2025-06-15T10:00:01Z' })).toEqual([
+      'time_created:conflicting_alias',
+    ]);
   });
 
   it('rejects non-objects', () => {
@@ -67,7 +69,9 @@ describe('validateEvent', () => {
     expect(reasons({ ...base, event_name: 'x'.repeat(LIMITS.eventNameMaxLength + 1) })).toEqual(['event_name:too_long']);
     expect(valid({ ...base, event_name: 'x'.repeat(LIMITS.eventNameMaxLength) }).eventName).toHaveLength(255);
     expect(reasons({ ...base, customer_id: 'c'.repeat(LIMITS.customerIdMaxLength + 1) })).toEqual(['customer_id:too_long']);
-    expect(reasons({ ...base, idempotency_key: 'k'.repeat(LIMITS.idempotencyIdMaxLength + 1), idempotency_id: undefined })).toEqual(['idempotency_key:too_long']);
+    expect(reasons({ ...base, idempotency_key: 'k'.repeat(LIMITS.idempotencyIdMaxLength + 1), idempotency_id: undefined })).toEqual([
+      'idempotency_key:too_long',
+    ]);
     expect(reasons({ ...base, customer_id: 'a\nb' })).toEqual(['customer_id:invalid_characters']);
   });
 
@@ -76,7 +80,15 @@ describe('validateEvent', () => {
     expect(parseRfc3339('2025-06-15T12:00:00+02:00')).toBe(Date.parse('2025-06-15T10:00:00Z'));
     expect(parseRfc3339('2025-06-15T08:30:00-01:30')).toBe(Date.parse('2025-06-15T10:00:00Z'));
     expect(parseRfc3339('2025-06-15t10:00:00.123456789z')).toBe(Date.parse('2025-06-15T10:00:00.123Z'));
-    for (const bad of ['2025-06-15T10:00:00', '2025-06-15', '2025-02-30T00:00:00Z', '2025-13-01T00:00:00Z', '2025-06-15T24:00:00Z', 'yesterday', '1718445600']) {
+    for (const bad of [
+      '2025-06-15T10:00:00',
+      '2025-06-15',
+      '2025-02-30T00:00:00Z',
+      '2025-13-01T00:00:00Z',
+      '2025-06-15T24:00:00Z',
+      'yesterday',
+      '1718445600',
+    ]) {
       expect(parseRfc3339(bad), bad).toBeNull();
     }
   });
@@ -91,10 +103,14 @@ describe('validateEvent', () => {
     const iso = (ms: number) => new Date(ms).toISOString();
     expect(valid({ ...base, time_created: iso(NOW + DAY) }).timeCreatedMs).toBe(NOW + DAY);
     const future = errorsOf({ ...base, time_created: iso(NOW + DAY + 1000) });
-    expect(future).toEqual([{ field: 'time_created', reason: 'too_far_in_future', message: 'time_created is more than 1 day in the future' }]);
+    expect(future).toEqual([
+      { field: 'time_created', reason: 'too_far_in_future', message: 'time_created is more than 1 day in the future' },
+    ]);
     expect(valid({ ...base, time_created: iso(NOW - 35 * DAY) }).timeCreatedMs).toBe(NOW - 35 * DAY);
     const old = errorsOf({ ...base, timestamp: iso(NOW - 35 * DAY - 1000) });
-    expect(old).toEqual([{ field: 'timestamp', reason: 'outside_backfill_window', message: 'timestamp is older than the backfill window of 35 days' }]);
+    expect(old).toEqual([
+      { field: 'timestamp', reason: 'outside_backfill_window', message: 'timestamp is older than the backfill window of 35 days' },
+    ]);
     // configurable
     const r = validateEvent({ ...base, time_created: iso(NOW + 2 * DAY) }, NOW, { maxFutureMs: 3 * DAY, backfillWindowMs: DAY });
     expect(r.ok).toBe(true);
@@ -105,7 +121,9 @@ describe('validateEvent', () => {
     expect(reasons({ ...base, properties: 'x' })).toEqual(['properties:must_be_object']);
     expect(valid({ ...base, properties: null }).properties).toEqual({});
     expect(reasons({ ...base, properties: { a: { b: 1 }, c: [1], d: null } })).toEqual([
-      'properties.a:must_be_scalar', 'properties.c:must_be_scalar', 'properties.d:must_be_scalar',
+      'properties.a:must_be_scalar',
+      'properties.c:must_be_scalar',
+      'properties.d:must_be_scalar',
     ]);
     expect(reasons({ ...base, properties: { '': 1 } })).toEqual(['properties.:empty_key']);
     const tooMany = Object.fromEntries(Array.from({ length: LIMITS.maxProperties + 1 }, (_, i) => [`k${i}`, i]));
@@ -126,11 +144,16 @@ describe('validateEvent', () => {
     expect(reasons({ ...base, properties: { ['k\u0001']: 1 } })).toEqual(['properties.k\\u0001:key_invalid_characters']);
     expect(reasons({ ...base, properties: { ['k\ud800']: 1 } })).toEqual(['properties.k\\ud800:key_invalid_unicode']);
     // paired surrogates (astral characters), tabs and newlines in values are fine
-    expect(valid({ ...base, customer_id: 'c 😀 𝄞', properties: { note: 'line 1\n\tline 2 😀', tiny: 5e-324 } }).properties).toEqual({ note: 'line 1\n\tline 2 😀', tiny: 5e-324 });
+    expect(valid({ ...base, customer_id: 'c 😀 𝄞', properties: { note: 'line 1\n\tline 2 😀', tiny: 5e-324 } }).properties).toEqual({
+      note: 'line 1\n\tline 2 😀',
+      tiny: 5e-324,
+    });
   });
 
   it('refuses an event holding a "__proto__" key anywhere, naming where (prototype-poisoning guard, per event)', () => {
-    expect(reasons(JSON.parse('{"event_name":"a","customer_id":"c","properties":{"__proto__":"x","n":1}}'))).toEqual(['properties.__proto__:forbidden_key']);
+    expect(reasons(JSON.parse('{"event_name":"a","customer_id":"c","properties":{"__proto__":"x","n":1}}'))).toEqual([
+      'properties.__proto__:forbidden_key',
+    ]);
     expect(reasons(JSON.parse('{"event_name":"a","customer_id":"c","__proto__":{"polluted":true}}'))).toEqual(['__proto__:forbidden_key']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });

@@ -131,16 +131,29 @@ export class ApiKeyCache {
     });
     this.subscriber = sub;
     sub.on('error', (err: Error) => onError(err));
-    sub.on('message', (ch: string) => { if (ch === channel) this.invalidate(); });
+    sub.on('message', (ch: string) => {
+      if (ch === channel) this.invalidate();
+    });
     // Lost the subscription: forget entries cached under the long TTL; new ones live unsubscribedTtlMs.
-    sub.on('close', () => { if (this.subscribed && !this.closed) this.invalidate(); if (!this.closed) this.subscribed = false; });
+    sub.on('close', () => {
+      if (this.subscribed && !this.closed) this.invalidate();
+      if (!this.closed) this.subscribed = false;
+    });
     sub.on('ready', () => {
       sub.subscribe(channel).then(
-        () => { this.invalidate(); this.subscribed = true; },
-        (err: Error) => { onError(err); sub.disconnect(true); }, // reconnect and try again
+        () => {
+          this.invalidate();
+          this.subscribed = true;
+        },
+        (err: Error) => {
+          onError(err);
+          sub.disconnect(true);
+        }, // reconnect and try again
       );
     });
-    redis.once('end', () => { void this.close(); });
+    redis.once('end', () => {
+      void this.close();
+    });
     return this;
   }
 

@@ -15,13 +15,14 @@ export interface KafkaLogOptions {
 
 /** The one kafkajs → pino bridge (no logger: kafkajs logs nothing). */
 export function kafkaLogCreator(logger?: Logger, opts: KafkaLogOptions = {}): NonNullable<KafkaJsConfig['logCreator']> {
-  return () => ({ namespace, level, log }) => {
-    if (!logger) return;
-    const { message, ...extra } = log;
-    if (opts.dropIdempotentRetryWarning && message.startsWith(IDEMPOTENT_RETRY_WARNING)) return;
-    const fn = level <= logLevel.ERROR ? (opts.errorsAsWarnings ? 'warn' : 'error') : level === logLevel.WARN ? 'warn' : 'debug';
-    logger[fn]({ kafkajs: namespace, ...extra }, message);
-  };
+  return () =>
+    ({ namespace, level, log }) => {
+      if (!logger) return;
+      const { message, ...extra } = log;
+      if (opts.dropIdempotentRetryWarning && message.startsWith(IDEMPOTENT_RETRY_WARNING)) return;
+      const fn = level <= logLevel.ERROR ? (opts.errorsAsWarnings ? 'warn' : 'error') : level === logLevel.WARN ? 'warn' : 'debug';
+      logger[fn]({ kafkajs: namespace, ...extra }, message);
+    };
 }
 
 export function createKafka(cfg: KafkaConfig, logger?: Logger, overrides: Partial<KafkaJsConfig> = {}, log: KafkaLogOptions = {}): Kafka {

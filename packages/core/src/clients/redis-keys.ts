@@ -16,9 +16,11 @@ export const redisKeys = {
   gatewayDedup: (organizationId: string, idempotencyId: string) =>
     `ml:gw:dedup:{${organizationId}}:${sha256(idempotencyId).subarray(0, 16).toString('base64')}`,
   /** Aggregator claim "partition:offset" of the record that owns an idempotency id (dedup window). */
-  aggregatorClaim: (organizationId: string, idempotencyId: string) => `ml:agg:claim:${organizationId}:${sha256(idempotencyId).toString('hex')}`,
+  aggregatorClaim: (organizationId: string, idempotencyId: string) =>
+    `ml:agg:claim:${organizationId}:${sha256(idempotencyId).toString('hex')}`,
   /** Lock: one aggregator instance backfills a metric version. */
-  aggregatorBackfillLock: (organizationId: string, metricId: string, version: number) => `ml:agg:backfill:${organizationId}/${metricId}/${version}`,
+  aggregatorBackfillLock: (organizationId: string, metricId: string, version: number) =>
+    `ml:agg:backfill:${organizationId}/${metricId}/${version}`,
   /** Billing's usage ledger of one customer, feature, metric version and period window. */
   billingUsage: (k: { orgId: string; customerId: string; featureId: string; metricVersion: number; windowStartMs: number }) =>
     `ml:billing:usage:{${k.orgId}:${k.customerId}}:${k.featureId}:v${k.metricVersion}:${k.windowStartMs}`,

@@ -5,8 +5,15 @@
 import type { PgPool } from '../clients/postgres.ts';
 
 export interface CustomerRecord {
-  customer_id: string; name: string | null; email: string | null; currency: string; balance_minor: string;
-  metadata: Record<string, unknown>; created_at: Date; updated_at: Date; archived_at: Date | null;
+  customer_id: string;
+  name: string | null;
+  email: string | null;
+  currency: string;
+  balance_minor: string;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+  archived_at: Date | null;
 }
 
 const COLS = 'customer_id, name, email, currency, balance_minor, metadata, created_at, updated_at, archived_at';
@@ -44,7 +51,12 @@ export async function insertCustomerIfAbsent(
   return { row: (await selectCustomer(pool, orgId, c.customer_id, true))!, created: false };
 }
 
-export async function selectCustomer(pool: PgPool, orgId: string, customerId: string, includeArchived = false): Promise<CustomerRecord | null> {
+export async function selectCustomer(
+  pool: PgPool,
+  orgId: string,
+  customerId: string,
+  includeArchived = false,
+): Promise<CustomerRecord | null> {
   const { rows } = await pool.query<CustomerRecord>(
     `SELECT ${COLS} FROM customers WHERE organization_id = $1 AND customer_id = $2 ${includeArchived ? '' : 'AND archived_at IS NULL'}`,
     [orgId, customerId],
@@ -53,7 +65,11 @@ export async function selectCustomer(pool: PgPool, orgId: string, customerId: st
 }
 
 /** One page (limit + 1 rows, so the caller knows whether there is more), oldest first. */
-export async function selectCustomers(pool: PgPool, orgId: string, opts: { limit: number; offset: number; include_archived?: boolean; email?: string }): Promise<CustomerRecord[]> {
+export async function selectCustomers(
+  pool: PgPool,
+  orgId: string,
+  opts: { limit: number; offset: number; include_archived?: boolean; email?: string },
+): Promise<CustomerRecord[]> {
   const { rows } = await pool.query<CustomerRecord>(
     `SELECT ${COLS} FROM customers WHERE organization_id = $1 AND ($2::boolean OR archived_at IS NULL) AND ($3::text IS NULL OR email = $3)
      ORDER BY created_at, customer_id LIMIT $4 OFFSET $5`,
@@ -63,7 +79,12 @@ export async function selectCustomers(pool: PgPool, orgId: string, opts: { limit
 }
 
 /** Updates the given fields of a live (not archived) customer; undefined leaves a field as is. */
-export async function updateCustomerFields(pool: PgPool, orgId: string, customerId: string, p: { name?: string | null; email?: string | null; balance_minor?: bigint; metadata?: object }): Promise<CustomerRecord | null> {
+export async function updateCustomerFields(
+  pool: PgPool,
+  orgId: string,
+  customerId: string,
+  p: { name?: string | null; email?: string | null; balance_minor?: bigint; metadata?: object },
+): Promise<CustomerRecord | null> {
   const { rows } = await pool.query<CustomerRecord>(
     `UPDATE customers SET
        name = CASE WHEN $3::boolean THEN $4 ELSE name END,
@@ -72,7 +93,16 @@ export async function updateCustomerFields(pool: PgPool, orgId: string, customer
        metadata = coalesce($8::jsonb, metadata),
        updated_at = now()
      WHERE organization_id = $1 AND customer_id = $2 AND archived_at IS NULL RETURNING ${COLS}`,
-    [orgId, customerId, p.name !== undefined, p.name ?? null, p.email !== undefined, p.email ?? null, p.balance_minor?.toString() ?? null, p.metadata ? JSON.stringify(p.metadata) : null],
+    [
+      orgId,
+      customerId,
+      p.name !== undefined,
+      p.name ?? null,
+      p.email !== undefined,
+      p.email ?? null,
+      p.balance_minor?.toString() ?? null,
+      p.metadata ? JSON.stringify(p.metadata) : null,
+    ],
   );
   return rows[0] ?? null;
 }

@@ -57,7 +57,10 @@ const resolvers = new Map<string, avro.Resolver | null>([[writerFingerprint.toSt
 export const SCHEMA_FINGERPRINT_HEX = writerFingerprint.toString('hex');
 
 export class EventDecodeError extends Error {
-  constructor(message: string, readonly reason: 'bad_magic' | 'unknown_schema' | 'bad_body') {
+  constructor(
+    message: string,
+    readonly reason: 'bad_magic' | 'unknown_schema' | 'bad_body',
+  ) {
     super(message);
   }
 }

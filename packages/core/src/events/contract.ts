@@ -70,8 +70,10 @@ export function usageEventProblem(e: UsageEvent): string | null {
     const p = identifierProblem(v);
     if (p) return `${field}: ${p}`;
   }
-  if (!Number.isSafeInteger(e.timeCreatedMs) || e.timeCreatedMs < 0 || e.timeCreatedMs >= EVENT_LIMITS.maxTimeMs) return 'time_created: out_of_range';
-  if (!Number.isSafeInteger(e.receivedAtMs) || e.receivedAtMs < 0 || e.receivedAtMs >= EVENT_LIMITS.maxTimeMs) return 'received_at: out_of_range';
+  if (!Number.isSafeInteger(e.timeCreatedMs) || e.timeCreatedMs < 0 || e.timeCreatedMs >= EVENT_LIMITS.maxTimeMs)
+    return 'time_created: out_of_range';
+  if (!Number.isSafeInteger(e.receivedAtMs) || e.receivedAtMs < 0 || e.receivedAtMs >= EVENT_LIMITS.maxTimeMs)
+    return 'received_at: out_of_range';
   if (typeof e.source !== 'string' || e.source.length > 32 || identifierProblem(e.source)) return 'source: invalid';
   return propertiesProblem(e.properties as unknown);
 }

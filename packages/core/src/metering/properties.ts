@@ -7,7 +7,12 @@
 import { MIN_NORMAL_NUMBER } from '../clients/clickhouse.ts';
 import type { Properties, PropertyValue } from '../events/event.ts';
 
-export interface PropertyColumns { prop_keys: string[]; prop_values: string[]; prop_number_values: number[]; prop_is_number: number[] }
+export interface PropertyColumns {
+  prop_keys: string[];
+  prop_values: string[];
+  prop_number_values: number[];
+  prop_is_number: number[];
+}
 
 const NUMERIC = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
 

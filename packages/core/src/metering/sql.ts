@@ -21,9 +21,16 @@ const NUM_OPS = { eq: '=', neq: '!=', gt: '>', gte: '>=', lt: '<', lte: '<=' } a
  */
 export function filterSql(f: MetricFilter): string {
   switch (f.operator) {
-    case 'equals': return `(${propPresent(f.property)} AND ${propText(f.property)} = ${sqlString(f.value)})`;
-    case 'in': return f.values.length === 0 ? '0' : `(${propPresent(f.property)} AND ${propText(f.property)} IN (${f.values.map(sqlString).join(',')}))`;
-    case 'not_in': return f.values.length === 0 ? '1' : `(NOT ${propPresent(f.property)} OR ${propText(f.property)} NOT IN (${f.values.map(sqlString).join(',')}))`;
+    case 'equals':
+      return `(${propPresent(f.property)} AND ${propText(f.property)} = ${sqlString(f.value)})`;
+    case 'in':
+      return f.values.length === 0
+        ? '0'
+        : `(${propPresent(f.property)} AND ${propText(f.property)} IN (${f.values.map(sqlString).join(',')}))`;
+    case 'not_in':
+      return f.values.length === 0
+        ? '1'
+        : `(NOT ${propPresent(f.property)} OR ${propText(f.property)} NOT IN (${f.values.map(sqlString).join(',')}))`;
     default: {
       const op = NUM_OPS[f.operator];
       if (!op) throw new TypeError(`unknown filter operator ${JSON.stringify((f as { operator: unknown }).operator)}`);

@@ -6,8 +6,20 @@ import type { MetricDefinition } from './definition.ts';
 import { MINUTE_BUCKET, STATE_AGGREGATES, metricConditions, metricEventColumns } from './sql.ts';
 
 export type UsageWindow = 'minute' | 'hour' | 'day';
-export interface UsageQuery { metric: MetricDefinition; customerId?: string; from: Date; to: Date; window?: UsageWindow | null; includeGroups?: boolean }
-export interface UsageRow { customerId: string; windowStart: Date | null; groups: Record<string, string>; value: number }
+export interface UsageQuery {
+  metric: MetricDefinition;
+  customerId?: string;
+  from: Date;
+  to: Date;
+  window?: UsageWindow | null;
+  includeGroups?: boolean;
+}
+export interface UsageRow {
+  customerId: string;
+  windowStart: Date | null;
+  groups: Record<string, string>;
+  value: number;
+}
 
 const WINDOW_SECONDS: Record<UsageWindow, number> = { minute: 60, hour: 3600, day: 86400 };
 
@@ -39,8 +51,13 @@ export function usageConditions(q: Pick<UsageQuery, 'metric' | 'customerId'>, fr
 function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId'>, ranges: [number, number][]): string {
   const m = q.metric;
   const { num, str, g1, g2 } = metricEventColumns(m);
-  const inRange = ranges.map(([a, b]) => `(time_created >= toDateTime(${sqlNumber(Math.floor(a / 1000))}) AND time_created <= toDateTime(${sqlNumber(Math.ceil(b / 1000))})
-      AND time_created_ms >= ${sqlNumber(a)} AND time_created_ms < ${sqlNumber(b)})`);
+  const inRange = ranges.map(
+    ([
+      a,
+      b,
+    ]) => `(time_created >= toDateTime(${sqlNumber(Math.floor(a / 1000))}) AND time_created <= toDateTime(${sqlNumber(Math.ceil(b / 1000))})
+      AND time_created_ms >= ${sqlNumber(a)} AND time_created_ms < ${sqlNumber(b)})`,
+  );
   const where = [
     `organization_id = ${sqlString(m.organizationId)}`,
     `event_name = ${sqlString(m.eventName)}`,
@@ -113,7 +130,10 @@ export type MetricVersionStatus = 'ready' | 'backfilling' | 'pending' | 'invalid
  * defined: 'ready' once its backfill finished, 'backfilling' while one runs, 'pending' before.
  * (Events arriving later are counted by the live path within seconds in any state.)
  */
-export async function metricVersionStatus(ch: ClickHouseClient, metric: Pick<MetricDefinition, 'organizationId' | 'metricId' | 'version'>): Promise<MetricVersionStatus> {
+export async function metricVersionStatus(
+  ch: ClickHouseClient,
+  metric: Pick<MetricDefinition, 'organizationId' | 'metricId' | 'version'>,
+): Promise<MetricVersionStatus> {
   const rs = await ch.query({
     query: `SELECT max(status_rank) AS r FROM metric_backfills FINAL WHERE organization_id = ${sqlString(metric.organizationId)}
               AND metric_id = ${sqlString(metric.metricId)} AND metric_version = ${sqlNumber(metric.version)}`,

@@ -12,7 +12,10 @@ import { sqlIdentifier, sqlString } from '../clients/clickhouse.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../../infra/migrations/', import.meta.url));
 
-interface Migration { version: string; sql: string }
+interface Migration {
+  version: string;
+  sql: string;
+}
 
 async function loadMigrations(kind: 'postgres' | 'clickhouse'): Promise<Migration[]> {
   const dir = path.join(MIGRATIONS_DIR, kind);
@@ -49,7 +52,9 @@ export async function migratePostgres(url: string): Promise<string[]> {
   try {
     // one migrator at a time (tests and services may start together)
     await client.query('SELECT pg_advisory_lock(727274)');
-    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
     const done = new Set((await client.query<{ version: string }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
     for (const m of await loadMigrations('postgres')) {
       if (done.has(m.version)) continue;
@@ -82,7 +87,9 @@ export function splitStatements(sql: string): string[] {
 export async function migrateClickHouse(root: ClickHouseClient, database: string): Promise<string[]> {
   const db = sqlIdentifier(database);
   await root.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
-  await root.command({ query: `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (version String, applied_at DateTime DEFAULT now()) ENGINE = TinyLog` });
+  await root.command({
+    query: `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (version String, applied_at DateTime DEFAULT now()) ENGINE = TinyLog`,
+  });
   const rs = await root.query({ query: `SELECT version FROM ${db}.schema_migrations`, format: 'JSONEachRow' });
   const done = new Set((await rs.json<{ version: string }>()).map((r) => r.version));
   const applied: string[] = [];

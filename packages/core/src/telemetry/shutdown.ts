@@ -7,14 +7,26 @@ import type { Logger } from 'pino';
 export function onShutdownSignal(logger: Logger, stop: () => Promise<void>, timeoutMs = 30_000): void {
   let stopping = false;
   const handler = (signal: string) => {
-    if (stopping) { logger.warn({ signal }, 'second signal, exiting now'); process.exit(1); }
+    if (stopping) {
+      logger.warn({ signal }, 'second signal, exiting now');
+      process.exit(1);
+    }
     stopping = true;
     logger.info({ signal }, 'shutting down gracefully');
-    const timer = setTimeout(() => { logger.error('graceful shutdown timed out'); process.exit(1); }, timeoutMs);
+    const timer = setTimeout(() => {
+      logger.error('graceful shutdown timed out');
+      process.exit(1);
+    }, timeoutMs);
     timer.unref();
     stop().then(
-      () => { logger.info('shutdown complete'); process.exit(0); },
-      (err) => { logger.error({ err }, 'shutdown failed'); process.exit(1); },
+      () => {
+        logger.info('shutdown complete');
+        process.exit(0);
+      },
+      (err) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
     );
   };
   process.on('SIGTERM', () => handler('SIGTERM'));

@@ -17,6 +17,15 @@ export function withTimeout<T>(p: Promise<T>, ms: number, opts: WithTimeoutOptio
       const message = `${opts.what ? `${opts.what} ` : ''}timed out after ${ms} ms`;
       reject(opts.error ? opts.error(message) : new TimeoutError(message));
     }, ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
   });
 }

@@ -14,7 +14,10 @@ const pool = createPostgres(config.postgresUrl, { max: 1, applicationName: 'mete
 try {
   const org = await insertOrganization(pool, values.name);
   if (values.json) process.stdout.write(JSON.stringify(org) + '\n');
-  else process.stdout.write(`organization_id: ${org.organization_id}\nname: ${org.name}\napi_key: ${org.api_key}\n(the API key is shown only now; store it safely)\n`);
+  else
+    process.stdout.write(
+      `organization_id: ${org.organization_id}\nname: ${org.name}\napi_key: ${org.api_key}\n(the API key is shown only now; store it safely)\n`,
+    );
 } finally {
   await pool.end();
 }

@@ -9,13 +9,27 @@ import * as subs from '../subscriptions/store.ts';
 import * as invoices from '../invoices/store.ts';
 import { subscriptionJson } from '../subscriptions/service.ts';
 
-export interface CustomerInput { customer_id: string; name?: string | null; email?: string | null; currency?: string; balance?: string; metadata?: Record<string, unknown> }
+export interface CustomerInput {
+  customer_id: string;
+  name?: string | null;
+  email?: string | null;
+  currency?: string;
+  balance?: string;
+  metadata?: Record<string, unknown>;
+}
 
 export async function createCustomer(deps: Deps, orgId: string, input: CustomerInput) {
   const currency = (input.currency ?? 'USD').toUpperCase();
   const balance = input.balance ?? '0';
   if (!fitsMinor(balance, currency)) throw badRequest(`balance has more decimals than ${currency} allows`);
-  const want = { customer_id: input.customer_id, name: input.name ?? null, email: input.email ?? null, currency, balance_minor: toMinor(balance, currency), metadata: input.metadata ?? {} };
+  const want = {
+    customer_id: input.customer_id,
+    name: input.name ?? null,
+    email: input.email ?? null,
+    currency,
+    balance_minor: toMinor(balance, currency),
+    metadata: input.metadata ?? {},
+  };
   const { row, created } = await store.insertCustomer(deps.pool, orgId, want);
   if (created) return { created, customer: store.customerJson(row) };
   const existing = store.customerJson(row);
@@ -57,11 +71,21 @@ export async function customerDetail(deps: Deps, orgId: string, customerId: stri
   };
 }
 
-export async function updateCustomer(deps: Deps, orgId: string, customerId: string, p: { name?: string | null; email?: string | null; balance?: string; metadata?: Record<string, unknown> }) {
+export async function updateCustomer(
+  deps: Deps,
+  orgId: string,
+  customerId: string,
+  p: { name?: string | null; email?: string | null; balance?: string; metadata?: Record<string, unknown> },
+) {
   const current = await requireCustomer(deps, orgId, customerId);
   const currency = current.currency.trim();
   if (p.balance !== undefined && !fitsMinor(p.balance, currency)) throw badRequest(`balance has more decimals than ${currency} allows`);
-  const row = await store.updateCustomer(deps.pool, orgId, customerId, { name: p.name, email: p.email, metadata: p.metadata, balance_minor: p.balance !== undefined ? toMinor(p.balance, currency) : undefined });
+  const row = await store.updateCustomer(deps.pool, orgId, customerId, {
+    name: p.name,
+    email: p.email,
+    metadata: p.metadata,
+    balance_minor: p.balance !== undefined ? toMinor(p.balance, currency) : undefined,
+  });
   if (!row) throw notFound('customer', customerId);
   deps.cache.invalidateCustomer(orgId, customerId);
   return store.customerJson(row);

@@ -15,14 +15,24 @@ export type CustomerRow = CustomerRecord;
 
 export function customerJson(r: CustomerRow) {
   return {
-    customer_id: r.customer_id, name: r.name, email: r.email, currency: r.currency.trim(),
-    balance: fromMinor(r.balance_minor, r.currency.trim()), metadata: r.metadata,
-    created_at: r.created_at.toISOString(), updated_at: r.updated_at.toISOString(), archived_at: r.archived_at?.toISOString() ?? null,
+    customer_id: r.customer_id,
+    name: r.name,
+    email: r.email,
+    currency: r.currency.trim(),
+    balance: fromMinor(r.balance_minor, r.currency.trim()),
+    metadata: r.metadata,
+    created_at: r.created_at.toISOString(),
+    updated_at: r.updated_at.toISOString(),
+    archived_at: r.archived_at?.toISOString() ?? null,
   };
 }
 
 /** Inserts unless the id exists; returns the row and whether it was created. */
-export async function insertCustomer(pool: PgPool, orgId: string, c: { customer_id: string; name: string | null; email: string | null; currency: string; balance_minor: bigint; metadata: object }) {
+export async function insertCustomer(
+  pool: PgPool,
+  orgId: string,
+  c: { customer_id: string; name: string | null; email: string | null; currency: string; balance_minor: bigint; metadata: object },
+) {
   return insertCustomerIfAbsent(pool, orgId, c);
 }
 
@@ -30,11 +40,20 @@ export async function getCustomer(pool: PgPool, orgId: string, customerId: strin
   return selectCustomer(pool, orgId, customerId, includeArchived);
 }
 
-export async function listCustomers(pool: PgPool, orgId: string, opts: { limit: number; offset: number; include_archived?: boolean; email?: string }) {
+export async function listCustomers(
+  pool: PgPool,
+  orgId: string,
+  opts: { limit: number; offset: number; include_archived?: boolean; email?: string },
+) {
   return selectCustomers(pool, orgId, opts);
 }
 
-export async function updateCustomer(pool: PgPool, orgId: string, customerId: string, p: { name?: string | null; email?: string | null; balance_minor?: bigint; metadata?: object }) {
+export async function updateCustomer(
+  pool: PgPool,
+  orgId: string,
+  customerId: string,
+  p: { name?: string | null; email?: string | null; balance_minor?: bigint; metadata?: object },
+) {
   return updateCustomerFields(pool, orgId, customerId, p);
 }
 

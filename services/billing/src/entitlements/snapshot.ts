@@ -24,9 +24,13 @@ async function load(deps: Deps, orgId: string, customerId: string): Promise<Cust
   const customer = await customers.getCustomer(deps.pool, orgId, customerId);
   if (!customer) throw notFound('customer', customerId);
   const now = deps.now();
-  const live = (await subs.liveSubscriptions(deps.pool, orgId, customerId)).map((s) => currentPeriod(s, now)).filter((s) => s.status !== 'ended');
+  const live = (await subs.liveSubscriptions(deps.pool, orgId, customerId))
+    .map((s) => currentPeriod(s, now))
+    .filter((s) => s.status !== 'ended');
   const active = live.filter((s) => s.status === 'active');
-  const withPlans = await Promise.all(active.map(async (row) => ({ row, plan: (await plans.getPlan(deps.pool, orgId, row.plan_id, row.plan_version))! })));
+  const withPlans = await Promise.all(
+    active.map(async (row) => ({ row, plan: (await plans.getPlan(deps.pool, orgId, row.plan_id, row.plan_version))! })),
+  );
   const featureIds = [...new Set(withPlans.flatMap((s) => s.plan.entitlements.map((e) => e.feature_id)))];
   const features = new Map((await featureStore.getFeatures(deps.pool, orgId, featureIds)).map((f) => [f.feature_id, f]));
   const metricIds = new Set([...features.values()].flatMap((f) => (f.metric_id ? [f.metric_id] : [])));
@@ -36,7 +40,11 @@ async function load(deps: Deps, orgId: string, customerId: string): Promise<Cust
     const m = await metricStore.getMetric(deps.pool, orgId, id);
     if (m) metrics.set(id, m);
   }
-  const boundaries = live.flatMap((s) => [s.current_period_end.getTime(), ...(s.end_date ? [s.end_date.getTime()] : []), ...(s.status === 'not_started' ? [s.start_date.getTime()] : [])]);
+  const boundaries = live.flatMap((s) => [
+    s.current_period_end.getTime(),
+    ...(s.end_date ? [s.end_date.getTime()] : []),
+    ...(s.status === 'not_started' ? [s.start_date.getTime()] : []),
+  ]);
   return { customer, subscriptions: withPlans, features, metrics, validUntilMs: Math.min(Infinity, ...boundaries) };
 }
 

@@ -10,8 +10,9 @@ import swaggerUi from '@fastify/swagger-ui';
 export const OPENAPI_INFO = {
   title: 'Meterline Billing API',
   version: '1',
-  description: 'Organizations, customers, features, billable metrics, versioned plans, subscriptions, invoices and entitlement checks. '
-    + 'JSON in snake_case; lists take limit/offset; errors are {error:{code,message}}. Schemas: @meterline/contracts.',
+  description:
+    'Organizations, customers, features, billable metrics, versioned plans, subscriptions, invoices and entitlement checks. ' +
+    'JSON in snake_case; lists take limit/offset; errors are {error:{code,message}}. Schemas: @meterline/contracts.',
 };
 
 /** Registers the generator (must run before the routes are added) and the UI. */

@@ -22,14 +22,17 @@ export { ErrorResponse } from '@meterline/contracts';
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     if (err instanceof ApiError) {
-      return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });
+      return reply
+        .code(err.statusCode)
+        .send({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });
     }
     const fe = err as FastifyError;
     if (fe.validation) {
       return reply.code(400).send({
         error: {
           code: 'validation_error',
-          message: `${fe.validationContext ?? 'request'}${fe.validation[0]?.instancePath ?? ''} ${fe.validation[0]?.message ?? 'is invalid'}`.trim(),
+          message:
+            `${fe.validationContext ?? 'request'}${fe.validation[0]?.instancePath ?? ''} ${fe.validation[0]?.message ?? 'is invalid'}`.trim(),
           details: fe.validation.map((v) => ({ path: v.instancePath, message: v.message, params: v.params })),
         },
       });
@@ -42,10 +45,19 @@ export function installErrorHandler(app: FastifyInstance): void {
     }
     const status = fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
-    const code = status === 415 ? 'unsupported_media_type' : status === 413 ? 'payload_too_large' : status >= 500 ? 'internal_error' : 'invalid_request';
+    const code =
+      status === 415
+        ? 'unsupported_media_type'
+        : status === 413
+          ? 'payload_too_large'
+          : status >= 500
+            ? 'internal_error'
+            : 'invalid_request';
     return reply.code(status).send({ error: { code, message: status >= 500 ? 'internal error' : fe.message } });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
+  );
 }
 
 /**
@@ -64,4 +76,3 @@ export function pgErrorResponse(err: unknown): { status: number; code: string; m
   if (e.code === '23514') return { status: 400, code: 'invalid_request', message: 'violates a constraint of the data model' };
   return null;
 }
-

@@ -45,7 +45,8 @@ function textProblem(s: string, identifier: boolean): string | null {
   if (s.includes('\u0000')) return 'contains a NUL character';
   if (identifier) {
     if (CONTROL.test(s)) return 'contains control characters';
-    if (s.length > INPUT_LIMITS.identifierMaxLength) return `is too long (an identifier has at most ${INPUT_LIMITS.identifierMaxLength} characters)`;
+    if (s.length > INPUT_LIMITS.identifierMaxLength)
+      return `is too long (an identifier has at most ${INPUT_LIMITS.identifierMaxLength} characters)`;
   }
   return null;
 }
@@ -55,11 +56,15 @@ const isIdentifierKey = (key: string) => key.endsWith('_id') || IDENTIFIER_KEYS.
 function dateProblem(s: string): string | null {
   const t = Date.parse(s);
   if (!Number.isFinite(t)) return 'is not a valid date-time';
-  if (t < INPUT_LIMITS.minTimeMs || t >= INPUT_LIMITS.maxTimeMs) return 'is out of range (1970-01-01T00:00:00Z ≤ date < 2100-01-01T00:00:00Z)';
+  if (t < INPUT_LIMITS.minTimeMs || t >= INPUT_LIMITS.maxTimeMs)
+    return 'is out of range (1970-01-01T00:00:00Z ≤ date < 2100-01-01T00:00:00Z)';
   return null;
 }
 
-export interface InputProblem { path: string; message: string }
+export interface InputProblem {
+  path: string;
+  message: string;
+}
 
 /**
  * The first problem of a request part (`{ path, message }`), or null. Identifier rules apply to path
@@ -74,7 +79,8 @@ export function inputProblem(root: unknown, where: Where, opts: { numbersOnly?: 
     const { v, path, key, identifier, depth, free } = stack.pop()!;
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) return { path, message: 'must be a finite number' };
-      if (v !== 0 && Math.abs(v) < MIN_NORMAL_NUMBER) return { path, message: 'is too close to 0 (subnormal numbers are not accepted: use 0 or |x| >= 2.2250738585072014e-308)' };
+      if (v !== 0 && Math.abs(v) < MIN_NORMAL_NUMBER)
+        return { path, message: 'is too close to 0 (subnormal numbers are not accepted: use 0 or |x| >= 2.2250738585072014e-308)' };
       continue;
     }
     if (typeof v === 'string') {
@@ -112,7 +118,11 @@ export function inputProblem(root: unknown, where: Where, opts: { numbersOnly?: 
 
 function guard(numbersOnly: boolean) {
   return async (req: FastifyRequest): Promise<void> => {
-    for (const [where, value] of [['params', req.params], ['querystring', req.query], ['body', req.body]] as const) {
+    for (const [where, value] of [
+      ['params', req.params],
+      ['querystring', req.query],
+      ['body', req.body],
+    ] as const) {
       const p = inputProblem(value, where, { numbersOnly });
       if (p) throw new ApiError(400, 'validation_error', `${p.path} ${p.message}`, { path: p.path });
     }

@@ -3,7 +3,10 @@
 // has_more. The schemas are @meterline/contracts' PaginationQuery / Page.
 import { PAGE_LIMIT_DEFAULT, type Page as PageOf, type PageParams } from '@meterline/contracts';
 
-export interface Page { limit: number; offset: number }
+export interface Page {
+  limit: number;
+  offset: number;
+}
 
 /** The page a validated query asks for (its defaults are already applied by ajv; this is for the types). */
 export function pageParams(q: PageParams): Page {
@@ -13,5 +16,11 @@ export function pageParams(q: PageParams): Page {
 export function pageOf<T>(rows: T[], q: PageParams): PageOf<T> {
   const page = pageParams(q);
   const has_more = rows.length > page.limit;
-  return { data: rows.slice(0, page.limit), limit: page.limit, offset: page.offset, has_more, next_offset: has_more ? page.offset + page.limit : null };
+  return {
+    data: rows.slice(0, page.limit),
+    limit: page.limit,
+    offset: page.offset,
+    has_more,
+    next_offset: has_more ? page.offset + page.limit : null,
+  };
 }

@@ -6,10 +6,19 @@ import type { PgClient, PgPool } from '@meterline/core';
 
 export { elapsedPeriods, type Elapsed, type PeriodClose } from '../subscriptions/current.ts';
 
-export interface DueRef { organization_id: string; subscription_id: string }
+export interface DueRef {
+  organization_id: string;
+  subscription_id: string;
+}
 
 /** Due subscriptions at `now` (of one organization, or all), a page at a time in (organization_id, subscription_id) order after `after`. */
-export async function dueSubscriptions(db: PgPool | PgClient, now: Date, after: DueRef | null, limit = 200, organizationId: string | null = null): Promise<DueRef[]> {
+export async function dueSubscriptions(
+  db: PgPool | PgClient,
+  now: Date,
+  after: DueRef | null,
+  limit = 200,
+  organizationId: string | null = null,
+): Promise<DueRef[]> {
   const { rows } = await db.query<DueRef>(
     `SELECT organization_id, subscription_id FROM subscriptions
       WHERE status <> 'ended' AND (current_period_end <= $1 OR end_date <= $1 OR (status = 'not_started' AND start_date <= $1))

@@ -24,17 +24,41 @@ import { insertInvoice } from './store.ts';
 export type InvoiceReason = 'subscription_start' | 'period_close' | 'plan_change' | 'cancel';
 
 /** Inserts an issued invoice (nothing when there are no lines); returns its id. */
-export async function issueInvoice(db: PgClient, orgId: string, s: subs.SubscriptionRow, currency: string, reason: InvoiceReason, periodStart: Date, periodEnd: Date, lines: LineItem[]): Promise<string | null> {
+export async function issueInvoice(
+  db: PgClient,
+  orgId: string,
+  s: subs.SubscriptionRow,
+  currency: string,
+  reason: InvoiceReason,
+  periodStart: Date,
+  periodEnd: Date,
+  lines: LineItem[],
+): Promise<string | null> {
   if (lines.length === 0) return null;
   const total = invoiceTotalMinor(lines);
   // plans are bounded on input (money.ts); a row from before the bounds must not overflow BIGINT
-  if (!minorInRange(total) || lines.some((l) => !minorInRange(BigInt(l.amount_minor)))) throw badRequest(`invoice amount out of range (|amount| < ${MAX_MINOR} minor units)`);
+  if (!minorInRange(total) || lines.some((l) => !minorInRange(BigInt(l.amount_minor))))
+    throw badRequest(`invoice amount out of range (|amount| < ${MAX_MINOR} minor units)`);
   const invoice_id = newId('inv');
-  await insertInvoice(db, orgId, { invoice_id, customer_id: s.customer_id, subscription_id: s.subscription_id, currency, period_start: periodStart, period_end: periodEnd, reason, total_minor: total.toString(), line_items: lines });
+  await insertInvoice(db, orgId, {
+    invoice_id,
+    customer_id: s.customer_id,
+    subscription_id: s.subscription_id,
+    currency,
+    period_start: periodStart,
+    period_end: periodEnd,
+    reason,
+    total_minor: total.toString(),
+    line_items: lines,
+  });
   return invoice_id;
 }
 
-export interface Closed { row: subs.SubscriptionRow; changed: boolean; invoices: string[] }
+export interface Closed {
+  row: subs.SubscriptionRow;
+  changed: boolean;
+  invoices: string[];
+}
 
 /** Closes per transaction at most this many periods (a long-overdue subscription continues on the next run). */
 export const MAX_CLOSES_PER_TRANSACTION = 1000;
@@ -43,7 +67,13 @@ export const MAX_CLOSES_PER_TRANSACTION = 1000;
  * Inside a transaction holding `locked`'s row lock: applies every transition due at `now` (start, period
  * closes with their invoices, renewal or end) and saves the row if it changed.
  */
-export async function closeElapsedLocked(deps: Pick<Deps, 'pool' | 'usage'>, db: PgClient, orgId: string, locked: subs.SubscriptionRow, now: Date): Promise<Closed> {
+export async function closeElapsedLocked(
+  deps: Pick<Deps, 'pool' | 'usage'>,
+  db: PgClient,
+  orgId: string,
+  locked: subs.SubscriptionRow,
+  now: Date,
+): Promise<Closed> {
   const e = elapsedPeriods(locked, now, MAX_CLOSES_PER_TRANSACTION);
   if (!e.changed) return { row: locked, changed: false, invoices: [] };
   const invoices: string[] = [];
@@ -51,7 +81,16 @@ export async function closeElapsedLocked(deps: Pick<Deps, 'pool' | 'usage'>, db:
     const plan = (await plans.getPlan(db, orgId, locked.plan_id, locked.plan_version))!;
     for (const c of e.closes) {
       const usage = await componentUsage(deps, orgId, locked.customer_id, plan, c.periodStart, c.closeAt);
-      const id = await issueInvoice(db, orgId, c.before, plan.currency.trim(), 'period_close', c.periodStart, c.closeAt, periodCloseLines(plan, c, usage));
+      const id = await issueInvoice(
+        db,
+        orgId,
+        c.before,
+        plan.currency.trim(),
+        'period_close',
+        c.periodStart,
+        c.closeAt,
+        periodCloseLines(plan, c, usage),
+      );
       if (id) invoices.push(id);
     }
   }
@@ -62,7 +101,13 @@ export async function closeElapsedLocked(deps: Pick<Deps, 'pool' | 'usage'>, db:
  * Brings one subscription up to `now` in its own transaction. lock 'skip' (the scheduler): returns null
  * when another transaction holds the row; 'update' (a write request on this subscription): waits.
  */
-export async function closeSubscription(deps: Pick<Deps, 'pool' | 'usage' | 'cache'>, orgId: string, subscriptionId: string, now: Date, lock: 'skip' | 'update'): Promise<Closed | null> {
+export async function closeSubscription(
+  deps: Pick<Deps, 'pool' | 'usage' | 'cache'>,
+  orgId: string,
+  subscriptionId: string,
+  now: Date,
+  lock: 'skip' | 'update',
+): Promise<Closed | null> {
   const r = await withTransaction(deps.pool, async (db) => {
     const s = await subs.getSubscription(db, orgId, subscriptionId, lock);
     if (!s) {

@@ -17,7 +17,8 @@ import type { PeriodClose } from '../subscriptions/current.ts';
 import type { SubscriptionRow } from '../subscriptions/store.ts';
 import type { ComponentUsage } from '../usage/billable.ts';
 
-export const inTrial = (s: { trial_end: Date | null }, periodStart: Date) => s.trial_end !== null && periodStart.getTime() < s.trial_end.getTime();
+export const inTrial = (s: { trial_end: Date | null }, periodStart: Date) =>
+  s.trial_end !== null && periodStart.getTime() < s.trial_end.getTime();
 
 const dropZeroFees = (lines: LineItem[]) => lines.filter((l) => l.kind !== 'flat_fee' || l.amount_minor !== '0');
 
@@ -37,10 +38,26 @@ export function periodCloseLines(plan: PlanVersion, c: PeriodClose, usage: Compo
   const cur = plan.currency.trim();
   const lines = usageLines(plan, usage);
   if (plan.flat_fee_timing === 'in_arrears' && !inTrial(s, c.periodStart)) {
-    lines.unshift(flatFeeLine('flat_fee', `${plan.name} flat fee`, plan.flat_fee, prorationFraction(s.plan_started_at, c.closeAt, c.periodStart, c.periodEnd), cur));
+    lines.unshift(
+      flatFeeLine(
+        'flat_fee',
+        `${plan.name} flat fee`,
+        plan.flat_fee,
+        prorationFraction(s.plan_started_at, c.closeAt, c.periodStart, c.periodEnd),
+        cur,
+      ),
+    );
   }
   if (c.renews && plan.flat_fee_timing === 'in_advance' && !inTrial(s, c.nextStart)) {
-    lines.push(flatFeeLine('flat_fee', `${plan.name} flat fee (next period)`, plan.flat_fee, prorationFraction(c.nextStart, c.nextEnd, c.nextStart, c.nextEnd), cur));
+    lines.push(
+      flatFeeLine(
+        'flat_fee',
+        `${plan.name} flat fee (next period)`,
+        plan.flat_fee,
+        prorationFraction(c.nextStart, c.nextEnd, c.nextStart, c.nextEnd),
+        cur,
+      ),
+    );
   }
   return dropZeroFees(lines);
 }
@@ -50,9 +67,36 @@ export function planChangeLines(oldPlan: PlanVersion, newPlan: PlanVersion, s: S
   if (s.status !== 'active' || inTrial(s, s.current_period_start)) return [];
   const cur = oldPlan.currency.trim();
   const lines: LineItem[] = [];
-  if (oldPlan.flat_fee_timing === 'in_advance') lines.push(flatFeeLine('proration_credit', `${oldPlan.name} unused time`, oldPlan.flat_fee, prorationFraction(at, s.current_period_end, s.current_period_start, s.current_period_end), cur));
-  else lines.push(flatFeeLine('proration_charge', `${oldPlan.name} used time`, oldPlan.flat_fee, prorationFraction(s.plan_started_at, at, s.current_period_start, s.current_period_end), cur));
-  if (newPlan.flat_fee_timing === 'in_advance') lines.push(flatFeeLine('proration_charge', `${newPlan.name} remaining time`, newPlan.flat_fee, prorationFraction(at, s.current_period_end, s.current_period_start, s.current_period_end), cur));
+  if (oldPlan.flat_fee_timing === 'in_advance')
+    lines.push(
+      flatFeeLine(
+        'proration_credit',
+        `${oldPlan.name} unused time`,
+        oldPlan.flat_fee,
+        prorationFraction(at, s.current_period_end, s.current_period_start, s.current_period_end),
+        cur,
+      ),
+    );
+  else
+    lines.push(
+      flatFeeLine(
+        'proration_charge',
+        `${oldPlan.name} used time`,
+        oldPlan.flat_fee,
+        prorationFraction(s.plan_started_at, at, s.current_period_start, s.current_period_end),
+        cur,
+      ),
+    );
+  if (newPlan.flat_fee_timing === 'in_advance')
+    lines.push(
+      flatFeeLine(
+        'proration_charge',
+        `${newPlan.name} remaining time`,
+        newPlan.flat_fee,
+        prorationFraction(at, s.current_period_end, s.current_period_start, s.current_period_end),
+        cur,
+      ),
+    );
   return lines.filter((l) => l.amount_minor !== '0');
 }
 
@@ -60,7 +104,15 @@ export function planChangeLines(oldPlan: PlanVersion, newPlan: PlanVersion, s: S
 export function cancelLines(plan: PlanVersion, s: SubscriptionRow, at: Date, usage: ComponentUsage[]): LineItem[] {
   const lines = usageLines(plan, usage);
   if (plan.flat_fee_timing === 'in_arrears' && !inTrial(s, s.current_period_start)) {
-    lines.unshift(flatFeeLine('flat_fee', `${plan.name} flat fee (prorated)`, plan.flat_fee, prorationFraction(s.plan_started_at, at, s.current_period_start, s.current_period_end), plan.currency.trim()));
+    lines.unshift(
+      flatFeeLine(
+        'flat_fee',
+        `${plan.name} flat fee (prorated)`,
+        plan.flat_fee,
+        prorationFraction(s.plan_started_at, at, s.current_period_start, s.current_period_end),
+        plan.currency.trim(),
+      ),
+    );
   }
   return dropZeroFees(lines);
 }

@@ -20,7 +20,11 @@ export interface RunResult {
 }
 
 /** One pass over every subscription due at `now` (opts.organizationId: only that organization's). */
-export async function runDueSubscriptions(deps: Deps, now: Date = deps.now(), opts: { batchSize?: number; organizationId?: string } = {}): Promise<RunResult> {
+export async function runDueSubscriptions(
+  deps: Deps,
+  now: Date = deps.now(),
+  opts: { batchSize?: number; organizationId?: string } = {},
+): Promise<RunResult> {
   const batch = opts.batchSize ?? 200;
   const out: RunResult = { due: 0, advanced: 0, invoices: 0, skipped: 0, failed: 0 };
   let after: DueRef | null = null;
@@ -31,10 +35,16 @@ export async function runDueSubscriptions(deps: Deps, now: Date = deps.now(), op
       try {
         const r = await closeSubscription(deps, d.organization_id, d.subscription_id, now, 'skip');
         if (!r) out.skipped++;
-        else if (r.changed) { out.advanced++; out.invoices += r.invoices.length; }
+        else if (r.changed) {
+          out.advanced++;
+          out.invoices += r.invoices.length;
+        }
       } catch (err) {
         out.failed++;
-        deps.logger.error({ err, organization: d.organization_id, subscription: d.subscription_id }, 'closing a subscription period failed');
+        deps.logger.error(
+          { err, organization: d.organization_id, subscription: d.subscription_id },
+          'closing a subscription period failed',
+        );
       }
     }
     if (page.length < batch) break;
@@ -44,7 +54,9 @@ export async function runDueSubscriptions(deps: Deps, now: Date = deps.now(), op
   return out;
 }
 
-export interface Scheduler { stop(): Promise<void> }
+export interface Scheduler {
+  stop(): Promise<void>;
+}
 
 /** Starts the loop; intervalMs <= 0 starts nothing (stop() still works). */
 export function startScheduler(deps: Deps, intervalMs: number): Scheduler {
@@ -55,9 +67,14 @@ export function startScheduler(deps: Deps, intervalMs: number): Scheduler {
   const tick = () => {
     running = runDueSubscriptions(deps)
       .catch((err) => deps.logger.error({ err }, 'billing scheduler run failed'))
-      .finally(() => { if (!stopped) schedule(); });
+      .finally(() => {
+        if (!stopped) schedule();
+      });
   };
-  const schedule = () => { timer = setTimeout(tick, intervalMs); timer.unref(); };
+  const schedule = () => {
+    timer = setTimeout(tick, intervalMs);
+    timer.unref();
+  };
   schedule();
   return {
     async stop() {

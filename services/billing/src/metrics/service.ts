@@ -16,10 +16,10 @@ function check(m: store.MetricInput): void {
 function normalize(input: Partial<store.MetricInput> & { metric_id: string }, base?: store.MetricInput): store.MetricInput {
   const m: store.MetricInput = {
     metric_id: input.metric_id,
-    name: input.name !== undefined ? input.name : base?.name ?? null,
+    name: input.name !== undefined ? input.name : (base?.name ?? null),
     event_name: input.event_name ?? base?.event_name ?? '',
     aggregation: input.aggregation ?? base?.aggregation ?? 'count',
-    property: input.property !== undefined ? input.property : base?.property ?? null,
+    property: input.property !== undefined ? input.property : (base?.property ?? null),
     filters: input.filters ?? base?.filters ?? [],
     group_by: input.group_by ?? base?.group_by ?? [],
   };
@@ -28,14 +28,21 @@ function normalize(input: Partial<store.MetricInput> & { metric_id: string }, ba
   return m;
 }
 
-const definitionOf = (m: store.MetricInput) => ({ event_name: m.event_name, aggregation: m.aggregation, property: m.property, filters: m.filters, group_by: m.group_by });
+const definitionOf = (m: store.MetricInput) => ({
+  event_name: m.event_name,
+  aggregation: m.aggregation,
+  property: m.property,
+  filters: m.filters,
+  group_by: m.group_by,
+});
 
 export async function createMetric(deps: Deps, orgId: string, input: store.MetricInput) {
   const m = normalize(input);
   const row = await store.insertMetric(deps.pool, orgId, m);
   if (row) return { created: true, metric: store.metricJson(row) };
   const existing = (await store.getMetric(deps.pool, orgId, m.metric_id))!;
-  if (!existing.archived_at && existing.name === m.name && isDeepStrictEqual(definitionOf(existing), definitionOf(m))) return { created: false, metric: store.metricJson(existing) };
+  if (!existing.archived_at && existing.name === m.name && isDeepStrictEqual(definitionOf(existing), definitionOf(m)))
+    return { created: false, metric: store.metricJson(existing) };
   throw conflict(`metric "${m.metric_id}" already exists with a different definition; use PATCH to change it`);
 }
 

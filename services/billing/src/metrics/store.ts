@@ -1,17 +1,40 @@
 import type { MetricDefinition, PgPool } from '@meterline/core';
 
 export interface MetricRow {
-  metric_id: string; version: number; name: string | null; event_name: string; aggregation: MetricDefinition['aggregation'];
-  property: string | null; filters: MetricDefinition['filters']; group_by: string[]; created_at: Date; updated_at: Date; archived_at: Date | null;
+  metric_id: string;
+  version: number;
+  name: string | null;
+  event_name: string;
+  aggregation: MetricDefinition['aggregation'];
+  property: string | null;
+  filters: MetricDefinition['filters'];
+  group_by: string[];
+  created_at: Date;
+  updated_at: Date;
+  archived_at: Date | null;
 }
 const COLS = 'metric_id, version, name, event_name, aggregation, property, filters, group_by, created_at, updated_at, archived_at';
 
 export function metricJson(r: MetricRow) {
-  return { ...r, created_at: r.created_at.toISOString(), updated_at: r.updated_at.toISOString(), archived_at: r.archived_at?.toISOString() ?? null };
+  return {
+    ...r,
+    created_at: r.created_at.toISOString(),
+    updated_at: r.updated_at.toISOString(),
+    archived_at: r.archived_at?.toISOString() ?? null,
+  };
 }
 
 export function toDefinition(orgId: string, r: MetricRow): MetricDefinition {
-  return { organizationId: orgId, metricId: r.metric_id, version: r.version, eventName: r.event_name, aggregation: r.aggregation, property: r.property, filters: r.filters, groupBy: r.group_by };
+  return {
+    organizationId: orgId,
+    metricId: r.metric_id,
+    version: r.version,
+    eventName: r.event_name,
+    aggregation: r.aggregation,
+    property: r.property,
+    filters: r.filters,
+    groupBy: r.group_by,
+  };
 }
 
 export type MetricInput = Pick<MetricRow, 'metric_id' | 'name' | 'event_name' | 'aggregation' | 'property' | 'filters' | 'group_by'>;
@@ -26,10 +49,12 @@ export async function insertMetric(pool: PgPool, orgId: string, m: MetricInput) 
 }
 
 export async function getMetric(pool: PgPool, orgId: string, metricId: string, includeArchived = true) {
-  const { rows } = await pool.query<MetricRow>(`SELECT ${COLS} FROM billable_metrics WHERE organization_id = $1 AND metric_id = $2 ${includeArchived ? '' : 'AND archived_at IS NULL'}`, [orgId, metricId]);
+  const { rows } = await pool.query<MetricRow>(
+    `SELECT ${COLS} FROM billable_metrics WHERE organization_id = $1 AND metric_id = $2 ${includeArchived ? '' : 'AND archived_at IS NULL'}`,
+    [orgId, metricId],
+  );
   return rows[0] ?? null;
 }
-
 
 export async function listMetrics(pool: PgPool, orgId: string, o: { limit: number; offset: number; include_archived: boolean }) {
   const { rows } = await pool.query<MetricRow>(
@@ -45,7 +70,17 @@ export async function updateMetric(pool: PgPool, orgId: string, metricId: string
     `UPDATE billable_metrics SET name = $3, event_name = $4, aggregation = $5, property = $6, filters = $7, group_by = $8,
        version = version + CASE WHEN $9::boolean THEN 1 ELSE 0 END, updated_at = clock_timestamp()
      WHERE organization_id = $1 AND metric_id = $2 AND archived_at IS NULL RETURNING ${COLS}`,
-    [orgId, metricId, m.name, m.event_name, m.aggregation, m.property, JSON.stringify(m.filters), JSON.stringify(m.group_by), definitionChanged],
+    [
+      orgId,
+      metricId,
+      m.name,
+      m.event_name,
+      m.aggregation,
+      m.property,
+      JSON.stringify(m.filters),
+      JSON.stringify(m.group_by),
+      definitionChanged,
+    ],
   );
   return rows[0] ?? null;
 }

@@ -11,13 +11,27 @@ import * as store from './store.ts';
 
 export type PlanInput = Partial<store.PlanDefinition> & { plan_id?: string };
 
-const DEFAULTS: Omit<store.PlanDefinition, 'name' | 'interval'> = { currency: 'USD', flat_fee: '0', flat_fee_timing: 'in_advance', trial_days: 0, components: [], entitlements: [] };
+const DEFAULTS: Omit<store.PlanDefinition, 'name' | 'interval'> = {
+  currency: 'USD',
+  flat_fee: '0',
+  flat_fee_timing: 'in_advance',
+  trial_days: 0,
+  components: [],
+  entitlements: [],
+};
 
 function definitionFrom(input: PlanInput, base?: store.PlanDefinition): store.PlanDefinition {
-  const pick = <K extends keyof store.PlanDefinition>(k: K): store.PlanDefinition[K] => (input[k] ?? base?.[k] ?? (DEFAULTS as Partial<store.PlanDefinition>)[k]) as store.PlanDefinition[K];
+  const pick = <K extends keyof store.PlanDefinition>(k: K): store.PlanDefinition[K] =>
+    (input[k] ?? base?.[k] ?? (DEFAULTS as Partial<store.PlanDefinition>)[k]) as store.PlanDefinition[K];
   const d: store.PlanDefinition = {
-    name: pick('name'), interval: pick('interval'), currency: String(pick('currency')).toUpperCase(), flat_fee: pick('flat_fee'), flat_fee_timing: pick('flat_fee_timing'),
-    trial_days: pick('trial_days'), components: pick('components'), entitlements: (pick('entitlements') ?? []).map((e) => ({ ...e })),
+    name: pick('name'),
+    interval: pick('interval'),
+    currency: String(pick('currency')).toUpperCase(),
+    flat_fee: pick('flat_fee'),
+    flat_fee_timing: pick('flat_fee_timing'),
+    trial_days: pick('trial_days'),
+    components: pick('components'),
+    entitlements: (pick('entitlements') ?? []).map((e) => ({ ...e })),
   };
   if (!d.name || !d.interval) throw badRequest('name and interval are required');
   return d;
@@ -33,7 +47,8 @@ async function validate(deps: Deps, orgId: string, d: store.PlanDefinition): Pro
     if (!m) throw badRequest(`component ${c.metric_id}: metric does not exist`);
     for (const g of c.group_prices ?? []) {
       const unknown = Object.keys(g.group).filter((k) => !m.group_by.includes(k));
-      if (unknown.length) throw badRequest(`component ${c.metric_id}: group_prices use ${unknown.join(', ')} which the metric does not group by`);
+      if (unknown.length)
+        throw badRequest(`component ${c.metric_id}: group_prices use ${unknown.join(', ')} which the metric does not group by`);
     }
   }
   const featureIds = d.entitlements.map((e) => e.feature_id);
@@ -42,7 +57,8 @@ async function validate(deps: Deps, orgId: string, d: store.PlanDefinition): Pro
   for (const e of d.entitlements) {
     const f = features.get(e.feature_id);
     if (!f || f.archived_at) throw badRequest(`entitlement ${e.feature_id}: feature does not exist`);
-    if (f.type === 'boolean' && (e.limit !== undefined || e.limit_type !== undefined || e.reset_period !== undefined)) throw badRequest(`entitlement ${e.feature_id}: a boolean feature takes no limit`);
+    if (f.type === 'boolean' && (e.limit !== undefined || e.limit_type !== undefined || e.reset_period !== undefined))
+      throw badRequest(`entitlement ${e.feature_id}: a boolean feature takes no limit`);
     if (f.type === 'metered') {
       e.limit = e.limit ?? null;
       e.limit_type = e.limit_type ?? 'hard';
@@ -54,10 +70,12 @@ async function validate(deps: Deps, orgId: string, d: store.PlanDefinition): Pro
 export async function createPlan(deps: Deps, orgId: string, input: PlanInput & { plan_id: string }) {
   const d = definitionFrom(input);
   await validate(deps, orgId, d);
-  if (await store.insertPlan(deps.pool, orgId, input.plan_id, d)) return { created: true, plan: store.planJson((await store.getPlan(deps.pool, orgId, input.plan_id))!) };
+  if (await store.insertPlan(deps.pool, orgId, input.plan_id, d))
+    return { created: true, plan: store.planJson((await store.getPlan(deps.pool, orgId, input.plan_id))!) };
   const existing = (await store.getPlan(deps.pool, orgId, input.plan_id))!;
   const { plan_id: _a, version: _b, current_version: _c, created_at: _d, version_created_at: _e, archived_at, ...def } = existing;
-  if (!archived_at && isDeepStrictEqual(normalizeForCompare(def), normalizeForCompare(d))) return { created: false, plan: store.planJson(existing) };
+  if (!archived_at && isDeepStrictEqual(normalizeForCompare(def), normalizeForCompare(d)))
+    return { created: false, plan: store.planJson(existing) };
   throw conflict(`plan "${input.plan_id}" already exists with a different definition; PATCH it to create a new version`);
 }
 

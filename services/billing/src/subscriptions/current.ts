@@ -40,7 +40,10 @@ export function elapsedPeriods(stored: SubscriptionRow, now: Date, max = Number.
   let s: SubscriptionRow = { ...stored };
   let changed = false;
   const closes: PeriodClose[] = [];
-  if (s.status === 'not_started' && s.start_date.getTime() <= t) { s = { ...s, status: 'active' }; changed = true; }
+  if (s.status === 'not_started' && s.start_date.getTime() <= t) {
+    s = { ...s, status: 'active' };
+    changed = true;
+  }
   while (s.status === 'active' && closes.length < max) {
     const periodEnd = s.current_period_end;
     const closeAt = s.end_date && s.end_date.getTime() < periodEnd.getTime() ? s.end_date : periodEnd;
@@ -63,7 +66,8 @@ export function currentPeriod(stored: SubscriptionRow, now: Date): SubscriptionR
   if (stored.status === 'ended') return stored;
   const t = now.getTime();
   // the common case, no transition due: the stored row is current
-  const closeAt = stored.end_date && stored.end_date.getTime() < stored.current_period_end.getTime() ? stored.end_date : stored.current_period_end;
+  const closeAt =
+    stored.end_date && stored.end_date.getTime() < stored.current_period_end.getTime() ? stored.end_date : stored.current_period_end;
   if (closeAt.getTime() > t && !(stored.status === 'not_started' && stored.start_date.getTime() <= t)) return stored;
   return elapsedPeriods(stored, now).row;
 }

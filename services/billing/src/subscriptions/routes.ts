@@ -1,6 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import {
-  CancelSubscriptionBody, CreateSubscriptionBody, ErrorResponse, ListSubscriptionsQuery, Page, Subscription, SubscriptionDetail, SubscriptionParams, UpdateSubscriptionBody,
+  CancelSubscriptionBody,
+  CreateSubscriptionBody,
+  ErrorResponse,
+  ListSubscriptionsQuery,
+  Page,
+  Subscription,
+  SubscriptionDetail,
+  SubscriptionParams,
+  UpdateSubscriptionBody,
 } from '@meterline/contracts';
 import type { Deps } from '../deps.ts';
 import { pageOf, pageParams } from '../http/pagination.ts';
@@ -9,47 +17,86 @@ import * as svc from './service.ts';
 
 export async function subscriptionRoutes(instance: FastifyInstance, deps: Deps): Promise<void> {
   const app = typed(instance);
-  app.post('/v1/subscriptions', {
-    schema: {
-      summary: 'Create a subscription', tags: ['subscriptions'],
-      body: CreateSubscriptionBody,
-      response: { 201: Subscription, 200: Subscription, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+  app.post(
+    '/v1/subscriptions',
+    {
+      schema: {
+        summary: 'Create a subscription',
+        tags: ['subscriptions'],
+        body: CreateSubscriptionBody,
+        response: { 201: Subscription, 200: Subscription, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+      },
     },
-  }, async (req, reply) => {
-    const r = await svc.createSubscription(deps, req.orgId, req.body);
-    return reply.code(r.created ? 201 : 200).send(r.subscription);
-  });
-
-  app.get('/v1/subscriptions', {
-    schema: { summary: 'List subscriptions (by customer, status, plan)', tags: ['subscriptions'], querystring: ListSubscriptionsQuery, response: { 200: Page(Subscription) } },
-  }, async (req) => {
-    const q = req.query;
-    return pageOf(await svc.listSubscriptions(deps, req.orgId, { ...q, ...pageParams(q) }), q);
-  });
-
-  app.get('/v1/subscriptions/:subscription_id', {
-    schema: { summary: 'Subscription detail: current period, usage so far', tags: ['subscriptions'], params: SubscriptionParams, response: { 200: SubscriptionDetail, 404: ErrorResponse } },
-  }, async (req) => svc.subscriptionDetail(deps, req.orgId, req.params.subscription_id));
-
-  app.patch('/v1/subscriptions/:subscription_id', {
-    schema: {
-      summary: 'Cancel or change a subscription',
-      description: 'turn_off_auto_renew: ends at period end. replace_immediately_type: end_current_subscription_and_bill | end_current_subscription_and_dont_bill (optional plan_id starts that plan now) | change_subscription_plan (plan_id required; same period, prorated).',
-      tags: ['subscriptions'], params: SubscriptionParams,
-      body: UpdateSubscriptionBody,
-      response: { 200: Subscription, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+    async (req, reply) => {
+      const r = await svc.createSubscription(deps, req.orgId, req.body);
+      return reply.code(r.created ? 201 : 200).send(r.subscription);
     },
-  }, async (req) => svc.updateSubscription(deps, req.orgId, req.params.subscription_id, req.body));
+  );
 
-  app.post('/v1/subscriptions/:subscription_id/cancel', {
-    schema: {
-      summary: 'Cancel a subscription (Lotus-style shortcut of PATCH)', tags: ['subscriptions'], params: SubscriptionParams,
-      body: CancelSubscriptionBody,
-      response: { 200: Subscription, 404: ErrorResponse, 409: ErrorResponse },
+  app.get(
+    '/v1/subscriptions',
+    {
+      schema: {
+        summary: 'List subscriptions (by customer, status, plan)',
+        tags: ['subscriptions'],
+        querystring: ListSubscriptionsQuery,
+        response: { 200: Page(Subscription) },
+      },
     },
-  }, async (req) => {
-    const t = req.body?.type ?? 'turn_off_auto_renew';
-    return svc.updateSubscription(deps, req.orgId, req.params.subscription_id,
-      t === 'turn_off_auto_renew' ? { turn_off_auto_renew: true } : { replace_immediately_type: t });
-  });
+    async (req) => {
+      const q = req.query;
+      return pageOf(await svc.listSubscriptions(deps, req.orgId, { ...q, ...pageParams(q) }), q);
+    },
+  );
+
+  app.get(
+    '/v1/subscriptions/:subscription_id',
+    {
+      schema: {
+        summary: 'Subscription detail: current period, usage so far',
+        tags: ['subscriptions'],
+        params: SubscriptionParams,
+        response: { 200: SubscriptionDetail, 404: ErrorResponse },
+      },
+    },
+    async (req) => svc.subscriptionDetail(deps, req.orgId, req.params.subscription_id),
+  );
+
+  app.patch(
+    '/v1/subscriptions/:subscription_id',
+    {
+      schema: {
+        summary: 'Cancel or change a subscription',
+        description:
+          'turn_off_auto_renew: ends at period end. replace_immediately_type: end_current_subscription_and_bill | end_current_subscription_and_dont_bill (optional plan_id starts that plan now) | change_subscription_plan (plan_id required; same period, prorated).',
+        tags: ['subscriptions'],
+        params: SubscriptionParams,
+        body: UpdateSubscriptionBody,
+        response: { 200: Subscription, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+      },
+    },
+    async (req) => svc.updateSubscription(deps, req.orgId, req.params.subscription_id, req.body),
+  );
+
+  app.post(
+    '/v1/subscriptions/:subscription_id/cancel',
+    {
+      schema: {
+        summary: 'Cancel a subscription (Lotus-style shortcut of PATCH)',
+        tags: ['subscriptions'],
+        params: SubscriptionParams,
+        body: CancelSubscriptionBody,
+        response: { 200: Subscription, 404: ErrorResponse, 409: ErrorResponse },
+      },
+    },
+    async (req) => {
+      const t = req.body?.type ?? 'turn_off_auto_renew';
+      return svc.updateSubscription(
+        deps,
+        req.orgId,
+        req.params.subscription_id,
+        t === 'turn_off_auto_renew' ? { turn_off_auto_renew: true } : { replace_immediately_type: t },
+      );
+    },
+  );
 }

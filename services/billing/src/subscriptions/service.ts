@@ -31,15 +31,33 @@ export function subscriptionJson(stored: SubscriptionRow, now?: Date) {
   const r = now instanceof Date ? currentPeriod(stored, now) : stored;
   const iso = (d: Date | null) => d?.toISOString() ?? null;
   return {
-    subscription_id: r.subscription_id, customer_id: r.customer_id, plan_id: r.plan_id, plan_version: r.plan_version, status: r.status,
-    start_date: r.start_date.toISOString(), end_date: iso(r.end_date), auto_renew: r.auto_renew,
-    current_period_start: r.current_period_start.toISOString(), current_period_end: r.current_period_end.toISOString(),
-    plan_started_at: r.plan_started_at.toISOString(), trial_end: iso(r.trial_end), ended_at: iso(r.ended_at), end_reason: r.end_reason,
-    replaced_by: r.replaced_by, created_at: r.created_at.toISOString(),
+    subscription_id: r.subscription_id,
+    customer_id: r.customer_id,
+    plan_id: r.plan_id,
+    plan_version: r.plan_version,
+    status: r.status,
+    start_date: r.start_date.toISOString(),
+    end_date: iso(r.end_date),
+    auto_renew: r.auto_renew,
+    current_period_start: r.current_period_start.toISOString(),
+    current_period_end: r.current_period_end.toISOString(),
+    plan_started_at: r.plan_started_at.toISOString(),
+    trial_end: iso(r.trial_end),
+    ended_at: iso(r.ended_at),
+    end_reason: r.end_reason,
+    replaced_by: r.replaced_by,
+    created_at: r.created_at.toISOString(),
   };
 }
 
-export interface CreateInput { customer_id: string; plan_id: string; start_date?: string; end_date?: string | null; subscription_id?: string; auto_renew?: boolean }
+export interface CreateInput {
+  customer_id: string;
+  plan_id: string;
+  start_date?: string;
+  end_date?: string | null;
+  subscription_id?: string;
+  auto_renew?: boolean;
+}
 
 export async function createSubscription(deps: Deps, orgId: string, input: CreateInput) {
   const now = deps.now();
@@ -47,7 +65,8 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
   if (!customer) throw notFound('customer', input.customer_id);
   const plan = await plans.getPlan(deps.pool, orgId, input.plan_id);
   if (!plan || plan.archived_at) throw notFound('plan', input.plan_id);
-  if (plan.currency.trim() !== customer.currency.trim()) throw badRequest(`plan currency ${plan.currency.trim()} differs from the customer's ${customer.currency.trim()}`);
+  if (plan.currency.trim() !== customer.currency.trim())
+    throw badRequest(`plan currency ${plan.currency.trim()} differs from the customer's ${customer.currency.trim()}`);
   const start = input.start_date ? new Date(input.start_date) : now;
   const end = input.end_date ? new Date(input.end_date) : null;
   if (end && end.getTime() <= start.getTime()) throw badRequest('end_date must be after start_date');
@@ -59,20 +78,42 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
     await db.query('SELECT 1 FROM customers WHERE organization_id = $1 AND customer_id = $2 FOR UPDATE', [orgId, input.customer_id]);
     const existing = await store.getSubscription(db, orgId, id);
     if (existing) {
-      const same = existing.customer_id === input.customer_id && existing.plan_id === input.plan_id && existing.start_date.getTime() === start.getTime()
-        && (existing.end_date?.getTime() ?? null) === (end?.getTime() ?? null) && existing.auto_renew === auto_renew;
+      const same =
+        existing.customer_id === input.customer_id &&
+        existing.plan_id === input.plan_id &&
+        existing.start_date.getTime() === start.getTime() &&
+        (existing.end_date?.getTime() ?? null) === (end?.getTime() ?? null) &&
+        existing.auto_renew === auto_renew;
       if (same && input.start_date) return { row: existing, created: false };
       throw conflict(`subscription "${id}" already exists`);
     }
     const live = (await store.liveSubscriptions(db, orgId, input.customer_id)).map((s) => currentPeriod(s, now));
-    if (live.some((s) => s.plan_id === input.plan_id && s.status !== 'ended')) throw conflict(`customer "${input.customer_id}" already has a live subscription to plan "${input.plan_id}"`);
+    if (live.some((s) => s.plan_id === input.plan_id && s.status !== 'ended'))
+      throw conflict(`customer "${input.customer_id}" already has a live subscription to plan "${input.plan_id}"`);
     const row = (await store.insertSubscription(db, orgId, {
-      subscription_id: id, customer_id: input.customer_id, plan_id: plan.plan_id, plan_version: plan.version,
-      status: start.getTime() > now.getTime() ? 'not_started' : 'active', start_date: start, end_date: end, auto_renew,
-      current_period_start: start, current_period_end: addInterval(start, plan.interval, 1), plan_started_at: start,
+      subscription_id: id,
+      customer_id: input.customer_id,
+      plan_id: plan.plan_id,
+      plan_version: plan.version,
+      status: start.getTime() > now.getTime() ? 'not_started' : 'active',
+      start_date: start,
+      end_date: end,
+      auto_renew,
+      current_period_start: start,
+      current_period_end: addInterval(start, plan.interval, 1),
+      plan_started_at: start,
       trial_end: plan.trial_days > 0 ? new Date(start.getTime() + plan.trial_days * 86_400_000) : null,
     }))!;
-    await issueInvoice(db, orgId, row, plan.currency.trim(), 'subscription_start', row.current_period_start, row.current_period_end, startLines(plan, row));
+    await issueInvoice(
+      db,
+      orgId,
+      row,
+      plan.currency.trim(),
+      'subscription_start',
+      row.current_period_start,
+      row.current_period_end,
+      startLines(plan, row),
+    );
     // a start_date in the past: close the periods that already elapsed (this is a write; the row is ours)
     return { row: (await closeElapsedLocked(deps, db, orgId, row, now)).row, created: true };
   });
@@ -81,7 +122,11 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
 }
 
 /** Read: subscriptions of the organization as of now (status filter on the status as of now). */
-export async function listSubscriptions(deps: Deps, orgId: string, q: { limit: number; offset: number; customer_id?: string; status?: string; plan_id?: string }) {
+export async function listSubscriptions(
+  deps: Deps,
+  orgId: string,
+  q: { limit: number; offset: number; customer_id?: string; status?: string; plan_id?: string },
+) {
   const now = deps.now();
   return (await store.listSubscriptions(deps.pool, orgId, { ...q, now })).map((r) => subscriptionJson(r, now));
 }
@@ -124,9 +169,18 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
     if (type === 'change_subscription_plan') {
       const np = newPlan!;
       if (np.plan_id === s.plan_id && np.version === s.plan_version) throw conflict('the subscription is already on this plan version');
-      if (np.interval !== plan.interval) throw badRequest(`change_subscription_plan keeps the billing period: plan intervals differ (${plan.interval} vs ${np.interval}); use end_current_subscription_and_bill with plan_id`);
+      if (np.interval !== plan.interval)
+        throw badRequest(
+          `change_subscription_plan keeps the billing period: plan intervals differ (${plan.interval} vs ${np.interval}); use end_current_subscription_and_bill with plan_id`,
+        );
       if (np.currency.trim() !== cur) throw badRequest('plan currencies differ');
-      if (s.plan_id !== np.plan_id && (await store.liveSubscriptions(db, orgId, s.customer_id)).some((x) => x.plan_id === np.plan_id && currentPeriod(x, now).status !== 'ended')) throw conflict(`customer already has a live subscription to plan "${np.plan_id}"`);
+      if (
+        s.plan_id !== np.plan_id &&
+        (await store.liveSubscriptions(db, orgId, s.customer_id)).some(
+          (x) => x.plan_id === np.plan_id && currentPeriod(x, now).status !== 'ended',
+        )
+      )
+        throw conflict(`customer already has a live subscription to plan "${np.plan_id}"`);
       const at = now.getTime() < s.current_period_start.getTime() ? s.current_period_start : now;
       await issueInvoice(db, orgId, s, cur, 'plan_change', at, s.current_period_end, planChangeLines(plan, np, s, at));
       s = { ...s, plan_id: np.plan_id, plan_version: np.version, plan_started_at: at };
@@ -136,7 +190,13 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
         const usage = await componentUsage(deps, orgId, s.customer_id, plan, s.current_period_start, at);
         await issueInvoice(db, orgId, s, cur, 'cancel', s.current_period_start, at, cancelLines(plan, s, at, usage));
       }
-      s = { ...s, status: 'ended', ended_at: at, end_reason: type === 'end_current_subscription_and_bill' ? 'canceled_and_billed' : 'canceled_not_billed', auto_renew: false };
+      s = {
+        ...s,
+        status: 'ended',
+        ended_at: at,
+        end_reason: type === 'end_current_subscription_and_bill' ? 'canceled_and_billed' : 'canceled_not_billed',
+        auto_renew: false,
+      };
       if (newPlan) replacement = { customer_id: s.customer_id, plan_id: newPlan.plan_id };
     }
     return store.saveSubscription(db, orgId, s);
@@ -145,8 +205,18 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
   let replacedBy: ReturnType<typeof subscriptionJson> | null = null;
   if (replacement) {
     const r = replacement as { customer_id: string; plan_id: string };
-    replacedBy = (await createSubscription(deps, orgId, { customer_id: r.customer_id, plan_id: r.plan_id, start_date: (result.ended_at ?? now).toISOString() })).subscription;
-    await deps.pool.query('UPDATE subscriptions SET replaced_by = $3 WHERE organization_id = $1 AND subscription_id = $2', [orgId, subscriptionId, replacedBy.subscription_id]);
+    replacedBy = (
+      await createSubscription(deps, orgId, {
+        customer_id: r.customer_id,
+        plan_id: r.plan_id,
+        start_date: (result.ended_at ?? now).toISOString(),
+      })
+    ).subscription;
+    await deps.pool.query('UPDATE subscriptions SET replaced_by = $3 WHERE organization_id = $1 AND subscription_id = $2', [
+      orgId,
+      subscriptionId,
+      replacedBy.subscription_id,
+    ]);
     return { ...subscriptionJson(result), replaced_by: replacedBy.subscription_id, replacement: replacedBy };
   }
   return subscriptionJson(result);
@@ -160,13 +230,19 @@ export async function subscriptionDetail(deps: Deps, orgId: string, subscription
   const s = currentPeriod(stored, now);
   const plan = (await plans.getPlan(deps.pool, orgId, s.plan_id, s.plan_version))!;
   const cur = plan.currency.trim();
-  const to = s.status === 'ended' ? s.ended_at ?? now : now;
-  const lines = s.status === 'not_started' ? [] : usageLines(plan, await componentUsage(deps, orgId, s.customer_id, plan, s.current_period_start, to));
+  const to = s.status === 'ended' ? (s.ended_at ?? now) : now;
+  const lines =
+    s.status === 'not_started' ? [] : usageLines(plan, await componentUsage(deps, orgId, s.customer_id, plan, s.current_period_start, to));
   return {
     ...subscriptionJson(s),
     plan: plans.planJson(plan),
     current_period: { start: s.current_period_start.toISOString(), end: s.current_period_end.toISOString(), usage_until: to.toISOString() },
-    usage: lines.map((l) => ({ metric_id: l.metric_id, group: l.group ?? null, quantity: l.quantity, amount: fromMinor(l.amount_minor, cur) })),
+    usage: lines.map((l) => ({
+      metric_id: l.metric_id,
+      group: l.group ?? null,
+      quantity: l.quantity,
+      amount: fromMinor(l.amount_minor, cur),
+    })),
     usage_amount_so_far: fromMinor(invoiceTotalMinor(lines), cur),
   };
 }

@@ -6,17 +6,35 @@ import * as metricStore from '../metrics/store.ts';
 import type { PlanVersion } from '../plans/store.ts';
 import type { PlanComponent, UsageAmount } from '../pricing.ts';
 
-export interface ComponentUsage { component: PlanComponent; rows: UsageAmount[] }
+export interface ComponentUsage {
+  component: PlanComponent;
+  rows: UsageAmount[];
+}
 
 /** Usage per component of `plan` for one customer over [from, to); components whose metric is gone are skipped. */
-export async function componentUsage(deps: Pick<Deps, 'pool' | 'usage'>, orgId: string, customerId: string, plan: PlanVersion, from: Date, to: Date): Promise<ComponentUsage[]> {
+export async function componentUsage(
+  deps: Pick<Deps, 'pool' | 'usage'>,
+  orgId: string,
+  customerId: string,
+  plan: PlanVersion,
+  from: Date,
+  to: Date,
+): Promise<ComponentUsage[]> {
   const out: ComponentUsage[] = [];
   for (const c of plan.components) {
     const m = await metricStore.getMetric(deps.pool, orgId, c.metric_id);
     if (!m) continue;
-    const rows = to.getTime() > from.getTime()
-      ? await deps.usage.query({ metric: metricStore.toDefinition(orgId, m), customerId, from, to, window: null, includeGroups: (c.group_prices ?? []).length > 0 })
-      : [];
+    const rows =
+      to.getTime() > from.getTime()
+        ? await deps.usage.query({
+            metric: metricStore.toDefinition(orgId, m),
+            customerId,
+            from,
+            to,
+            window: null,
+            includeGroups: (c.group_prices ?? []).length > 0,
+          })
+        : [];
     out.push({ component: c, rows: rows.map((r) => ({ groups: r.groups, value: r.value })) });
   }
   return out;

@@ -49,7 +49,13 @@ redis.call('SET', KEYS[1], tostring(v), 'KEEPTTL')
 return 1
 `;
 
-export interface LedgerKey { orgId: string; customerId: string; featureId: string; metricVersion: number; windowStartMs: number }
+export interface LedgerKey {
+  orgId: string;
+  customerId: string;
+  featureId: string;
+  metricVersion: number;
+  windowStartMs: number;
+}
 
 export class UsageLedger {
   constructor(
@@ -66,11 +72,22 @@ export class UsageLedger {
   }
 
   /** Atomically: current = max(ledger, clickhouse) (gauge: ledger ?? clickhouse); allowed = current + required <= limit; consume when asked. */
-  async checkAndConsume(k: LedgerKey, p: { clickhouseUsage: number; required: number; limit: number | null; consume: boolean; gauge: boolean }): Promise<{ allowed: boolean; usage: number }> {
-    const ttl = p.gauge ? this.opts.gaugeTtlMs ?? 60_000 : this.opts.idleTtlMs ?? 600_000;
-    const [allowed, cur] = (await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<[number, string]>>)['mlCheckConsume']!(
-      UsageLedger.key(k), String(p.clickhouseUsage), String(p.required), String(p.limit ?? -1), p.consume ? '1' : '0', String(ttl), p.gauge ? 'gauge' : 'add',
-    ));
+  async checkAndConsume(
+    k: LedgerKey,
+    p: { clickhouseUsage: number; required: number; limit: number | null; consume: boolean; gauge: boolean },
+  ): Promise<{ allowed: boolean; usage: number }> {
+    const ttl = p.gauge ? (this.opts.gaugeTtlMs ?? 60_000) : (this.opts.idleTtlMs ?? 600_000);
+    const [allowed, cur] = await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<[number, string]>>)[
+      'mlCheckConsume'
+    ]!(
+      UsageLedger.key(k),
+      String(p.clickhouseUsage),
+      String(p.required),
+      String(p.limit ?? -1),
+      p.consume ? '1' : '0',
+      String(ttl),
+      p.gauge ? 'gauge' : 'add',
+    );
     return { allowed: allowed === 1, usage: Number(cur) };
   }
 
@@ -85,6 +102,11 @@ export class UsageLedger {
 
   /** Adds a reported delta to an existing window key (no-op when not seeded: ClickHouse will have it). */
   async add(k: LedgerKey, delta: number): Promise<void> {
-    await this.redis.eval(`if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]) end return 1`, 1, UsageLedger.key(k), String(delta));
+    await this.redis.eval(
+      `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]) end return 1`,
+      1,
+      UsageLedger.key(k),
+      String(delta),
+    );
   }
 }

@@ -1,7 +1,15 @@
 // Reading usage: core's queryUsage over the aggregator's rollups (services/aggregator/README.md),
 // and core's metricVersionStatus (is a metric version's backfill of older events finished?).
 // The UsageReader seam exists so tests can inject a fixed reader (subscriptions.int.test.ts).
-import { metricVersionStatus, queryUsage, type ClickHouseClient, type MetricDefinition, type MetricVersionStatus, type UsageQuery, type UsageRow } from '@meterline/core';
+import {
+  metricVersionStatus,
+  queryUsage,
+  type ClickHouseClient,
+  type MetricDefinition,
+  type MetricVersionStatus,
+  type UsageQuery,
+  type UsageRow,
+} from '@meterline/core';
 
 export type { MetricVersionStatus, UsageQuery, UsageRow, UsageWindow } from '@meterline/core';
 

@@ -20,7 +20,11 @@ export function kafkaUsageRecorder(cfg: KafkaConfig, logger?: Logger): UsageReco
   const kafka = createKafka({ ...cfg, clientId: `${cfg.clientId}-billing` }, logger);
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   let connected: Promise<void> | null = null;
-  const connect = () => (connected ??= producer.connect().catch((err) => { connected = null; throw err; }));
+  const connect = () =>
+    (connected ??= producer.connect().catch((err) => {
+      connected = null;
+      throw err;
+    }));
   return {
     async record(events) {
       if (events.length === 0) return;
@@ -32,7 +36,11 @@ export function kafkaUsageRecorder(cfg: KafkaConfig, logger?: Logger): UsageReco
       });
     },
     async stop() {
-      if (connected) await connected.then(() => producer.disconnect(), () => undefined);
+      if (connected)
+        await connected.then(
+          () => producer.disconnect(),
+          () => undefined,
+        );
     },
   };
 }

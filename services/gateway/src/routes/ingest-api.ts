@@ -46,8 +46,11 @@ export function ingestApi(deps: IngestApiDeps) {
     app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
       if (deps.isShuttingDown()) return replies.unavailable(reply, new UnavailableError('shutting_down', 'gateway is shutting down', 1));
       const key = apiKeyOf(req.headers);
-      if (!key) return reply.code(401).send(errorBody('missing_api_key', 'send an API key as X-API-KEY, Authorization: Bearer, or Basic auth user'));
-      let owner;
+      if (!key)
+        return reply
+          .code(401)
+          .send(errorBody('missing_api_key', 'send an API key as X-API-KEY, Authorization: Bearer, or Basic auth user'));
+      let owner: { organizationId: string } | null;
       try {
         owner = await keys.resolve(key);
       } catch (err) {
@@ -62,7 +65,11 @@ export function ingestApi(deps: IngestApiDeps) {
     app.addHook('preParsing', async (req, _reply, payload) => {
       const encoding = contentEncodingOf(req.headers['content-encoding']);
       if (encoding === null) {
-        throw new BodyError(415, 'unsupported_encoding', `Content-Encoding ${String(req.headers['content-encoding'])} is not supported (gzip, deflate, br or none)`);
+        throw new BodyError(
+          415,
+          'unsupported_encoding',
+          `Content-Encoding ${String(req.headers['content-encoding'])} is not supported (gzip, deflate, br or none)`,
+        );
       }
       return encoding === 'identity' ? payload : decodeBody(payload, encoding, cfg.bodyLimitBytes);
     });
@@ -71,24 +78,28 @@ export function ingestApi(deps: IngestApiDeps) {
     // a prototype) and the event or message holding it is rejected on its own (validation.ts
     // forbiddenKeyPath), instead of the whole batch.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', { parseAs: 'buffer' }, (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
-      req.rawBody = body;
-      let text: string;
-      try {
-        text = utf8Text(body);
-      } catch (err) {
-        return done(err as Error);
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (err) {
-        return done(new BodyError(400, 'invalid_request', `the body is not valid JSON: ${(err as Error).message}`));
-      }
-      done(null, value);
-    });
+    app.addContentTypeParser(
+      '*',
+      { parseAs: 'buffer' },
+      (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
+        req.rawBody = body;
+        let text: string;
+        try {
+          text = utf8Text(body);
+        } catch (err) {
+          return done(err as Error);
+        }
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch (err) {
+          return done(new BodyError(400, 'invalid_request', `the body is not valid JSON: ${(err as Error).message}`));
+        }
+        done(null, value);
+      },
+    );
 
-    app.setErrorHandler((err: FastifyError | Error & { statusCode?: number; code?: string }, _req, reply) => {
+    app.setErrorHandler((err: FastifyError | (Error & { statusCode?: number; code?: string }), _req, reply) => {
       if (err instanceof UnavailableError) return replies.unavailable(reply, err);
       if (err instanceof BodyError) return reply.code(err.statusCode).send(errorBody(err.errorCode, err.message));
       if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {

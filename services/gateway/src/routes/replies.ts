@@ -20,7 +20,10 @@ export function createReplies(opts: { metrics: GatewayMetrics; maxBatchEvents: n
   return {
     unavailable(reply, err) {
       opts.metrics.unavailable.inc({ reason: err.cause_ });
-      return reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send(errorBody(`${err.cause_}_unavailable`.replace('overloaded_unavailable', 'overloaded'), err.message));
+      return reply
+        .code(503)
+        .header('retry-after', String(err.retryAfterSeconds))
+        .send(errorBody(`${err.cause_}_unavailable`.replace('overloaded_unavailable', 'overloaded'), err.message));
     },
     summary(reply, summary) {
       const status = statusOf(summary);
