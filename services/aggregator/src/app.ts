@@ -4,6 +4,7 @@
 // inserted, rolled up and committed before the consumer leaves the group.
 import {
   ApiKeyCache,
+  dependencyChecks,
   createClickHouse,
   createKafka,
   createLogger,
@@ -139,16 +140,7 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
         kafka: async () => {
           await admin.describeCluster();
         },
-        clickhouse: async () => {
-          const r = await ch.ping();
-          if (!r.success) throw new Error('clickhouse ping failed');
-        },
-        postgres: async () => {
-          await pool.query('SELECT 1');
-        },
-        redis: async () => {
-          await redis.ping();
-        },
+        ...dependencyChecks({ ch, pool, redis }),
         consumer: async () => {
           lag.check();
         },

@@ -14,7 +14,7 @@ import {
 } from '@meterline/core';
 import type { Counter } from 'prom-client';
 import { errorSummary, isPermanentQueryError } from './failures.ts';
-import type { MetricHealth } from './metric-health.ts';
+import { writeVersionStatus, type MetricHealth } from './metric-health.ts';
 import { METRIC_USAGE_COLUMNS } from './rollup.ts';
 
 export interface BackfillDeps {
@@ -103,21 +103,8 @@ export class Backfiller {
     return Number((await rs.json<{ r: string | number }>())[0]?.r ?? 0);
   }
 
-  private async setStatus(m: MetricDefinition, status: 'running' | 'done', rows: number): Promise<void> {
-    await this.d.ch.insert({
-      table: 'metric_backfills',
-      format: 'JSONEachRow',
-      values: [
-        {
-          organization_id: m.organizationId,
-          metric_id: m.metricId,
-          metric_version: m.version,
-          status,
-          status_rank: status === 'done' ? 2 : 1,
-          rows_written: rows,
-        },
-      ],
-    });
+  private setStatus(m: MetricDefinition, status: 'running' | 'done', rows: number): Promise<void> {
+    return writeVersionStatus(this.d.ch, m, status, { rowsWritten: rows });
   }
 
   private async runOne(m: MetricDefinition): Promise<void> {

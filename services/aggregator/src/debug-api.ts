@@ -29,6 +29,14 @@ function parseLimit(v: string | undefined): number {
 
 const iso = (s: string) => new Date(`${s.replace(' ', 'T')}Z`).toISOString();
 
+/** The organization's rows (always), narrowed to a customer and event name when asked. */
+function scope(org: string, q: ListQuery): string[] {
+  const where = [`organization_id = ${sqlString(org)}`];
+  if (q.customer_id) where.push(`customer_id = ${sqlString(q.customer_id)}`);
+  if (q.event_name) where.push(`event_name = ${sqlString(q.event_name)}`);
+  return where;
+}
+
 export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     const auth = async (req: FastifyRequest, reply: FastifyReply): Promise<string | null> => {
@@ -47,9 +55,7 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
       const q = req.query as ListQuery;
       const from = parseTime(q.from, 'from');
       const to = parseTime(q.to, 'to');
-      const where = [`organization_id = ${sqlString(org)}`];
-      if (q.customer_id) where.push(`customer_id = ${sqlString(q.customer_id)}`);
-      if (q.event_name) where.push(`event_name = ${sqlString(q.event_name)}`);
+      const where = scope(org, q);
       if (from !== null)
         where.push(`time_created >= toDateTime(${sqlNumber(Math.floor(from / 1000))})`, `time_created_ms >= ${sqlNumber(from)}`);
       if (to !== null) where.push(`time_created <= toDateTime(${sqlNumber(Math.floor(to / 1000))})`, `time_created_ms < ${sqlNumber(to)}`);
@@ -82,9 +88,7 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
       const q = req.query as ListQuery;
       const from = parseTime(q.from, 'from');
       const to = parseTime(q.to, 'to');
-      const where = [`organization_id = ${sqlString(org)}`];
-      if (q.customer_id) where.push(`customer_id = ${sqlString(q.customer_id)}`);
-      if (q.event_name) where.push(`event_name = ${sqlString(q.event_name)}`);
+      const where = scope(org, q);
       if (q.reason) where.push(`reason = ${sqlString(q.reason)}`);
       if (from !== null) where.push(`dead_lettered_at >= toDateTime(${sqlNumber(Math.floor(from / 1000))})`);
       if (to !== null) where.push(`dead_lettered_at < toDateTime(${sqlNumber(Math.ceil(to / 1000))})`);

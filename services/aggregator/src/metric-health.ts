@@ -7,6 +7,33 @@ import { sqlNumber, sqlString, type ClickHouseClient, type Logger, type MetricDe
 import type { Counter } from 'prom-client';
 import { errorSummary } from './failures.ts';
 
+/** Status of a metric version in metric_backfills; the highest rank wins (ReplacingMergeTree(status_rank)). */
+export const VERSION_STATUS_RANK = { running: 1, done: 2, invalid: 3 } as const;
+
+/** One row of metric_backfills: a version's backfill progress, or its invalid mark with the error. */
+export async function writeVersionStatus(
+  ch: ClickHouseClient,
+  m: Pick<MetricDefinition, 'organizationId' | 'metricId' | 'version'>,
+  status: keyof typeof VERSION_STATUS_RANK,
+  extra: { rowsWritten?: number; error?: string } = {},
+): Promise<void> {
+  await ch.insert({
+    table: 'metric_backfills',
+    format: 'JSONEachRow',
+    values: [
+      {
+        organization_id: m.organizationId,
+        metric_id: m.metricId,
+        metric_version: m.version,
+        status,
+        status_rank: VERSION_STATUS_RANK[status],
+        rows_written: extra.rowsWritten ?? 0,
+        error: extra.error ?? '',
+      },
+    ],
+  });
+}
+
 const keyOf = (m: Pick<MetricDefinition, 'organizationId' | 'metricId' | 'version'>) => `${m.organizationId}\0${m.metricId}\0${m.version}`;
 
 export class MetricHealth {
@@ -41,21 +68,7 @@ export class MetricHealth {
   /** Records the version as invalid (ClickHouse first, so the mark survives a restart). */
   async markInvalid(m: Pick<MetricDefinition, 'organizationId' | 'metricId' | 'version'>, err: unknown): Promise<void> {
     const error = errorSummary(err);
-    await this.ch.insert({
-      table: 'metric_backfills',
-      format: 'JSONEachRow',
-      values: [
-        {
-          organization_id: m.organizationId,
-          metric_id: m.metricId,
-          metric_version: m.version,
-          status: 'invalid',
-          status_rank: 3,
-          rows_written: 0,
-          error,
-        },
-      ],
-    });
+    await writeVersionStatus(this.ch, m, 'invalid', { error });
     this.invalid.add(keyOf(m));
     this.counter.inc();
     this.logger.error(

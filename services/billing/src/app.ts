@@ -3,6 +3,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
   ApiKeyCache,
+  dependencyChecks,
   createClickHouse,
   createLogger,
   createMetricsRegistry,
@@ -94,18 +95,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     opsRoutes({
       registry,
       isShuttingDown: () => shuttingDown,
-      checks: {
-        postgres: async () => {
-          await deps.pool.query('SELECT 1');
-        },
-        redis: async () => {
-          await deps.redis.ping();
-        },
-        clickhouse: async () => {
-          const r = await deps.ch.ping();
-          if (!r.success) throw new Error('clickhouse ping failed');
-        },
-      },
+      checks: dependencyChecks({ pool: deps.pool, redis: deps.redis, ch: deps.ch }),
     }),
   );
   await app.register(async (admin) => adminRoutes(admin, deps));

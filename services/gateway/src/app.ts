@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import {
   ApiKeyCache,
   createKafka,
+  dependencyChecks,
   createLogger,
   createMetricsRegistry,
   createPostgres,
@@ -125,9 +126,7 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
       registry,
       isShuttingDown: () => shuttingDown,
       checks: {
-        redis: async () => {
-          await redis.ping();
-        },
+        ...dependencyChecks({ redis }),
         kafka: async () => {
           const admin = probeKafka.admin();
           try {

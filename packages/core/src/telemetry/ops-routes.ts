@@ -8,6 +8,29 @@ import { withTimeout } from '../util/with-timeout.ts';
 
 export type ReadinessCheck = () => Promise<void>;
 
+/** The usual dependency checks: Postgres `SELECT 1`, Redis `PING`, ClickHouse `/ping` (only those given). */
+export function dependencyChecks(deps: {
+  pool?: { query: (sql: string) => Promise<unknown> };
+  redis?: { ping: () => Promise<unknown> };
+  ch?: { ping: () => Promise<{ success: boolean }> };
+}): Record<string, ReadinessCheck> {
+  const checks: Record<string, ReadinessCheck> = {};
+  const { pool, redis, ch } = deps;
+  if (pool)
+    checks.postgres = async () => {
+      await pool.query('SELECT 1');
+    };
+  if (redis)
+    checks.redis = async () => {
+      await redis.ping();
+    };
+  if (ch)
+    checks.clickhouse = async () => {
+      if (!(await ch.ping()).success) throw new Error('clickhouse ping failed');
+    };
+  return checks;
+}
+
 export function opsRoutes(opts: { registry: Registry; checks: Record<string, ReadinessCheck>; isShuttingDown?: () => boolean }) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/healthz', async () => ({ status: 'ok' }));
