@@ -460,6 +460,20 @@ export const EntitlementQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** Longest `idempotency_key` (Stigg/Autumn-style; the same characters as other ids). */
+export const IDEMPOTENCY_KEY_MAX_LENGTH = 255;
+/**
+ * A caller-chosen key that makes a consuming check or a usage report safe to retry: a retry with the same
+ * key (same organization, same body) returns the first answer and consumes nothing more.
+ */
+export const IdempotencyKey = Type.String({
+  minLength: 1,
+  maxLength: IDEMPOTENCY_KEY_MAX_LENGTH,
+  pattern: ID_PATTERN,
+  description:
+    'retry-safety key (1..255 of A-Z a-z 0-9 _ . : @ -), per organization, kept 24 h: the same key with the same body returns the first answer (header Idempotent-Replayed: true) and consumes nothing more; with a different body: 409 idempotency_key_reused. Also accepted as the Idempotency-Key header (both given must be equal).',
+});
+
 export const CheckBody = Type.Object(
   {
     customer_id: Type.String(),
@@ -467,6 +481,8 @@ export const CheckBody = Type.Object(
     required_balance: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_QUANTITY, default: 1 })),
     send_event: Type.Optional(Type.Boolean({ default: false })),
     properties: Type.Optional(Properties),
+    /** Only consuming checks (`send_event: true`) use it; a non-consuming check ignores it. */
+    idempotency_key: Type.Optional(IdempotencyKey),
   },
   { additionalProperties: false },
 );
@@ -528,6 +544,7 @@ export const ReportUsageBody = Type.Object(
     value: Type.Number({ minimum: -MAX_QUANTITY, maximum: MAX_QUANTITY }),
     update_behavior: Type.Optional(StringEnum(['delta', 'set'] as const, { default: 'delta' })),
     properties: Type.Optional(Properties),
+    idempotency_key: Type.Optional(IdempotencyKey),
   },
   { additionalProperties: false },
 );

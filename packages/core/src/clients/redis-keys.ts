@@ -24,6 +24,17 @@ export const redisKeys = {
   /** Billing's usage ledger of one customer, feature, metric version and period window. */
   billingUsage: (k: { orgId: string; customerId: string; featureId: string; metricVersion: number; windowStartMs: number }) =>
     `ml:billing:usage:{${k.orgId}:${k.customerId}}:${k.featureId}:v${k.metricVersion}:${k.windowStartMs}`,
+  /**
+   * Billing's idempotency record of one `idempotency_key` (POST /v1/usage, consuming POST /v1/check), per
+   * organization: a pending claim (expires after the claim TTL, 30 s) or the stored first answer, kept
+   * 24 h (services/billing/src/usage/idempotency.ts). Renaming it forgets the stored answers: retries of
+   * keys used before would execute again (their Kafka event ids are derived from the key, so the
+   * aggregator still counts them once).
+   */
+  billingIdempotency: (organizationId: string, idempotencyKey: string) =>
+    `ml:billing:idem:{${organizationId}}:${sha256(idempotencyKey).toString('hex')}`,
   /** Pub/sub: API keys revoked or an organization archived; every ApiKeyCache clears. */
   apiKeysChangedChannel: 'ml:keys:changed',
+  /** Pub/sub: billing catalog data (customer, subscription, plan, feature, metric) changed; every billing CatalogCache drops it. */
+  billingCatalogChangedChannel: 'ml:billing:catalog:changed',
 } as const;
