@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import {
   CheckBody,
   CheckResult,
@@ -8,6 +8,8 @@ import {
   Entitlement,
   EntitlementParams,
   EntitlementQuery,
+  IDEMPOTENCY_KEY_MAX_LENGTH,
+  ID_PATTERN,
   PageQuery,
   ErrorResponse,
   Page,
@@ -20,9 +22,70 @@ import type { Deps } from '../deps.ts';
 import { pageOf, pageParams } from '../http/pagination.ts';
 import { typed } from '../http/typed.ts';
 import * as svc from './service.ts';
+import { ApiError } from '../http/errors.ts';
+import { IdempotencyStore, requestFingerprint, type IdempotencyOptions } from '../usage/idempotency.ts';
+import { idempotentEventIds } from '../usage/recorder.ts';
 
-export async function entitlementRoutes(instance: FastifyInstance, deps: Deps): Promise<void> {
+const KEY_RE = new RegExp(ID_PATTERN);
+
+/**
+ * The request's idempotency key: the body's `idempotency_key` or the `Idempotency-Key` header (same
+ * rules); both given and different → 400.
+ */
+function idempotencyKeyOf(bodyKey: string | undefined, header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return bodyKey;
+  const h = Array.isArray(header) ? header.join(', ') : header;
+  if (h.length < 1 || h.length > IDEMPOTENCY_KEY_MAX_LENGTH || !KEY_RE.test(h))
+    throw new ApiError(
+      400,
+      'validation_error',
+      `headers/idempotency-key must be 1..${IDEMPOTENCY_KEY_MAX_LENGTH} characters of A-Z a-z 0-9 _ . : @ -`,
+      [{ path: '/headers/idempotency-key' }],
+    );
+  if (bodyKey !== undefined && bodyKey !== h)
+    throw new ApiError(400, 'invalid_request', 'the Idempotency-Key header and body/idempotency_key differ; send one, or the same in both');
+  return h;
+}
+
+export async function entitlementRoutes(
+  instance: FastifyInstance,
+  deps: Deps,
+  opts: { idempotency?: IdempotencyOptions } = {},
+): Promise<void> {
   const app = typed(instance);
+  const idem = new IdempotencyStore(deps.redis, { logger: deps.logger, ...opts.idempotency });
+
+  /** Executes once per (organization, key); replays the stored first answer; 409 on reuse / in progress. */
+  async function once<T>(
+    reply: FastifyReply,
+    orgId: string,
+    key: string,
+    route: string,
+    body: Record<string, unknown>,
+    exec: (eventId: (i: number) => string) => Promise<T>,
+  ): Promise<T> {
+    const r = await idem.run(orgId, key, requestFingerprint(route, body), () => exec(idempotentEventIds(orgId, key)));
+    switch (r.kind) {
+      case 'executed':
+        return r.body;
+      case 'replayed':
+        reply.header('idempotent-replayed', 'true');
+        return r.body;
+      case 'reused':
+        throw new ApiError(
+          409,
+          'idempotency_key_reused',
+          `idempotency_key "${key}" was already used with a different request; use a new key for a new request`,
+          { idempotency_key: key },
+        );
+      case 'in_progress':
+        reply.header('retry-after', '1');
+        throw new ApiError(409, 'idempotency_key_in_progress', `a request with idempotency_key "${key}" is still executing; retry`, {
+          idempotency_key: key,
+        });
+    }
+  }
+
   app.get(
     '/v1/customers/:customer_id/entitlements',
     {
@@ -75,10 +138,15 @@ export async function entitlementRoutes(instance: FastifyInstance, deps: Deps): 
         summary: 'Check access; with send_event, atomically consume required_balance (Autumn-style)',
         tags: ['entitlements'],
         body: CheckBody,
-        response: { 200: CheckResult, 400: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse },
+        response: { 200: CheckResult, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse },
       },
     },
-    async (req) => svc.check(deps, req.orgId, req.body),
+    async (req, reply) => {
+      const key = idempotencyKeyOf(req.body.idempotency_key, req.headers['idempotency-key']);
+      // only a consuming check needs it; a pure check is safe to repeat and ignores the key
+      if (key === undefined || !req.body.send_event) return svc.check(deps, req.orgId, req.body);
+      return once(reply, req.orgId, key, 'POST /v1/check', req.body, (eventId) => svc.check(deps, req.orgId, req.body, { eventId }));
+    },
   );
 
   app.post(
@@ -88,10 +156,14 @@ export async function entitlementRoutes(instance: FastifyInstance, deps: Deps): 
         summary: 'report_usage / set_usage: record usage with DELTA or SET behaviour',
         tags: ['usage'],
         body: ReportUsageBody,
-        response: { 200: ReportUsageResult, 400: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse },
+        response: { 200: ReportUsageResult, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse },
       },
     },
-    async (req) => svc.reportUsage(deps, req.orgId, req.body),
+    async (req, reply) => {
+      const key = idempotencyKeyOf(req.body.idempotency_key, req.headers['idempotency-key']);
+      if (key === undefined) return svc.reportUsage(deps, req.orgId, req.body);
+      return once(reply, req.orgId, key, 'POST /v1/usage', req.body, (eventId) => svc.reportUsage(deps, req.orgId, req.body, { eventId }));
+    },
   );
 
   app.get(

@@ -247,6 +247,11 @@ export function satisfyingProperties(filters: MetricDefinition['filters']): Reco
 }
 
 /** The events that record `amount` units of a metric (what the aggregator will count). */
+/** How a request's events get their idempotency ids (see usage/idempotency.ts). */
+export interface ConsumeOptions {
+  eventId?: (index: number) => string;
+}
+
 export function consumptionEvents(
   orgId: string,
   customerId: string,
@@ -256,12 +261,15 @@ export function consumptionEvents(
   nowMs: number,
   extra: Record<string, string | number | boolean> = {},
 ): UsageEvent[] {
+  /** Event i's idempotency id (derived from the request's idempotency_key); default: a random id. */
+  eventId: (index: number) => string = newIdempotencyId,
   const base = { ...extra, ...satisfyingProperties(m.filters) };
   const ev = (properties: Record<string, string | number | boolean>): UsageEvent => ({
+  let n = 0;
     organizationId: orgId,
     customerId,
     eventName: m.event_name,
-    idempotencyId: newIdempotencyId(),
+    idempotencyId: eventId(n++),
     timeCreatedMs: nowMs,
     receivedAtMs: nowMs,
     properties,
@@ -299,6 +307,7 @@ export async function check(
     properties?: Record<string, string | number | boolean>;
   },
 ) {
+  opts: ConsumeOptions = {},
   const required = input.required_balance ?? 1;
   const [snap, feature] = await Promise.all([
     customerSnapshot(deps, orgId, input.customer_id),
@@ -314,7 +323,16 @@ export async function check(
   let eventsRecorded = 0;
   if (consume && e.ent.is_granted && e.metric && e.ledgerKey) {
     const now = deps.now().getTime();
-    const events = consumptionEvents(orgId, input.customer_id, e.metric, required, e.ent.current_usage ?? required, now, input.properties);
+    const events = consumptionEvents(
+      orgId,
+      input.customer_id,
+      e.metric,
+      required,
+      e.ent.current_usage ?? required,
+      now,
+      input.properties,
+      opts.eventId,
+    );
     try {
       await deps.recorder.record(events);
       eventsRecorded = events.length;
@@ -434,6 +452,7 @@ export async function reportUsage(
     properties?: Record<string, string | number | boolean>;
   },
 ) {
+  opts: ConsumeOptions = {},
   const behavior = input.update_behavior ?? 'delta';
   const [snap, feature] = await Promise.all([
     customerSnapshot(deps, orgId, input.customer_id),
@@ -449,20 +468,20 @@ export async function reportUsage(
   let after: number;
   if (behavior === 'set') {
     if (m.aggregation === 'latest' || m.aggregation === 'max') {
-      events = consumptionEvents(orgId, input.customer_id, m, 0, input.value, now, input.properties);
+      events = consumptionEvents(orgId, input.customer_id, m, 0, input.value, now, input.properties, opts.eventId);
       after = m.aggregation === 'max' ? Math.max(current, input.value) : input.value;
     } else if (m.aggregation === 'sum') {
       const delta = input.value - current;
-      events = consumptionEvents(orgId, input.customer_id, m, delta, 0, now, input.properties);
+      events = consumptionEvents(orgId, input.customer_id, m, delta, 0, now, input.properties, opts.eventId);
       after = input.value;
     } else throw badRequest(`SET needs a metric aggregated by latest, max or sum; "${m.metric_id}" uses ${m.aggregation}`);
   } else {
     if (m.aggregation === 'latest' || m.aggregation === 'max') {
       after = current + input.value;
-      events = consumptionEvents(orgId, input.customer_id, m, 0, after, now, input.properties);
+      events = consumptionEvents(orgId, input.customer_id, m, 0, after, now, input.properties, opts.eventId);
     } else {
       if (input.value < 0 && m.aggregation !== 'sum') throw badRequest('a negative delta needs a sum metric');
-      events = consumptionEvents(orgId, input.customer_id, m, input.value, 0, now, input.properties);
+      events = consumptionEvents(orgId, input.customer_id, m, input.value, 0, now, input.properties, opts.eventId);
       after = current + input.value;
     }
   }
