@@ -1,6 +1,7 @@
 import { MeterlineError } from './errors.ts';
 import { attempt, defaultSleep, errorOf, isRetryableStatus, retryDelay, type FetchLike, type Transport } from './http.ts';
 import { eventErrorsOf, sendEvents, summarize, toWireEvent, type IngestLimits } from './ingest.ts';
+import { randomId } from './ids.ts';
 import { EventQueue, type QueueOptions } from './queue.ts';
 import type {
   CheckInput,
@@ -187,9 +188,14 @@ export class Meterline {
 
   // ---- Billing: entitlements and usage --------------------------------------------------------------
 
-  /** `POST /v1/check`. With `send_event: true` the grant and the consumption are atomic. */
+  /**
+   * `POST /v1/check`. With `send_event: true` the grant and the consumption are atomic, and the call
+   * carries an `idempotency_key` (yours, or one generated before the first attempt), so its retries
+   * (503, 429, network errors, timeouts) replay the first answer instead of consuming again.
+   */
   check(input: CheckInput): Promise<CheckResult> {
-    return this.billing('POST', '/v1/check', input);
+    if (!input.send_event) return this.billing('POST', '/v1/check', input);
+    return this.billing('POST', '/v1/check', withIdempotencyKey(input), true);
   }
 
   /** `GET /v1/customer_access` (pass exactly one of feature_name / event_name). */
@@ -207,14 +213,17 @@ export class Meterline {
     return this.billing('GET', `/v1/customers/${seg(customerId)}/entitlements/${seg(featureId)}${qs(params)}`);
   }
 
-  /** `POST /v1/usage` (report_usage, `update_behavior` default `delta`). */
+  /**
+   * `POST /v1/usage` (report_usage, `update_behavior` default `delta`). Carries an `idempotency_key`
+   * (yours, or one generated before the first attempt): retries never count the usage twice.
+   */
   reportUsage(input: ReportUsageInput): Promise<ReportUsageResult> {
-    return this.billing('POST', '/v1/usage', input);
+    return this.billing('POST', '/v1/usage', withIdempotencyKey(input), true);
   }
 
-  /** `POST /v1/usage` with `update_behavior: set` (gauges such as seats). */
+  /** `POST /v1/usage` with `update_behavior: set` (gauges such as seats); idempotent like reportUsage. */
   setUsage(input: Omit<ReportUsageInput, 'update_behavior'>): Promise<ReportUsageResult> {
-    return this.billing('POST', '/v1/usage', { ...input, update_behavior: 'set' });
+    return this.billing('POST', '/v1/usage', withIdempotencyKey({ ...input, update_behavior: 'set' as const }), true);
   }
 
   /** `GET /v1/usage`: series (window hour/day) and total for a feature or metric over [from, to). */
@@ -232,8 +241,9 @@ export class Meterline {
 
   /**
    * Billing call. 503/429 are retried (billing answers 503 only when nothing was consumed); network
-   * errors and timeouts only for requests that are safe to repeat (GET, idempotent creates), since a
-   * consuming check or a usage report may have been applied before the connection broke.
+   * errors and timeouts only for requests that are safe to repeat (GET, idempotent creates, consuming
+   * checks and usage reports with their idempotency_key), and so is 409 `idempotency_key_in_progress`
+   * (the same key still executing elsewhere: its answer comes back on the retry).
    */
   private async billing<T>(method: string, path: string, body?: unknown, idempotent = method === 'GET'): Promise<T> {
     const url = this.billingUrl + path;
@@ -244,7 +254,7 @@ export class Meterline {
         const res = await attempt(this.t, method, url, body);
         if (res.status >= 200 && res.status < 300) return res.body as T;
         failure = errorOf(res, `${method} ${path.split('?')[0]}`);
-        if (!isRetryableStatus(res.status)) throw failure;
+        if (!isRetryableStatus(res.status) && !(idempotent && failure.code === 'idempotency_key_in_progress')) throw failure;
         retryAfterMs = res.retryAfterMs;
       } catch (err) {
         if (!(err instanceof MeterlineError) || err.status !== 0 || !idempotent) throw err;
@@ -254,4 +264,9 @@ export class Meterline {
       await this.t.sleep(retryDelay(this.t, n, retryAfterMs));
     }
   }
+}
+
+/** The input with an idempotency_key: the caller's, or a new one (fixed before the first attempt). */
+function withIdempotencyKey<T extends { idempotency_key?: string }>(input: T): T {
+  return input.idempotency_key === undefined ? { ...input, idempotency_key: randomId() } : input;
 }

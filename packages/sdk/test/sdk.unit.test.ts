@@ -341,12 +341,15 @@ describe('billing calls', () => {
       'POST /v1/usage',
       'GET /v1/usage?customer_id=c1&feature_id=api&from=2025-01-01T00%3A00%3A00.000Z&to=2025-01-02T00%3A00%3A00Z&window=hour',
     ]);
-    expect(calls[3]!.body).toEqual({ customer_id: 'c1', feature_id: 'api', send_event: true, required_balance: 2 });
-    expect(calls[8]!.body).toEqual({ customer_id: 'c1', feature_id: 'seats', value: 7, update_behavior: 'set' });
+    const key = expect.stringMatching(/^[0-9a-f-]{36}$/);
+    expect(calls[3]!.body).toEqual({ customer_id: 'c1', feature_id: 'api', send_event: true, required_balance: 2, idempotency_key: key });
+    expect(calls[7]!.body).toEqual({ customer_id: 'c1', feature_id: 'api', value: 4, idempotency_key: key });
+    expect(calls[8]!.body).toEqual({ customer_id: 'c1', feature_id: 'seats', value: 7, update_behavior: 'set', idempotency_key: key });
+    expect(new Set([calls[3]!.body.idempotency_key, calls[7]!.body.idempotency_key, calls[8]!.body.idempotency_key]).size).toBe(3);
     expect(calls[0]!.headers['x-api-key']).toBe('mk_test');
   });
 
-  it('errors carry status, code and details; 503 is retried, a network error on a consuming check is not', async () => {
+  it('errors carry status, code and details; 503 is retried, a network error on a keyless non-idempotent call is not', async () => {
     const { fetch, calls } = fakeFetch((_c, n) =>
       n === 0
         ? json(404, { error: { code: 'not_found', message: 'customer "x" not found' } })
@@ -361,9 +364,51 @@ describe('billing calls', () => {
     expect(e404).toMatchObject({ status: 404, code: 'not_found' });
     expect(await m.check({ customer_id: 'c', feature_id: 'f', send_event: true })).toEqual({ allowed: true });
     expect(calls).toHaveLength(3);
-    const net = await m.check({ customer_id: 'c', feature_id: 'f', send_event: true }).catch((e) => e);
+    const net = await m.request('POST', '/v1/plans', { plan_id: 'p' }).catch((e) => e);
     expect(net).toMatchObject({ status: 0, code: 'network_error' });
-    expect(calls).toHaveLength(4); // not repeated: it may have consumed
+    expect(calls).toHaveLength(4); // not repeated: it may have been applied
+  });
+
+  it('consuming checks and usage reports get an idempotency_key before the first attempt; every retry reuses it', async () => {
+    // network error, timeout-like failure, 503, 409 in_progress, then the answer
+    const { fetch, calls } = fakeFetch((_c, n) =>
+      n % 5 === 0
+        ? Promise.reject(new TypeError('socket hang up'))
+        : n % 5 === 1
+          ? json(503, { error: { code: 'usage_not_recorded', message: 'retry' } })
+          : n % 5 === 2
+            ? json(409, { error: { code: 'idempotency_key_in_progress', message: 'retry' } }, { 'retry-after': '1' })
+            : n % 5 === 3
+              ? Promise.reject(new TypeError('ECONNRESET'))
+              : json(200, { allowed: true }),
+    );
+    const { m, sleeps } = client(fetch);
+    expect(await m.check({ customer_id: 'c', feature_id: 'f', send_event: true })).toEqual({ allowed: true });
+    expect(calls).toHaveLength(5);
+    const keys = new Set(calls.map((c) => c.body.idempotency_key));
+    expect(keys.size).toBe(1);
+    expect([...keys][0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(sleeps[2]).toBeGreaterThanOrEqual(1000); // Retry-After of the 409 honored
+    await m.reportUsage({ customer_id: 'c', feature_id: 'f', value: 1 });
+    const second = calls.slice(5).map((c) => c.body.idempotency_key);
+    expect(second).toHaveLength(5);
+    expect(new Set(second).size).toBe(1);
+    expect(second[0]).not.toBe([...keys][0]); // a new key per call
+    // a caller's key is kept as is
+    await m.setUsage({ customer_id: 'c', feature_id: 'seats', value: 3, idempotency_key: 'order-42' });
+    expect(new Set(calls.slice(10).map((c) => c.body.idempotency_key))).toEqual(new Set(['order-42']));
+  });
+
+  it('a non-consuming check carries no key; 409 idempotency_key_reused is not retried', async () => {
+    const { fetch, calls } = fakeFetch((_c, n) =>
+      n === 0 ? json(200, { allowed: true }) : json(409, { error: { code: 'idempotency_key_reused', message: 'used', details: {} } }),
+    );
+    const { m } = client(fetch);
+    await m.check({ customer_id: 'c', feature_id: 'f' });
+    expect(calls[0]!.body).toEqual({ customer_id: 'c', feature_id: 'f' });
+    const e = await m.reportUsage({ customer_id: 'c', feature_id: 'f', value: 1, idempotency_key: 'k' }).catch((x) => x);
+    expect(e).toMatchObject({ status: 409, code: 'idempotency_key_reused' });
+    expect(calls).toHaveLength(2);
   });
 
   it('retries network errors for GETs', async () => {
