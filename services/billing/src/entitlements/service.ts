@@ -246,12 +246,12 @@ export function satisfyingProperties(filters: MetricDefinition['filters']): Reco
   return props;
 }
 
-/** The events that record `amount` units of a metric (what the aggregator will count). */
 /** How a request's events get their idempotency ids (see usage/idempotency.ts). */
 export interface ConsumeOptions {
   eventId?: (index: number) => string;
 }
 
+/** The events that record `amount` units of a metric (what the aggregator will count). */
 export function consumptionEvents(
   orgId: string,
   customerId: string,
@@ -260,12 +260,12 @@ export function consumptionEvents(
   gaugeValue: number,
   nowMs: number,
   extra: Record<string, string | number | boolean> = {},
-): UsageEvent[] {
   /** Event i's idempotency id (derived from the request's idempotency_key); default: a random id. */
   eventId: (index: number) => string = newIdempotencyId,
+): UsageEvent[] {
   const base = { ...extra, ...satisfyingProperties(m.filters) };
-  const ev = (properties: Record<string, string | number | boolean>): UsageEvent => ({
   let n = 0;
+  const ev = (properties: Record<string, string | number | boolean>): UsageEvent => ({
     organizationId: orgId,
     customerId,
     eventName: m.event_name,
@@ -306,8 +306,8 @@ export async function check(
     send_event?: boolean;
     properties?: Record<string, string | number | boolean>;
   },
-) {
   opts: ConsumeOptions = {},
+) {
   const required = input.required_balance ?? 1;
   const [snap, feature] = await Promise.all([
     customerSnapshot(deps, orgId, input.customer_id),
@@ -451,8 +451,8 @@ export async function reportUsage(
     update_behavior?: 'delta' | 'set';
     properties?: Record<string, string | number | boolean>;
   },
-) {
   opts: ConsumeOptions = {},
+) {
   const behavior = input.update_behavior ?? 'delta';
   const [snap, feature] = await Promise.all([
     customerSnapshot(deps, orgId, input.customer_id),
