@@ -69,7 +69,11 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
       new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis, {
         onError: (err) => logger.debug({ err: err.message }, 'api key change subscriber error'),
       }),
-    cache: partial.cache ?? new CatalogCache({ snapshotTtlMs: opts.snapshotTtlMs, usageTtlMs: opts.usageTtlMs }),
+    cache:
+      partial.cache ??
+      new CatalogCache({ snapshotTtlMs: opts.snapshotTtlMs, usageTtlMs: opts.usageTtlMs }).followChanges(redis, {
+        onError: (err) => logger.debug({ err: err.message }, 'catalog change subscriber error'),
+      }),
     now: partial.now ?? (() => new Date()),
   };
 }
@@ -133,6 +137,7 @@ export async function startBilling(config: Config, partial: Partial<Deps> = {}, 
       await scheduler.stop();
       await app.close();
       await deps.recorder.stop().catch(() => undefined);
+      if (!partial.cache) await deps.cache.close();
       if (!partial.redis) deps.redis.disconnect();
       if (!partial.pool) await deps.pool.end();
       if (!partial.ch) await deps.ch.close();

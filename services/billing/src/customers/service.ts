@@ -31,7 +31,10 @@ export async function createCustomer(deps: Deps, orgId: string, input: CustomerI
     metadata: input.metadata ?? {},
   };
   const { row, created } = await store.insertCustomer(deps.pool, orgId, want);
-  if (created) return { created, customer: store.customerJson(row) };
+  if (created) {
+    await deps.cache.invalidateCustomer(orgId, input.customer_id);
+    return { created, customer: store.customerJson(row) };
+  }
   const existing = store.customerJson(row);
   const diffs: string[] = [];
   if (existing.name !== want.name) diffs.push('name');
@@ -87,13 +90,13 @@ export async function updateCustomer(
     balance_minor: p.balance !== undefined ? toMinor(p.balance, currency) : undefined,
   });
   if (!row) throw notFound('customer', customerId);
-  deps.cache.invalidateCustomer(orgId, customerId);
+  await deps.cache.invalidateCustomer(orgId, customerId);
   return store.customerJson(row);
 }
 
 export async function archiveCustomer(deps: Deps, orgId: string, customerId: string) {
   const row = await store.archiveCustomer(deps.pool, orgId, customerId);
   if (!row) throw notFound('customer', customerId);
-  deps.cache.invalidateCustomer(orgId, customerId);
+  await deps.cache.invalidateCustomer(orgId, customerId);
   return store.customerJson(row);
 }

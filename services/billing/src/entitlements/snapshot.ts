@@ -52,7 +52,7 @@ export async function customerSnapshot(deps: Deps, orgId: string, customerId: st
   const key = `${orgId}\u0000${customerId}\u0000snapshot`;
   const snap = (await deps.cache.customers.get(key, () => load(deps, orgId, customerId))) as CustomerSnapshot;
   if (snap.validUntilMs <= deps.now().getTime()) {
-    deps.cache.invalidateCustomer(orgId, customerId);
+    deps.cache.dropCustomer(orgId, customerId); // a period boundary passed: every instance notices by itself
     return (await deps.cache.customers.get(key, () => load(deps, orgId, customerId))) as CustomerSnapshot;
   }
   return snap;

@@ -19,7 +19,10 @@ export async function createFeature(deps: Deps, orgId: string, input: FeatureInp
   if (f.metric_id && !(await metrics.getMetric(deps.pool, orgId, f.metric_id, false)))
     throw badRequest(`metric "${f.metric_id}" does not exist`);
   const row = await store.insertFeature(deps.pool, orgId, f);
-  if (row) return { created: true, feature: store.featureJson(row) };
+  if (row) {
+    await deps.cache.invalidateOrg(orgId); // drops a cached "not found" of this feature everywhere
+    return { created: true, feature: store.featureJson(row) };
+  }
   const existing = (await store.getFeature(deps.pool, orgId, f.feature_id))!;
   if (!existing.archived_at && existing.name === f.name && existing.type === f.type && existing.metric_id === f.metric_id)
     return { created: false, feature: store.featureJson(existing) };
@@ -29,12 +32,13 @@ export async function createFeature(deps: Deps, orgId: string, input: FeatureInp
 export async function renameFeature(deps: Deps, orgId: string, featureId: string, name: string | null) {
   const row = await store.updateFeatureName(deps.pool, orgId, featureId, name);
   if (!row) throw notFound('feature', featureId);
+  await deps.cache.invalidateOrg(orgId);
   return store.featureJson(row);
 }
 
 export async function archiveFeature(deps: Deps, orgId: string, featureId: string) {
   const row = await store.archiveFeature(deps.pool, orgId, featureId);
   if (!row) throw notFound('feature', featureId);
-  deps.cache.invalidateOrg(orgId);
+  await deps.cache.invalidateOrg(orgId);
   return store.featureJson(row);
 }

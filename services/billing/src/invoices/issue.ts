@@ -116,6 +116,6 @@ export async function closeSubscription(
     }
     return closeElapsedLocked(deps, db, orgId, s, now);
   });
-  if (r?.changed) deps.cache.invalidateCustomer(orgId, r.row.customer_id);
+  if (r?.changed) await deps.cache.invalidateCustomer(orgId, r.row.customer_id);
   return r;
 }

@@ -39,7 +39,10 @@ const definitionOf = (m: store.MetricInput) => ({
 export async function createMetric(deps: Deps, orgId: string, input: store.MetricInput) {
   const m = normalize(input);
   const row = await store.insertMetric(deps.pool, orgId, m);
-  if (row) return { created: true, metric: store.metricJson(row) };
+  if (row) {
+    await deps.cache.invalidateOrg(orgId);
+    return { created: true, metric: store.metricJson(row) };
+  }
   const existing = (await store.getMetric(deps.pool, orgId, m.metric_id))!;
   if (!existing.archived_at && existing.name === m.name && isDeepStrictEqual(definitionOf(existing), definitionOf(m)))
     return { created: false, metric: store.metricJson(existing) };
@@ -53,13 +56,13 @@ export async function updateMetric(deps: Deps, orgId: string, metricId: string, 
   const changed = !isDeepStrictEqual(definitionOf(current), definitionOf(next));
   const row = await store.updateMetric(deps.pool, orgId, metricId, next, changed);
   if (!row) throw notFound('metric', metricId);
-  deps.cache.invalidateOrg(orgId);
+  await deps.cache.invalidateOrg(orgId);
   return store.metricJson(row);
 }
 
 export async function archiveMetric(deps: Deps, orgId: string, metricId: string) {
   const row = await store.archiveMetric(deps.pool, orgId, metricId);
   if (!row) throw notFound('metric', metricId);
-  deps.cache.invalidateOrg(orgId);
+  await deps.cache.invalidateOrg(orgId);
   return store.metricJson(row);
 }

@@ -70,8 +70,10 @@ async function validate(deps: Deps, orgId: string, d: store.PlanDefinition): Pro
 export async function createPlan(deps: Deps, orgId: string, input: PlanInput & { plan_id: string }) {
   const d = definitionFrom(input);
   await validate(deps, orgId, d);
-  if (await store.insertPlan(deps.pool, orgId, input.plan_id, d))
+  if (await store.insertPlan(deps.pool, orgId, input.plan_id, d)) {
+    await deps.cache.invalidateOrg(orgId);
     return { created: true, plan: store.planJson((await store.getPlan(deps.pool, orgId, input.plan_id))!) };
+  }
   const existing = (await store.getPlan(deps.pool, orgId, input.plan_id))!;
   const { plan_id: _a, version: _b, current_version: _c, created_at: _d, version_created_at: _e, archived_at, ...def } = existing;
   if (!archived_at && isDeepStrictEqual(normalizeForCompare(def), normalizeForCompare(d)))
@@ -94,6 +96,6 @@ export async function editPlan(deps: Deps, orgId: string, planId: string, patch:
     return isDeepStrictEqual(normalizeForCompare(def), normalizeForCompare(next!)) ? null : next;
   });
   if (!row) throw notFound('plan', planId);
-  deps.cache.invalidateOrg(orgId);
+  await deps.cache.invalidateOrg(orgId);
   return store.planJson(row);
 }

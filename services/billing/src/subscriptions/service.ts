@@ -117,7 +117,7 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
     // a start_date in the past: close the periods that already elapsed (this is a write; the row is ours)
     return { row: (await closeElapsedLocked(deps, db, orgId, row, now)).row, created: true };
   });
-  if (created.created) deps.cache.invalidateCustomer(orgId, input.customer_id);
+  if (created.created) await deps.cache.invalidateCustomer(orgId, input.customer_id);
   return { created: created.created, subscription: subscriptionJson(created.row, now) };
 }
 
@@ -201,7 +201,7 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
     }
     return store.saveSubscription(db, orgId, s);
   });
-  deps.cache.invalidateCustomer(orgId, result.customer_id);
+  await deps.cache.invalidateCustomer(orgId, result.customer_id);
   let replacedBy: ReturnType<typeof subscriptionJson> | null = null;
   if (replacement) {
     const r = replacement as { customer_id: string; plan_id: string };
