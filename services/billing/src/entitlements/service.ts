@@ -189,6 +189,7 @@ async function evaluate(
   return { ent, ledgerKey, metric: m, limit, gauge, chUsage };
 }
 
+/** The feature, cached with the catalog; "not found" is cached too, for at most 1 s (cache.ts). */
 async function featureOrThrow(deps: Deps, orgId: string, featureId: string) {
   const f = (await deps.cache.customers.get(`${orgId}\u0000\u0000feature\u0000${featureId}`, () =>
     featureStore.getFeature(deps.pool, orgId, featureId),
@@ -414,7 +415,7 @@ export async function customerAccess(
           { orgId, customerId: q.customer_id, featureId: e.feature_id, metricVersion: m.version, windowStartMs: win.start.getTime() },
           { clickhouseUsage: usage, required: 0, limit: null, consume: false, gauge: m.aggregation === 'latest' },
         );
-        usage = Math.max(usage, r.usage);
+        usage = m.aggregation === 'latest' ? r.usage : Math.max(usage, r.usage); // gauges: the SET value, not the older max
       }
       const free = comp ? Number(comp.free_units ?? 0) : null;
       const access = limitType === 'free' ? free !== null && usage < free : total === null || usage < total;

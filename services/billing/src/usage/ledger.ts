@@ -12,8 +12,14 @@
 //   - Keys expire after `idleTtlMs` without use (default 10 min, far longer than aggregation lag), so
 //     a crash between grant and produce only over-counts (conservative) until the key is reseeded
 //     from ClickHouse; a new window is a new key, so usage resets with the period.
-// Gauges (aggregation `latest`, e.g. seats) use SET: the key holds the last value set through the
-// API, kept `gaugeTtlMs` (60 s) so that it shadows ClickHouse only while the event is in flight.
+// Gauges (aggregation `latest`, e.g. seats) use SET: the key holds the last value set through the API
+// (or by a consuming check) and is the usage every instance reads, at once, instead of ClickHouse.
+// It shadows ClickHouse until ClickHouse shows the same value (the aggregator has caught up with the
+// SET's event), for at most `idleTtlMs` (10 min); once confirmed it lives only `gaugeTtlMs` (60 s)
+// more, so gauge events sent straight to the gateway take over again. (Before, the key always expired
+// after 60 s: when the aggregator lagged longer than that — e.g. during an outage — checks fell back to
+// the old ClickHouse value, "5 after SET 1", until the aggregator caught up.) Bound: a SET back to a
+// value ClickHouse already shows (5 → 1 → 5 faster than the aggregator) confirms early.
 import { redisKeys, type Redis } from '@meterline/core';
 
 const CHECK = `
@@ -22,7 +28,13 @@ local raw = redis.call('GET', KEYS[1])
 local cur
 local ch = tonumber(ARGV[1])
 if mode == 'gauge' then
-  if raw then cur = tonumber(raw) else cur = ch end
+  if raw then
+    cur = tonumber(raw)
+    -- ClickHouse shows the value set: shorten the shadow to ARGV[7]
+    if ch == cur and redis.call('PTTL', KEYS[1]) > tonumber(ARGV[7]) then redis.call('PEXPIRE', KEYS[1], ARGV[7]) end
+  else
+    cur = ch
+  end
 else
   cur = tonumber(raw or '0')
   if ch > cur then cur = ch end
@@ -76,7 +88,8 @@ export class UsageLedger {
     k: LedgerKey,
     p: { clickhouseUsage: number; required: number; limit: number | null; consume: boolean; gauge: boolean },
   ): Promise<{ allowed: boolean; usage: number }> {
-    const ttl = p.gauge ? (this.opts.gaugeTtlMs ?? 60_000) : (this.opts.idleTtlMs ?? 600_000);
+    // gauges: a consumed value shadows ClickHouse like a SET (until confirmed, at most the idle TTL)
+    const ttl = this.opts.idleTtlMs ?? 600_000;
     const [allowed, cur] = await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<[number, string]>>)[
       'mlCheckConsume'
     ]!(
@@ -87,6 +100,7 @@ export class UsageLedger {
       p.consume ? '1' : '0',
       String(ttl),
       p.gauge ? 'gauge' : 'add',
+      String(this.opts.gaugeTtlMs ?? 60_000),
     );
     return { allowed: allowed === 1, usage: Number(cur) };
   }
@@ -95,9 +109,9 @@ export class UsageLedger {
     await (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<number>>)['mlRefund']!(UsageLedger.key(k), String(amount));
   }
 
-  /** SET behaviour (gauges): the value is the new usage. */
+  /** SET behaviour (gauges): the value is the new usage, in every instance, until ClickHouse shows it (see above). */
   async set(k: LedgerKey, value: number): Promise<void> {
-    await this.redis.set(UsageLedger.key(k), String(value), 'PX', this.opts.gaugeTtlMs ?? 60_000);
+    await this.redis.set(UsageLedger.key(k), String(value), 'PX', this.opts.idleTtlMs ?? 600_000);
   }
 
   /** Adds a reported delta to an existing window key (no-op when not seeded: ClickHouse will have it). */
