@@ -4,12 +4,13 @@
 //   send_event   = the grant and the consumption are one atomic Redis script; the consumption is then
 //                  produced to Kafka like a gateway event (refunded if that fails).
 // See usage/ledger.ts for why the ledger and the aggregates agree.
+import type { Entitlement } from '@meterline/contracts';
 import type { MetricDefinition, UsageEvent } from '@meterline/core';
 import type { Deps } from '../deps.ts';
 import { ApiError, badRequest, notFound } from '../http/errors.ts';
 import * as featureStore from '../features/store.ts';
 import * as metricStore from '../metrics/store.ts';
-import { usageWindow, type ResetPeriod } from '../periods.ts';
+import { usageWindow } from '../periods.ts';
 import type { PlanEntitlement } from '../plans/store.ts';
 import { newIdempotencyId } from '../usage/recorder.ts';
 import type { LedgerKey } from '../usage/ledger.ts';
@@ -22,24 +23,8 @@ export type DeniedReason =
   | 'requested_usage_exceeds_limit'
   | null;
 
-export interface Entitlement {
-  customer_id: string;
-  feature_id: string;
-  feature_type: 'boolean' | 'metered';
-  is_granted: boolean;
-  access_denied_reason: DeniedReason;
-  usage_limit: number | null;
-  limit_type: 'hard' | 'soft' | null;
-  has_unlimited_usage: boolean;
-  current_usage: number | null;
-  requested_usage: number;
-  remaining: number | null;
-  included_usage: number | null;
-  reset_period: ResetPeriod | null;
-  usage_period_start: string | null;
-  usage_period_end: string | null;
-  subscription_id: string | null;
-}
+/** The entitlement answer: the wire contract's type (defined once in @meterline/contracts). */
+export type { Entitlement };
 
 interface Grant {
   sub: CustomerSnapshot['subscriptions'][number];
