@@ -50,6 +50,8 @@ export interface Aggregator {
   app: FastifyInstance;
   /** The port the HTTP app listens on (useful with port 0). */
   port: number;
+  /** Base URL of the HTTP app (like the gateway's and billing's handles). */
+  url: string;
   catalog: MetricCatalog;
   backfiller: Backfiller;
   lag: LagMonitor;
@@ -148,7 +150,7 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
     }),
   );
   await app.register(debugRoutes({ ch, keys }));
-  await app.listen({ port: config.aggregator.port, host: config.aggregator.host });
+  const url = (await app.listen({ port: config.aggregator.port, host: config.aggregator.host })).replace('[::1]', '127.0.0.1');
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.aggregator.port;
 
@@ -160,6 +162,7 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
   return {
     app,
     port,
+    url,
     catalog,
     backfiller,
     lag,
