@@ -7,7 +7,12 @@
 //   e2e         >= 1,000,000 events through gateway -> Kafka -> aggregator -> ClickHouse aggregates
 //   freshness   ingest at half the maximum rate; probe events' time from ack to visible in aggregates
 //   chkafka     ClickHouse Kafka engine consuming the same events (JSONEachRow, parallel topic)
-//   entitlement billing customer_access/check latency while ingest runs at half the maximum rate
+//   entitlement billing customer_access/check latency while ingest runs at half the maximum rate: a short
+//               closed loop, then open-loop rows (check and customer_access at 2,000 req/s, check +
+//               send_event at 500 req/s) each next to an open-loop Redis GET floor at the same rate
+//
+// BENCH_CPU_PROF=billing (comma list of service names) runs those children with --cpu-prof
+// (profiles in .cache/bench/prof/, written when the child stops; summarise: npx tsx bench/prof-summary.ts).
 //
 // Environment: BENCH_EVENTS (e2e events, default 1000000), BENCH_PHASES (comma list, default all),
 // BENCH_SECONDS (per throughput step, default 6). Results: bench/results/<time>-<run>.json.
@@ -32,7 +37,7 @@ import { closedLoop, openLoop, EventSource, GatewayClient } from './lib/load.ts'
 import { ClickHouseKafkaEngine, jsonEncoder, kafkaProducerBaseline, redisGetFloor } from './lib/baselines.ts';
 import { aggregateTotal, rawCount } from './lib/usage.ts';
 import { fmtInt, fmtNum, nowMs, sleep, summarize, table, type LatencySummary } from './lib/stats.ts';
-import { entitlementPhase } from './lib/entitlement.ts';
+import { entitlementPhase, type OpenRowName, type OpenRowResult } from './lib/entitlement.ts';
 import { PrivateStack } from '../test/support/private-stack.ts';
 
 const BATCH_SIZES = [1, 100, 1000] as const;
@@ -45,6 +50,13 @@ const PHASES = new Set(
 const PORTS = { gateway: 19405, aggregator: 19406, billing: 19407 } as const;
 const CUSTOMERS = Array.from({ length: 20 }, (_, i) => `cust_${i}`);
 const TOTAL_BUDGET_MS = 9 * 60_000;
+// entitlement phase: BENCH_INGEST_RATE (background events/s; default half the ingest phase's maximum,
+// 10,000 without an ingest phase), BENCH_ENT_SECONDS (per open-loop row, default 20), BENCH_ENT_ROWS
+// (comma list of check,customer_access,check_send_event; default all), BENCH_ENT_CLOSED=0 skips the closed loop.
+const ENT_INGEST_RATE = process.env.BENCH_INGEST_RATE ? Number(process.env.BENCH_INGEST_RATE) : null;
+const ENT_SECONDS = Number(process.env.BENCH_ENT_SECONDS ?? 20);
+const ENT_ROWS = (process.env.BENCH_ENT_ROWS ?? 'check,customer_access,check_send_event').split(',').map((x) => x.trim()) as OpenRowName[];
+const ENT_CLOSED = process.env.BENCH_ENT_CLOSED !== '0';
 
 type PhaseStatus = { status: 'ok' } | { status: 'skipped' | 'failed'; reason: string };
 const phases: Record<string, PhaseStatus & Record<string, unknown>> = {};
@@ -465,7 +477,14 @@ try {
     await service('aggregator').start();
     const billing = service('billing');
     await billing.start();
-    const rate = Math.max(1000, Math.floor((maxIngestRate || 20_000) / 2));
+    // Background ingest at half the gateway's maximum (the ingest phase's best events/s) or BENCH_INGEST_RATE;
+    // without either, 10,000 events/s (half the 20,000 assumed maximum).
+    const rate = ENT_INGEST_RATE ?? Math.max(1000, Math.floor((maxIngestRate || 20_000) / 2));
+    const rateSource = ENT_INGEST_RATE
+      ? 'BENCH_INGEST_RATE'
+      : maxIngestRate
+        ? 'half the ingest phase maximum'
+        : 'default (no ingest phase)';
     const loadClient = new GatewayClient(gw.url, eOrg.apiKey, 16);
     let stop = false;
     const loadP = openLoop({
@@ -473,17 +492,26 @@ try {
       source: new EventSource(`${runId}n`, 'bench.ent', CUSTOMERS),
       eventsPerSec: rate,
       batchSize: 100,
-      durationMs: 40_000,
+      durationMs: 400_000,
       shouldStop: () => stop,
     });
     try {
       const res = await entitlementPhase({
         billingUrl: billing.url,
+        redisUrl: run.config.redisUrl,
         org: eOrg,
         pool,
         customers: CUSTOMERS,
-        durationMs: 12_000,
+        durationMs: ENT_CLOSED ? 12_000 : 0,
         concurrency: 32,
+        open: {
+          seconds: ENT_SECONDS,
+          warmupSeconds: 2,
+          rows: ENT_ROWS,
+          maxOutstanding: 1_000,
+          timeoutMs: 2_000,
+          tag: `${runId}ck`,
+        },
         log,
       });
       // Diagnostic: core's queryUsage alone (what a check waits for on a usage-cache miss), same load.
@@ -504,12 +532,20 @@ try {
         });
         qLat.push(nowMs() - t);
       }
-      return { ingestTargetEventsPerSec: rate, ...res, queryUsageLatency: lat(qLat) };
+      stop = true;
+      const l = await loadP;
+      return {
+        ingestTargetEventsPerSec: rate,
+        ingestRateSource: rateSource,
+        backgroundIngest: { achievedEventsPerSec: l.achievedEventsPerSec, failedRequests: l.failedRequests, seconds: l.elapsedMs / 1000 },
+        ...res,
+        queryUsageLatency: lat(qLat),
+      };
     } finally {
       stop = true;
       const l = await loadP;
       loadClient.close();
-      log(`entitlement: background ingest ${fmtInt(l.achievedEventsPerSec)} events/s`);
+      log(`entitlement: background ingest ${fmtInt(l.achievedEventsPerSec)} events/s (target ${fmtInt(rate)})`);
     }
   });
 } finally {
@@ -600,6 +636,21 @@ for (const ep of ['customer_access', 'check']) {
     e ? fmtInt(e.requestsPerSec) : '-',
     floor ? `${fmtInt(floor.requestsPerSec)} Redis GET` : '-',
     e && floor ? fmtNum(e.requestsPerSec / floor.requestsPerSec) : '-',
+  ]);
+}
+const ms3 = (l: { p50Ms: number; p99Ms: number; p999Ms: number }) => `${fmtNum(l.p50Ms)} / ${fmtNum(l.p99Ms)} / ${fmtNum(l.p999Ms)}`;
+for (const r of Object.values(ent.openLoop ?? {}) as OpenRowResult[]) {
+  rows.push([
+    `open ${r.label} @ ${fmtInt(r.ratePerSec)}/s p50 / p99 / p99.9 ms${st('entitlement')}`,
+    ms3(r.latency),
+    `${ms3(r.floor.latency)} Redis GET`,
+    fmtNum(r.latency.p99Ms / r.floor.latency.p99Ms, 1),
+  ]);
+  rows.push([
+    `open ${r.label}: achieved/s, errors; target p99 < ${r.targetP99Ms} ms`,
+    `${fmtInt(r.achievedPerSec)}, ${fmtInt(r.errorCount)}; ${r.met ? 'met' : 'MISSED'} (${r.marginMs >= 0 ? `${fmtNum(r.marginMs)} ms under` : Number.isFinite(r.marginMs) ? `${fmtNum(-r.marginMs)} ms over` : 'errors > 1%'})`,
+    `${fmtInt(r.floor.achievedPerSec)}, ${fmtInt(r.floor.errorCount)} Redis GET`,
+    '-',
   ]);
 }
 for (const s of ['gateway', 'aggregator', 'billing'] as const) {

@@ -11,6 +11,15 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export type ServiceName = 'gateway' | 'aggregator' | 'billing';
 
+/** Where BENCH_CPU_PROF children write their .cpuprofile (on exit; a SIGKILLed child writes none). */
+export const CPU_PROF_DIR = path.join(ROOT, '.cache', 'bench', 'prof');
+
+/** BENCH_CPU_PROF=billing[,gateway,...]: V8 CPU profile of those service children (opt-in; it slows them). */
+function cpuProfArgs(name: ServiceName): string[] {
+  const which = (process.env.BENCH_CPU_PROF ?? '').split(',').map((s) => s.trim());
+  return which.includes(name) ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
+}
+
 /** Peak resident set size (VmHWM) of a live process, in bytes; null if it is gone. */
 export function readVmHWM(pid: number): number | null {
   try {
@@ -80,7 +89,7 @@ export class ServiceProcess {
     if (await portInUse(this.port))
       throw new Error(`port ${this.port} is already in use (a leftover ${this.name} from an interrupted run?); stop that process first`);
     const out = createWriteStream(this.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, ['--import', 'tsx', `services/${this.name}/src/main.ts`], {
+    const child = spawn(process.execPath, [...cpuProfArgs(this.name), '--import', 'tsx', `services/${this.name}/src/main.ts`], {
       cwd: ROOT,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],

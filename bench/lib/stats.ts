@@ -11,6 +11,7 @@ export interface LatencySummary {
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
+  p999Ms: number;
   maxMs: number;
   meanMs: number;
 }
@@ -24,6 +25,7 @@ export function summarize(samplesMs: readonly number[]): LatencySummary {
     p50Ms: r(percentile(s, 50)),
     p90Ms: r(percentile(s, 90)),
     p99Ms: r(percentile(s, 99)),
+    p999Ms: r(percentile(s, 99.9)),
     maxMs: r(s.length ? s[s.length - 1]! : NaN),
     meanMs: r(s.length ? sum / s.length : NaN),
   };
