@@ -21,3 +21,4 @@ export * from './telemetry/http-metrics.ts';
 export * from './clients/redis-keys.ts';
 export * from './util/with-timeout.ts';
 export * from './customers/repository.ts';
+export * from './clients/redis-follow.ts';

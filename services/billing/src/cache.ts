@@ -17,7 +17,7 @@
 //   the in-flight fetch on delete/clear); its caller still gets the value it loaded.
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { redisKeys, type Redis } from '@meterline/core';
+import { followChannel, redisKeys, type ChannelFollower, type Redis } from '@meterline/core';
 
 // Built on lru-cache (bounded LRU, per-entry TTL, one in-flight fetch per key, stale-while-revalidate)
 // instead of a hand-rolled map. Times come from Date.now() so that tests can use fake timers.
@@ -100,7 +100,7 @@ export class CatalogCache {
   private unsubscribedTtlMs = 1_000;
   private subscribed = true; // without followChanges: plain TTL behaviour, invalidation in this process only
   private publisher: Redis | null = null;
-  private subscriber: Redis | null = null;
+  private follower: ChannelFollower | null = null;
   private closed = false;
   private onError: (err: Error) => void = () => undefined;
 
@@ -121,7 +121,7 @@ export class CatalogCache {
 
   /** Name of the subscriber connection (CLIENT LIST), set by followChanges. */
   get subscriberName(): string | null {
-    return (this.subscriber?.options.connectionName as string | undefined) ?? null;
+    return this.follower?.connectionName ?? null;
   }
 
   /** A customer's entries changed: dropped here at once and in every other instance (resolves once published). */
@@ -175,44 +175,30 @@ export class CatalogCache {
    * published after that can be missed, and entries stored while unsubscribed live unsubscribedTtlMs.
    */
   followChanges(redis: Redis, opts: CatalogFollowOptions = {}): this {
-    if (this.subscriber || this.closed) return this;
-    const channel = redisKeys.billingCatalogChangedChannel;
+    if (this.follower || this.closed) return this;
     this.onError = opts.onError ?? (() => undefined);
     this.unsubscribedTtlMs = opts.unsubscribedTtlMs ?? 1_000;
     this.publisher = redis;
     this.subscribed = false;
-    const sub = redis.duplicate({
-      connectionName: `${redis.options.connectionName ?? 'meterline'}-catalog-${this.instanceId}`,
-      autoResubscribe: false,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: undefined,
-      lazyConnect: false,
-      ...(opts.reconnectDelayMs !== undefined ? { retryStrategy: () => opts.reconnectDelayMs } : {}),
-    });
-    this.subscriber = sub;
-    sub.on('error', (err: Error) => this.onError(err));
-    sub.on('message', (ch: string, message: string) => {
-      if (ch === channel) this.apply(message);
-    });
-    // Lost the subscription: forget entries cached under the long TTL; new ones live unsubscribedTtlMs.
-    sub.on('close', () => {
-      if (this.closed) return;
-      this.subscribed = false;
-      this.customers.clear();
-    });
-    sub.on('ready', () => {
-      sub.subscribe(channel).then(
-        () => {
+    this.follower = followChannel(
+      redis,
+      redisKeys.billingCatalogChangedChannel,
+      `catalog-${this.instanceId}`,
+      {
+        onMessage: (message) => this.apply(message),
+        onSubscribed: () => {
           this.customers.clear();
           this.subscribed = true;
         },
-        (err: Error) => {
-          this.onError(err);
-          sub.disconnect(true); // reconnect and try again
+        // lost it: forget entries cached under the long TTL; new ones live unsubscribedTtlMs
+        onLost: () => {
+          this.subscribed = false;
+          this.customers.clear();
         },
-      );
-    });
+        onError: (err) => this.onError(err),
+      },
+      opts.reconnectDelayMs !== undefined ? { reconnectDelayMs: opts.reconnectDelayMs } : {},
+    );
     redis.once('end', () => {
       void this.close();
     });
@@ -222,10 +208,9 @@ export class CatalogCache {
   /** Stops following changes (closes the subscriber connection). */
   async close(): Promise<void> {
     this.closed = true;
-    const sub = this.subscriber;
-    this.subscriber = null;
+    this.follower?.close();
+    this.follower = null;
     this.publisher = null;
     this.subscribed = true;
-    if (sub) sub.disconnect();
   }
 }

@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache';
 import type { PgPool } from '../clients/postgres.ts';
 import type { Redis } from '../clients/redis.ts';
 import { redisKeys } from '../clients/redis-keys.ts';
+import { followChannel, type ChannelFollower } from '../clients/redis-follow.ts';
 
 export const API_KEY_PREFIX = 'ml_';
 
@@ -73,7 +74,7 @@ export class ApiKeyCache {
   // LRU bounded by maxEntries, a TTL per entry (hits, misses, and the short one while unsubscribed)
   private readonly entries: LRUCache<string, { owner: ApiKeyOwner | null }>;
   private generation = 0;
-  private subscriber: Redis | null = null;
+  private follower: ChannelFollower | null = null;
   private subscribed = true; // no subscription: plain TTL behaviour
   private unsubscribedTtlMs = 1_000;
   private closed = false;
@@ -114,42 +115,22 @@ export class ApiKeyCache {
    * also when `redis` itself ends (quit/disconnect), so owners of the connection need no extra step.
    */
   followChanges(redis: Redis, opts: ApiKeyCacheFollowOptions = {}): this {
-    if (this.subscriber || this.closed) return this;
-    const channel = opts.channel ?? API_KEYS_CHANGED_CHANNEL;
-    const onError = opts.onError ?? (() => undefined);
+    if (this.follower || this.closed) return this;
     this.unsubscribedTtlMs = opts.unsubscribedTtlMs ?? 1_000;
     this.subscribed = false;
-    // Own retry loop for SUBSCRIBE (autoResubscribe off) so the cache is cleared only once the
-    // subscription is confirmed: nothing published after the clear can be missed.
-    const sub = redis.duplicate({
-      connectionName: `${redis.options.connectionName ?? 'meterline'}-api-keys`,
-      autoResubscribe: false,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: undefined,
-      lazyConnect: false,
-    });
-    this.subscriber = sub;
-    sub.on('error', (err: Error) => onError(err));
-    sub.on('message', (ch: string) => {
-      if (ch === channel) this.invalidate();
-    });
-    // Lost the subscription: forget entries cached under the long TTL; new ones live unsubscribedTtlMs.
-    sub.on('close', () => {
-      if (this.subscribed && !this.closed) this.invalidate();
-      if (!this.closed) this.subscribed = false;
-    });
-    sub.on('ready', () => {
-      sub.subscribe(channel).then(
-        () => {
-          this.invalidate();
-          this.subscribed = true;
-        },
-        (err: Error) => {
-          onError(err);
-          sub.disconnect(true);
-        }, // reconnect and try again
-      );
+    this.follower = followChannel(redis, opts.channel ?? API_KEYS_CHANGED_CHANNEL, 'api-keys', {
+      onMessage: () => this.invalidate(),
+      // cleared once the subscription is confirmed: nothing published after this can be missed
+      onSubscribed: () => {
+        this.invalidate();
+        this.subscribed = true;
+      },
+      // lost it: forget entries cached under the long TTL; new ones live unsubscribedTtlMs
+      onLost: () => {
+        if (this.subscribed) this.invalidate();
+        this.subscribed = false;
+      },
+      onError: opts.onError,
     });
     redis.once('end', () => {
       void this.close();
@@ -160,10 +141,9 @@ export class ApiKeyCache {
   /** Stops following changes (closes the subscriber connection). */
   async close(): Promise<void> {
     this.closed = true;
-    const sub = this.subscriber;
-    this.subscriber = null;
+    this.follower?.close();
+    this.follower = null;
     this.subscribed = true;
-    if (sub) sub.disconnect();
   }
 }
 
