@@ -1,6 +1,7 @@
-// The wire-level bounds every request is validated against. The values are billing's (see
-// services/billing/src/money.ts and http/pagination.ts, documented in services/billing/README.md
-// "Limits"); services/billing/test/contracts.unit.test.ts fails if money.ts and these drift apart.
+// The wire-level bounds every request is validated against, defined here once (billing's money.ts
+// re-exports them; documented in services/billing/README.md "Limits"). AGGREGATIONS and MAX_GROUP_BY
+// mirror core's (contracts carries no runtime dependency): services/billing/test/contracts.unit.test.ts
+// fails if they drift apart.
 
 /** Money amounts in major units (flat fees, package and tier prices, balances): < 10^12, ≤ 12 decimals. */
 export const MAX_AMOUNT_INTEGER_DIGITS = 12;

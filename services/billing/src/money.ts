@@ -38,28 +38,17 @@ export function fitsMinor(amount: string, currency: string): boolean {
   return dec(amount).decimalPlaces() <= minorDigits(currency);
 }
 
-export const DECIMAL_PATTERN = '^-?[0-9]+(\\.[0-9]+)?$';
-export const NONNEG_DECIMAL_PATTERN = '^[0-9]+(\\.[0-9]+)?$';
-
-// Input bounds (documented in services/billing/README.md "Limits"). Every amount and quantity a client
-// sends is checked against these by the route schemas before it reaches the pricing engine or Postgres.
-/** Money amounts in major units (flat fees, package and tier prices, balances): < 10^12, ≤ 12 decimals. */
-export const MAX_AMOUNT_INTEGER_DIGITS = 12;
-export const MAX_AMOUNT_FRACTION_DIGITS = 12;
+// Input bounds (documented in services/billing/README.md "Limits"), defined once in @meterline/contracts
+// with the schemas that check every amount and quantity a client sends; re-exported for the pricing code.
+export {
+  AMOUNT_PATTERN,
+  MAX_AMOUNT_FRACTION_DIGITS,
+  MAX_AMOUNT_INTEGER_DIGITS,
+  MAX_QUANTITY,
+  QUANTITY_PATTERN,
+} from '@meterline/contracts';
 /** |owed amount| < 10^15 minor units: any bounded amount fits (3-decimal currencies: 10^12 · 10^3), BIGINT with margin. */
 export const MAX_MINOR = 10n ** 15n;
-/** Quantities (tier up_to, free units, limits, usage values, required_balance, package size): |q| ≤ 10^15. */
-export const MAX_QUANTITY = 1e15;
-/** A non-negative exact decimal amount: at most 12 integer and 12 fraction digits ("49.00", "0.0004"). */
-export const AMOUNT_PATTERN = `^[0-9]{1,${MAX_AMOUNT_INTEGER_DIGITS}}(\\.[0-9]{1,${MAX_AMOUNT_FRACTION_DIGITS}})?$`;
-/** A non-negative exact decimal quantity as a string: at most 15 integer and 12 fraction digits. */
-export const QUANTITY_PATTERN = '^[0-9]{1,15}(\\.[0-9]{1,12})?$';
-export const AMOUNT_SCHEMA = {
-  type: 'string',
-  pattern: AMOUNT_PATTERN,
-  maxLength: 25,
-  description: 'exact decimal in major units, < 10^12, at most 12 decimals',
-} as const;
 
 /** An owed amount in minor units is within ±MAX_MINOR (what invoices and balances may hold). */
 export function minorInRange(minor: bigint): boolean {

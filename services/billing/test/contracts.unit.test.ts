@@ -1,5 +1,6 @@
-// The contracts' wire bounds are billing's: if money.ts / core change a bound, this fails until
-// @meterline/contracts follows (and with it the schemas, the OpenAPI document and the SDK types).
+// The contracts' bounds are billing's (money.ts re-exports them); core's metric definitions are mirrored
+// here: if core changes them, this fails until @meterline/contracts follows (and with it the schemas,
+// the OpenAPI document and the SDK types).
 import { describe, expect, it } from 'vitest';
 import * as contracts from '@meterline/contracts';
 import { AGGREGATIONS, MAX_GROUP_BY } from '@meterline/core';
@@ -7,13 +8,8 @@ import * as money from '../src/money.ts';
 import { createValidators } from '../src/http/validation.ts';
 
 describe('contracts', () => {
-  it('use the same bounds as money.ts and core', () => {
-    expect(contracts.AMOUNT_PATTERN).toBe(money.AMOUNT_PATTERN);
-    expect(contracts.QUANTITY_PATTERN).toBe(money.QUANTITY_PATTERN);
-    expect(contracts.MAX_QUANTITY).toBe(money.MAX_QUANTITY);
-    expect(contracts.MAX_AMOUNT_INTEGER_DIGITS).toBe(money.MAX_AMOUNT_INTEGER_DIGITS);
-    expect(contracts.MAX_AMOUNT_FRACTION_DIGITS).toBe(money.MAX_AMOUNT_FRACTION_DIGITS);
-    expect({ ...contracts.Amount }).toMatchObject({ ...money.AMOUNT_SCHEMA });
+  it('use the same metric definitions as core, and money.ts the contracts bounds', () => {
+    expect(money.AMOUNT_PATTERN).toBe(contracts.Amount.pattern);
     expect([...contracts.AGGREGATIONS]).toEqual([...AGGREGATIONS]);
     expect(contracts.MAX_GROUP_BY).toBe(MAX_GROUP_BY);
   });

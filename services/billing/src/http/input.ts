@@ -16,19 +16,17 @@
 // A violation is a 400 `validation_error` whose message names the field, e.g.
 // `body/metadata/k contains an unpaired UTF-16 surrogate (not valid Unicode text)`.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { MIN_NORMAL_NUMBER } from '@meterline/core';
+import { EVENT_LIMITS, identifierProblem, MIN_NORMAL_NUMBER, TEXT_PROBLEM_MESSAGE, textValueProblem } from '@meterline/core';
 import { ApiError } from './errors.ts';
 
 export const INPUT_LIMITS = {
   identifierMaxLength: 255,
   maxDepth: 32,
   minTimeMs: 0,
-  /** 2100-01-01T00:00:00Z, inside ClickHouse DateTime's range (…2106-02-07). */
-  maxTimeMs: 4_102_444_800_000,
+  /** 2100-01-01T00:00:00Z, inside ClickHouse DateTime's range (…2106-02-07): the event contract's bound. */
+  maxTimeMs: EVENT_LIMITS.maxTimeMs,
 } as const;
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const IDENTIFIER_KEYS = new Set(['event_name', 'feature_name', 'property', 'group_by']);
 const DATE_KEYS = new Set(['start_date', 'end_date', 'from', 'to']);
 
@@ -36,15 +34,17 @@ type Where = 'body' | 'params' | 'querystring';
 
 /** JSON-pointer-like path segment; keys that are themselves invalid are shown JSON-escaped. */
 function seg(key: string): string {
-  const safe = key.isWellFormed() && !CONTROL.test(key) && key.length <= 80;
+  const safe = identifierProblem(key) === null && key.length <= 80;
   return safe ? key.replace(/~/g, '~0').replace(/\//g, '~1') : JSON.stringify(key.slice(0, 80)).slice(1, -1);
 }
 
+// The text rules are core's event contract (the gateway's too); only the messages are billing's.
 function textProblem(s: string, identifier: boolean): string | null {
-  if (!s.isWellFormed()) return 'contains an unpaired UTF-16 surrogate (not valid Unicode text)';
-  if (s.includes('\u0000')) return 'contains a NUL character';
+  const value = textValueProblem(s);
+  if (value === 'invalid_unicode') return TEXT_PROBLEM_MESSAGE.invalid_unicode;
+  if (value === 'invalid_characters') return 'contains a NUL character';
   if (identifier) {
-    if (CONTROL.test(s)) return 'contains control characters';
+    if (identifierProblem(s)) return TEXT_PROBLEM_MESSAGE.invalid_characters;
     if (s.length > INPUT_LIMITS.identifierMaxLength)
       return `is too long (an identifier has at most ${INPUT_LIMITS.identifierMaxLength} characters)`;
   }
