@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { postgresFailureKind } from '../src/auth.ts';
+import { postgresFailureKind } from '@meterline/core';
 import { BodyError, contentEncodingOf, decodeBody, utf8Text } from '../src/body.ts';
 import { mapSegmentMessage } from '../src/segment.ts';
 

@@ -12,7 +12,7 @@ import { startBilling, type BillingHandle } from '../../billing/src/index.ts';
 import { testConfig } from '../../../test/support/env.ts';
 import { createTestOrganization, uniqueId } from '../../../test/support/fixtures.ts';
 import { waitFor } from '../../../test/support/wait.ts';
-import { postgresFailureKind } from '../src/auth.ts';
+import { postgresFailureKind } from '@meterline/core';
 import { signSegmentBody, startGateway, type Gateway } from '../src/index.ts';
 import { post, TopicReader } from './support.ts';
 

@@ -1,5 +1,6 @@
 // One error shape for every 4xx/5xx: { error: { code, message, details? } }.
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { postgresFailureKind } from '@meterline/core';
 
 export class ApiError extends Error {
   constructor(
@@ -65,14 +66,15 @@ export function installErrorHandler(app: FastifyInstance): void {
  * exception: 22001 too long, 22003 out of range, 22P02 invalid text representation, 22021 bad UTF-8
  * byte sequence, 22P05 untranslatable character, 22007/22008 bad date-time, ...) means the request
  * carried a value Postgres cannot store: 400. 23505 unique violation: 409. 23503 foreign key: 400.
- * 23514 check violation: 400. Everything else stays 500. The input guards (input.ts) and the schemas should catch these first.
+ * 23514 check violation: 400. Everything else stays 500. Classified with core's postgresFailureKind (as the
+ * gateway does); the input guards (input.ts) and the schemas should catch these first.
  */
 export function pgErrorResponse(err: unknown): { status: number; code: string; message: string } | null {
-  const e = err as { code?: unknown; severity?: unknown; routine?: unknown };
-  if (typeof e?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code) || (e.severity === undefined && e.routine === undefined)) return null;
-  if (e.code.startsWith('22')) return { status: 400, code: 'validation_error', message: `a value cannot be stored (SQLSTATE ${e.code})` };
-  if (e.code === '23505') return { status: 409, code: 'conflict', message: 'already exists' };
-  if (e.code === '23503') return { status: 400, code: 'invalid_request', message: 'references something that does not exist' };
-  if (e.code === '23514') return { status: 400, code: 'invalid_request', message: 'violates a constraint of the data model' };
+  if (postgresFailureKind(err) !== 'data') return null;
+  const code = (err as { code: string }).code;
+  if (code.startsWith('22')) return { status: 400, code: 'validation_error', message: `a value cannot be stored (SQLSTATE ${code})` };
+  if (code === '23505') return { status: 409, code: 'conflict', message: 'already exists' };
+  if (code === '23503') return { status: 400, code: 'invalid_request', message: 'references something that does not exist' };
+  if (code === '23514') return { status: 400, code: 'invalid_request', message: 'violates a constraint of the data model' };
   return null;
 }

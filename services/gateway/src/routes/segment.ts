@@ -4,7 +4,7 @@
 // identify creates/updates the customer through core's customers repository (the table is billing's).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { upsertCustomerFromIdentify } from '@meterline/core';
-import { postgresFailureKind } from '../auth.ts';
+import { postgresFailureKind } from '@meterline/core';
 import { UnavailableError, type PreparedItem } from '../ingest.ts';
 import { mapSegmentMessage, segmentMessagesOfBody, verifySegmentSignature, type CustomerUpsert, type SegmentType } from '../segment.ts';
 import type { IngestContext } from './ingest-api.ts';
