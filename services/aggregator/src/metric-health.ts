@@ -3,7 +3,7 @@
 // with the ClickHouse error — and is then skipped by live rollups and backfills instead of being
 // retried forever. A corrected definition is a new version and starts clean. Billing reads the status
 // through core's metricVersionStatus.
-import { sqlNumber, sqlString, type ClickHouseClient, type Logger, type MetricDefinition } from '@meterline/core';
+import type { ClickHouseClient, Logger, MetricDefinition } from '@meterline/core';
 import type { Counter } from 'prom-client';
 import { errorSummary } from './failures.ts';
 
@@ -86,15 +86,5 @@ export class MetricHealth {
         this.logger.warn({ err: e.message, metricId: m.metricId }, 'could not mark metric version invalid (will retry on the next poll)'),
       )
       .finally(() => this.reporting.delete(keyOf(m)));
-  }
-
-  /** The stored error of an invalid version ('' when valid). */
-  async errorOf(m: Pick<MetricDefinition, 'organizationId' | 'metricId' | 'version'>): Promise<string> {
-    const rs = await this.ch.query({
-      query: `SELECT error FROM metric_backfills FINAL WHERE organization_id = ${sqlString(m.organizationId)} AND metric_id = ${sqlString(m.metricId)}
-                AND metric_version = ${sqlNumber(m.version)} AND status_rank = 3`,
-      format: 'JSONEachRow',
-    });
-    return (await rs.json<{ error: string }>())[0]?.error ?? '';
   }
 }

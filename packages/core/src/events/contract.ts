@@ -27,23 +27,18 @@ export type TextProblem = 'invalid_unicode' | 'invalid_characters';
 const IDENTIFIER_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f]/;
 const VALUE_FORBIDDEN = /\u0000/;
 
-/**
- * Whether a string is well-formed UTF-16 (no lone surrogates), i.e. exactly representable as UTF-8.
- * ClickHouse rejects JSON input with an unpaired `\ud800`, and UTF-8 encoders silently replace it.
- */
-export function isWellFormedText(s: string): boolean {
-  return s.isWellFormed();
-}
+// Well-formed UTF-16 (no lone surrogates) is exactly what UTF-8 can represent: ClickHouse rejects JSON
+// input with an unpaired `\ud800`, and UTF-8 encoders silently replace it.
 
 /** The problem of an identifier (id, name, property key), or null when it may be stored. */
 export function identifierProblem(s: string): TextProblem | null {
-  if (!isWellFormedText(s)) return 'invalid_unicode';
+  if (!s.isWellFormed()) return 'invalid_unicode';
   return IDENTIFIER_FORBIDDEN.test(s) ? 'invalid_characters' : null;
 }
 
 /** The problem of a free-text value (string property, name), or null when it may be stored. */
 export function textValueProblem(s: string): TextProblem | null {
-  if (!isWellFormedText(s)) return 'invalid_unicode';
+  if (!s.isWellFormed()) return 'invalid_unicode';
   return VALUE_FORBIDDEN.test(s) ? 'invalid_characters' : null;
 }
 
