@@ -118,11 +118,14 @@ export function inputProblem(root: unknown, where: Where, opts: { numbersOnly?: 
 
 function guard(numbersOnly: boolean) {
   return async (req: FastifyRequest): Promise<void> => {
-    for (const [where, value] of [
+    const parts = [
       ['params', req.params],
       ['querystring', req.query],
       ['body', req.body],
-    ] as const) {
+    ] as const;
+    // after validation only the coerced parts can hold new numbers: bodies are validated without
+    // coercion (http/validation.ts), so they are walked once
+    for (const [where, value] of numbersOnly ? parts.slice(0, 2) : parts) {
       const p = inputProblem(value, where, { numbersOnly });
       if (p) throw new ApiError(400, 'validation_error', `${p.path} ${p.message}`, { path: p.path });
     }
@@ -131,7 +134,7 @@ function guard(numbersOnly: boolean) {
 
 /**
  * Registers the guards on the root instance (before the routes): text/keys/ids/dates/numbers before
- * schema validation, and numbers once more after ajv's type coercion.
+ * schema validation, and the numbers of params and query strings once more after ajv's type coercion.
  */
 export function installInputGuards(app: FastifyInstance): void {
   app.addHook('preValidation', guard(false));
