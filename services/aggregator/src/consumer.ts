@@ -22,6 +22,7 @@ import { insertRaw, sinkProgress, type RawRow } from './raw-sink.ts';
 import { Aborted, Deferred, retryUntilDone, type RetryOptions } from './retry.ts';
 import { recomputeWindows } from './rollup.ts';
 import type { AggregatorMetrics } from './telemetry.ts';
+import { WatermarkPublisher } from './watermarks.ts';
 
 export interface ConsumerDeps {
   config: Config;
@@ -50,8 +51,11 @@ export class EventConsumer {
   /** Consecutive deferrals per partition (backoff exponent) and pending resume timers. */
   private readonly backoffs = new Map<number, number>();
   private readonly resumeTimers = new Set<NodeJS.Timeout>();
+  private readonly watermarks: WatermarkPublisher;
 
-  constructor(private readonly d: ConsumerDeps) {}
+  constructor(private readonly d: ConsumerDeps) {
+    this.watermarks = new WatermarkPublisher(d.redis, d.logger, d.metrics.watermarkFailures);
+  }
 
   async start(): Promise<void> {
     const { config } = this.d;
@@ -142,6 +146,8 @@ export class EventConsumer {
           this.retry('commit', active, p.heartbeat),
         );
         p.resolveOffset(last);
+        // billing's checks count their own grants above this offset (watermarks.ts)
+        this.watermarks.publish(batch.topic, batch.partition, next);
         this.backoffs.delete(batch.partition);
         await p.heartbeat().catch(() => undefined);
         if (!complete || Date.now() > budgetEnds) return;

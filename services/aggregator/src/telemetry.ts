@@ -56,6 +56,11 @@ export function aggregatorMetrics(registry: Registry) {
       registers: [registry],
     }),
     events: new Counter({ name: 'meterline_aggregator_events_total', help: 'Events stored and counted', registers: [registry] }),
+    watermarkFailures: new Counter({
+      name: 'meterline_aggregator_watermark_publish_failures_total',
+      help: 'Usage watermark publishes to Redis that failed (billing counts its recent grants twice until the next one)',
+      registers: [registry],
+    }),
     retries: new Counter({
       name: 'meterline_aggregator_retries_total',
       help: 'Retried steps while a dependency failed',

@@ -34,11 +34,13 @@ import { startScheduler } from './invoices/scheduler.ts';
 import { clickHouseUsageReader } from './usage/reader.ts';
 import { kafkaUsageRecorder } from './usage/recorder.ts';
 import { UsageLedger } from './usage/ledger.ts';
+import { UsageReadings } from './usage/readings.ts';
 
 export interface BillingOptions {
   /** How often due subscriptions are renewed/ended (ms); 0 disables the loop. */
   renewalIntervalMs?: number;
   snapshotTtlMs?: number;
+  /** Oldest ClickHouse usage reading a check may use (ms, default 250): part of the freshness bound F. */
   usageTtlMs?: number;
   port?: number;
 }
@@ -64,6 +66,7 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
     usage: partial.usage ?? clickHouseUsageReader(ch),
     recorder: partial.recorder ?? kafkaUsageRecorder(config.kafka, logger),
     ledger: partial.ledger ?? new UsageLedger(redis),
+    readings: partial.readings ?? new UsageReadings(opts.usageTtlMs ?? 250),
     apiKeys:
       partial.apiKeys ??
       new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis, {
@@ -71,7 +74,7 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
       }),
     cache:
       partial.cache ??
-      new CatalogCache({ snapshotTtlMs: opts.snapshotTtlMs, usageTtlMs: opts.usageTtlMs }).followChanges(redis, {
+      new CatalogCache({ snapshotTtlMs: opts.snapshotTtlMs }).followChanges(redis, {
         onError: (err) => logger.debug({ err: err.message }, 'catalog change subscriber error'),
       }),
     now: partial.now ?? (() => new Date()),

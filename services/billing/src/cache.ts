@@ -8,10 +8,9 @@
 //     down, subscriber connection lost, before the first SUBSCRIBE is confirmed) it stores entries for
 //     at most `unsubscribedTtlMs` (1 s) and clears everything when the subscription is (re)confirmed, so
 //     a message missed while unsubscribed delays a change by at most that TTL.
-//   - ClickHouse usage per (org, customer, metric version, window): TTL 250 ms, one refresh at a time.
-//     Not invalidated by catalog writes (it is keyed by metric version and window, which a change renames).
-//   The TTL counts from when a load finishes (not when it starts: under load a ClickHouse query can take
-//   longer than the TTL, and the entry would be born expired). While one refresh runs, callers get the
+//   (ClickHouse usage readings for checks are not here: usage/readings.ts, bounded by age, not TTL.)
+//   The TTL counts from when a load finishes (not when it starts: under load a query can take longer
+//   than the TTL, and the entry would be born expired). While one refresh runs, callers get the
 //   previous value (stale-while-revalidate), so a value is at most TTL + one query old and at most one
 //   load per key is in flight. A load that races with an invalidation is never stored (lru-cache aborts
 //   the in-flight fetch on delete/clear); its caller still gets the value it loaded.
@@ -92,7 +91,6 @@ interface ChangeMessage {
 
 export class CatalogCache {
   readonly customers: TtlCache<unknown>;
-  readonly usage: TtlCache<number>;
   /** Identifies this process's messages (its own are not applied twice) and names its subscriber connection. */
   readonly instanceId = randomBytes(6).toString('hex');
   private readonly snapshotTtlMs: number;
@@ -104,14 +102,13 @@ export class CatalogCache {
   private closed = false;
   private onError: (err: Error) => void = () => undefined;
 
-  constructor(opts: { snapshotTtlMs?: number; negativeTtlMs?: number; usageTtlMs?: number } = {}) {
+  constructor(opts: { snapshotTtlMs?: number; negativeTtlMs?: number } = {}) {
     this.snapshotTtlMs = opts.snapshotTtlMs ?? 5_000;
     this.negativeTtlMs = opts.negativeTtlMs ?? 1_000;
     this.customers = new TtlCache<unknown>(this.snapshotTtlMs, 50_000, (v) => {
       const ttl = v === null ? Math.min(this.negativeTtlMs, this.snapshotTtlMs) : this.snapshotTtlMs;
       return this.subscribed ? ttl : Math.min(ttl, this.unsubscribedTtlMs);
     });
-    this.usage = new TtlCache(opts.usageTtlMs ?? 250);
   }
 
   /** Whether changes made by other instances are being received right now (true without followChanges). */

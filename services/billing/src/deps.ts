@@ -2,6 +2,7 @@ import type { ApiKeyCache, ClickHouseClient, Config, Logger, PgPool, Redis } fro
 import type { UsageReader } from './usage/reader.ts';
 import type { UsageRecorder } from './usage/recorder.ts';
 import type { UsageLedger } from './usage/ledger.ts';
+import type { UsageReadings } from './usage/readings.ts';
 import type { CatalogCache } from './cache.ts';
 
 /** Everything the routes and services use, built once by startBilling (tests may inject parts). */
@@ -14,6 +15,8 @@ export interface Deps {
   usage: UsageReader;
   recorder: UsageRecorder;
   ledger: UsageLedger;
+  /** ClickHouse usage readings for checks, at most `maxAgeMs` old (usage/readings.ts). */
+  readings: UsageReadings;
   apiKeys: ApiKeyCache;
   cache: CatalogCache;
   now: () => Date;

@@ -41,11 +41,13 @@ export function periodAt(anchor: Date, interval: BillingInterval | 'day', at: Da
  * window of its own anchored on the subscription start (day/week/month/year), or the whole
  * subscription ('never' resets).
  */
-export function usageWindow(
-  reset: ResetPeriod,
-  sub: { startDate: Date; periodStart: Date; periodEnd: Date },
-  now: Date,
-): { start: Date; end: Date | null } {
+export interface UsageWindow {
+  start: Date;
+  /** null: open-ended (a 'never' reset) */
+  end: Date | null;
+}
+
+export function usageWindow(reset: ResetPeriod, sub: { startDate: Date; periodStart: Date; periodEnd: Date }, now: Date): UsageWindow {
   if (reset === 'billing_period') return { start: sub.periodStart, end: sub.periodEnd };
   if (reset === 'never') return { start: sub.startDate, end: null };
   const p = periodAt(sub.startDate, reset === 'year' ? 'year' : reset, now);

@@ -14,7 +14,7 @@ import { startBilling, type BillingHandle } from '../src/index.ts';
 import { CatalogCache } from '../src/cache.ts';
 import { UsageLedger } from '../src/usage/ledger.ts';
 
-const GAUGE_TTL_MS = 300; // confirmed gauge values live this long (production: 60 s)
+const LAG_OBSERVED_MS = 1_500; // how long the test watches B while the aggregator is not running
 const RECONNECT_MS = 4_000; // B's subscriber stays down this long after a kill
 
 let a: BillingHandle;
@@ -38,8 +38,8 @@ beforeAll(async () => {
   const cacheA = new CatalogCache().followChanges(redisA);
   cacheB = new CatalogCache().followChanges(redisB, { reconnectDelayMs: RECONNECT_MS });
   const opts = { port: 0, renewalIntervalMs: 0 };
-  a = await startBilling(config, { redis: redisA, cache: cacheA, ledger: new UsageLedger(redisA, { gaugeTtlMs: GAUGE_TTL_MS }) }, opts);
-  b = await startBilling(config, { redis: redisB, cache: cacheB, ledger: new UsageLedger(redisB, { gaugeTtlMs: GAUGE_TTL_MS }) }, opts);
+  a = await startBilling(config, { redis: redisA, cache: cacheA, ledger: new UsageLedger(redisA) }, opts);
+  b = await startBilling(config, { redis: redisB, cache: cacheB, ledger: new UsageLedger(redisB) }, opts);
   await waitFor(
     async () => cacheA.following && cacheB.following,
     (ok) => ok,
@@ -187,6 +187,7 @@ describe('catalog cache across instances', () => {
     expect((await apiA.post('/v1/customers', { customer_id: c })).status).toBe(201);
     expect((await apiA.post('/v1/subscriptions', { customer_id: c, plan_id: 'team' })).status).toBe(201);
     const usageB = async () => (await entB(c, 'seats')).body.current_usage as number;
+    const ent0 = (await entB(c, 'seats')).body;
     expect(
       (await apiA.post('/v1/usage', { customer_id: c, feature_id: 'seats', value: 5, update_behavior: 'set' })).body.current_usage,
     ).toBe(5);
@@ -199,30 +200,28 @@ describe('catalog cache across instances', () => {
     const access = await apiB.get(`/v1/customer_access?customer_id=${c}&event_name=seats`);
     expect(access.body.usage_per_component?.[0]?.usage, JSON.stringify(access.body)).toBe(1);
 
-    // No aggregator yet, i.e. the SET's event is not in ClickHouse: the value must not fall back to
-    // ClickHouse's (0) after the confirmed-gauge TTL. Observe for 4 × that TTL.
-    const ent = (await entB(c, 'seats')).body;
-    const key = redisKeys.billingUsage({
-      orgId,
-      customerId: c,
-      featureId: 'seats',
-      metricVersion: 1,
-      windowStartMs: Date.parse(ent.usage_period_start),
-    });
-    const until = Date.now() + 4 * GAUGE_TTL_MS;
+    // No aggregator yet, i.e. the SET's event is not in ClickHouse (which says 0): B keeps answering 1
+    // from the ledger, however long the aggregator lags.
+    const until = Date.now() + LAG_OBSERVED_MS;
     while (Date.now() < until) expect(await usageB()).toBe(1);
-    expect(await redisA.pttl(key)).toBeGreaterThan(GAUGE_TTL_MS);
+    const key = redisKeys.billingUsage({ orgId, customerId: c, metricId: 'seat_count', metricVersion: 1 });
+    expect(await redisA.zcard(key.grants)).toBeGreaterThan(0);
 
-    // The aggregator catches up: ClickHouse shows 1, the ledger value is confirmed (short TTL), then
-    // expires, and B keeps answering 1 (now from ClickHouse) throughout.
+    // The aggregator catches up: ClickHouse shows 1 and its watermark passes the SET's offset, so the
+    // ledger's entry is no longer counted; B keeps answering 1 (now from ClickHouse) throughout.
     aggregator = await startAggregator({ ...config, aggregator: { ...config.aggregator, port: 0, groupId: uniqueId('g_cat_agg') } });
+    const from = encodeURIComponent(ent0.usage_period_start);
+    const to = encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString());
     await waitFor(
-      async () => ({ usage: await usageB(), exists: await redisA.exists(key) }),
+      async () => ({
+        usage: await usageB(),
+        clickhouse: (await apiB.get(`/v1/usage?customer_id=${c}&feature_id=seats&from=${from}&to=${to}`)).body.total,
+      }),
       (v) => {
         expect(v.usage).toBe(1);
-        return v.exists === 0;
+        return v.clickhouse === 1;
       },
-      { timeoutMs: 60_000, intervalMs: 50, what: 'the gauge confirmed by ClickHouse and expired' },
+      { timeoutMs: 60_000, intervalMs: 50, what: 'ClickHouse shows the SET' },
     );
     expect(await usageB()).toBe(1);
   }, 90_000);

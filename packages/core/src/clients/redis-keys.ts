@@ -21,9 +21,23 @@ export const redisKeys = {
   /** Lock: one aggregator instance backfills a metric version. */
   aggregatorBackfillLock: (organizationId: string, metricId: string, version: number) =>
     `ml:agg:backfill:${organizationId}/${metricId}/${version}`,
-  /** Billing's usage ledger of one customer, feature, metric version and period window. */
-  billingUsage: (k: { orgId: string; customerId: string; featureId: string; metricVersion: number; windowStartMs: number }) =>
-    `ml:billing:usage:{${k.orgId}:${k.customerId}}:${k.featureId}:v${k.metricVersion}:${k.windowStartMs}`,
+  /**
+   * Hash partition -> committed offset of the aggregator on one events topic: every record of the
+   * partition below it is in ClickHouse's aggregates (services/aggregator/src/watermarks.ts). Billing
+   * reads it with every ClickHouse usage reading. Losing it is safe (billing then counts its recent
+   * grants twice until the aggregator publishes again).
+   */
+  aggregatorWatermarks: (topic: string) => `ml:agg:watermarks:${topic}`,
+  /**
+   * Billing's usage ledger of one customer and metric version (services/billing/src/usage/ledger.ts):
+   * `grants` = sorted set of the units checks granted and usage reports recorded, scored by Kafka offset
+   * (not yet produced: a pending score); `floors` = hash partition -> lowest offset a reading may have.
+   * Both hold state that ClickHouse may not show yet: renaming them forgets recent grants.
+   */
+  billingUsage: (k: { orgId: string; customerId: string; metricId: string; metricVersion: number }) => {
+    const base = `ml:billing:usage:{${k.orgId}:${k.customerId}}:${k.metricId}:v${k.metricVersion}`;
+    return { grants: `${base}:grants`, floors: `${base}:floors` };
+  },
   /**
    * Billing's idempotency record of one `idempotency_key` (POST /v1/usage, consuming POST /v1/check), per
    * organization: a pending claim (expires after the claim TTL, 30 s) or the stored first answer, kept

@@ -1,19 +1,19 @@
 // Entitlement checks: "may this customer do this now?".
-//   usage        = max(Redis ledger, ClickHouse usage for the usage window) (gauges: ledger ?? ClickHouse)
+//   usage        = a ClickHouse reading at a known aggregator watermark + the grants it cannot contain
+//                  yet (usage/ledger.ts; the guarantee is in the README, "Usage state")
 //   is_granted   = feature in an active subscription's plan, and for hard limits usage + requested <= limit
-//   send_event   = the grant and the consumption are one atomic Redis script; the consumption is then
-//                  produced to Kafka like a gateway event (refunded if that fails).
-// See usage/ledger.ts for why the ledger and the aggregates agree.
+//   send_event   = decide and consume in one atomic Redis script (a pending grant), produce to Kafka like
+//                  a gateway event, then settle the grant at its Kafka offset (refunded if producing fails).
 import type { Entitlement } from '@meterline/contracts';
 import type { MetricDefinition, UsageEvent } from '@meterline/core';
 import type { Deps } from '../deps.ts';
 import { ApiError, badRequest, notFound } from '../http/errors.ts';
 import * as featureStore from '../features/store.ts';
 import * as metricStore from '../metrics/store.ts';
-import { usageWindow } from '../periods.ts';
+import { usageWindow, type UsageWindow } from '../periods.ts';
 import type { PlanEntitlement } from '../plans/store.ts';
 import { newIdempotencyId } from '../usage/recorder.ts';
-import type { LedgerKey } from '../usage/ledger.ts';
+import { ledgerAggregation, type LedgerKey, type UsageReading } from '../usage/ledger.ts';
 import { customerSnapshot, type CustomerSnapshot } from './snapshot.ts';
 
 export type DeniedReason =
@@ -54,30 +54,56 @@ const sumRows = (m: MetricDefinition, rows: { value: number }[]) =>
     ? rows.reduce((a, r) => Math.max(a, r.value), 0)
     : rows.reduce((a, r) => a + r.value, 0);
 
-/** ClickHouse usage for a window, cached for usageTtlMs (see cache.ts). */
-export async function clickhouseUsage(
+/** A ClickHouse usage reading for a window: watermarks first, then the query (usage/readings.ts caches it). */
+function readUsage(deps: Deps, orgId: string, customerId: string, m: metricStore.MetricRow, win: UsageWindow) {
+  return async (): Promise<UsageReading> => {
+    const readAtMs = Date.now();
+    const watermarks = await deps.ledger.watermarks(deps.config.kafka.eventsTopic);
+    const def = metricStore.toDefinition(orgId, m);
+    const to = win.end ?? new Date(deps.now().getTime() + deps.config.gateway.maxFutureMs + 1);
+    const usage = sumRows(def, await deps.usage.query({ metric: def, customerId, from: win.start, to, window: null }));
+    return { usage, watermarks, readAtMs };
+  };
+}
+
+const STALE_RETRIES = 3;
+
+/**
+ * The usage of a metric in a window as every billing instance sees it right now, tested against a
+ * limit and (when `consume`) consumed in the same atomic step. `grant` is the pending grant to settle
+ * or refund.
+ */
+async function usageDecision(
   deps: Deps,
   orgId: string,
   customerId: string,
   m: metricStore.MetricRow,
-  start: Date,
-  end: Date | null,
-): Promise<number> {
-  const def = metricStore.toDefinition(orgId, m);
-  const key = `${orgId}\u0000${customerId}\u0000usage\u0000${m.metric_id}\u0000${m.version}\u0000${start.getTime()}`;
-  return deps.cache.usage.get(key, async () => {
-    const to = end ?? new Date(deps.now().getTime() + deps.config.gateway.maxFutureMs + 1);
-    return sumRows(def, await deps.usage.query({ metric: def, customerId, from: start, to, window: null }));
-  });
+  win: UsageWindow,
+  p: { required: number; limit: number | null; consume: boolean },
+): Promise<{ allowed: boolean; usage: number; grant: string | null; key: LedgerKey }> {
+  const key: LedgerKey = { orgId, customerId, metricId: m.metric_id, metricVersion: m.version };
+  const cacheKey = `${orgId}\u0000${customerId}\u0000${m.metric_id}\u0000${m.version}\u0000${win.start.getTime()}`;
+  let newerThan: number | undefined;
+  for (let attempt = 0; attempt < STALE_RETRIES; attempt++) {
+    const reading = await deps.readings.get(cacheKey, readUsage(deps, orgId, customerId, m, win), newerThan);
+    const out = await deps.ledger.check(key, reading, {
+      ...p,
+      aggregation: ledgerAggregation(m.aggregation),
+      windowStartMs: win.start.getTime(),
+      windowEndMs: win.end?.getTime() ?? null,
+      nowMs: deps.now().getTime(),
+    });
+    if (out.status !== 'stale') return { allowed: out.status === 'allowed', usage: out.usage, grant: out.grant, key };
+    newerThan = reading.readAtMs; // the ledger dropped grants this reading would need: read ClickHouse again
+  }
+  throw new ApiError(503, 'usage_unavailable', 'the aggregator watermarks are behind the usage ledger; retry');
 }
 
 interface Evaluated {
   ent: Entitlement;
-  ledgerKey: LedgerKey | null;
+  /** The pending grant a consuming check took (settle after producing, refund on failure). */
+  grant: { key: LedgerKey; member: string } | null;
   metric: metricStore.MetricRow | null;
-  limit: number | null;
-  gauge: boolean;
-  chUsage: number;
 }
 
 async function evaluate(
@@ -106,27 +132,12 @@ async function evaluate(
     usage_period_end: null,
     subscription_id: null,
   };
-  const none = (reason: DeniedReason): Evaluated => ({
-    ent: { ...base, access_denied_reason: reason },
-    ledgerKey: null,
-    metric: null,
-    limit: null,
-    gauge: false,
-    chUsage: 0,
-  });
+  const none = (reason: DeniedReason): Evaluated => ({ ent: { ...base, access_denied_reason: reason }, grant: null, metric: null });
   if (snap.subscriptions.length === 0) return none('no_active_subscription');
   const grant = bestGrant(snap, feature.feature_id);
   if (!grant || feature.archived_at) return none('feature_not_in_plan');
   base.subscription_id = grant.sub.row.subscription_id;
-  if (feature.type === 'boolean')
-    return {
-      ent: { ...base, is_granted: true, has_unlimited_usage: true },
-      ledgerKey: null,
-      metric: null,
-      limit: null,
-      gauge: false,
-      chUsage: 0,
-    };
+  if (feature.type === 'boolean') return { ent: { ...base, is_granted: true, has_unlimited_usage: true }, grant: null, metric: null };
 
   const m = snap.metrics.get(feature.metric_id!);
   if (!m) return none('feature_not_in_plan');
@@ -140,22 +151,12 @@ async function evaluate(
   const limit = grant.ent.limit ?? null;
   const hard = (grant.ent.limit_type ?? 'hard') === 'hard';
   const component = grant.sub.plan.components.find((c) => c.metric_id === m.metric_id);
-  const chUsage = await clickhouseUsage(deps, orgId, snap.customer.customer_id, m, win.start, win.end);
-  const gauge = m.aggregation === 'latest';
-  const ledgerKey: LedgerKey = {
-    orgId,
-    customerId: snap.customer.customer_id,
-    featureId: feature.feature_id,
-    metricVersion: m.version,
-    windowStartMs: win.start.getTime(),
-  };
-  const r = await deps.ledger.checkAndConsume(ledgerKey, {
-    clickhouseUsage: chUsage,
+  const d = await usageDecision(deps, orgId, snap.customer.customer_id, m, win, {
     required: requested,
     limit: hard ? limit : null,
     consume,
-    gauge,
   });
+  const r = { allowed: d.allowed, usage: d.usage };
   const usageBefore = consume && r.allowed ? r.usage - requested : r.usage;
   const ent: Entitlement = {
     ...base,
@@ -171,7 +172,7 @@ async function evaluate(
     usage_period_start: win.start.toISOString(),
     usage_period_end: win.end?.toISOString() ?? null,
   };
-  return { ent, ledgerKey, metric: m, limit, gauge, chUsage };
+  return { ent, grant: d.grant ? { key: d.key, member: d.grant } : null, metric: m };
 }
 
 /** The feature, cached with the catalog; "not found" is cached too, for at most 1 s (cache.ts). */
@@ -307,7 +308,7 @@ export async function check(
   }
   const e = await evaluate(deps, orgId, snap, feature, required, consume);
   let eventsRecorded = 0;
-  if (consume && e.ent.is_granted && e.metric && e.ledgerKey) {
+  if (consume && e.ent.is_granted && e.metric && e.grant) {
     const now = deps.now().getTime();
     const events = consumptionEvents(
       orgId,
@@ -319,14 +320,22 @@ export async function check(
       input.properties,
       opts.eventId,
     );
+    let at: Awaited<ReturnType<Deps['recorder']['record']>>;
     try {
-      await deps.recorder.record(events);
+      at = await deps.recorder.record(events);
       eventsRecorded = events.length;
     } catch (err) {
-      await deps.ledger.refund(e.ledgerKey, required).catch(() => undefined);
+      await deps.ledger.refund(e.grant.key, e.grant.member).catch(() => undefined);
       deps.logger.error({ err }, 'recording usage for check failed; grant refunded');
       throw new ApiError(503, 'usage_not_recorded', 'the usage could not be recorded; nothing was consumed, retry');
     }
+    // Settled: counted until the aggregator passes its offset. If this fails (or there is no single
+    // position) the grant stays pending: counted, conservatively, until the pending TTL.
+    if (at)
+      await deps.ledger.settle(e.grant.key, e.grant.member, at).catch((err) => {
+        deps.logger.warn({ err: (err as Error).message }, 'settling a grant failed; it stays pending (counted)');
+      });
+    else if (events.length === 0) await deps.ledger.refund(e.grant.key, e.grant.member).catch(() => undefined);
   }
   const ent = e.ent;
   return {
@@ -393,15 +402,7 @@ export async function customerAccess(
         { startDate: sub.row.start_date, periodStart: sub.row.current_period_start, periodEnd: sub.row.current_period_end },
         deps.now(),
       );
-      let usage = await clickhouseUsage(deps, orgId, q.customer_id, m, win.start, win.end);
-      // include units consumed by checks that the aggregates may not show yet
-      for (const e of ents) {
-        const r = await deps.ledger.checkAndConsume(
-          { orgId, customerId: q.customer_id, featureId: e.feature_id, metricVersion: m.version, windowStartMs: win.start.getTime() },
-          { clickhouseUsage: usage, required: 0, limit: null, consume: false, gauge: m.aggregation === 'latest' },
-        );
-        usage = m.aggregation === 'latest' ? r.usage : Math.max(usage, r.usage); // gauges: the SET value, not the older max
-      }
+      const { usage } = await usageDecision(deps, orgId, q.customer_id, m, win, { required: 0, limit: null, consume: false });
       const free = comp ? Number(comp.free_units ?? 0) : null;
       const access = limitType === 'free' ? free !== null && usage < free : total === null || usage < total;
       per.push({ metric_id: id, plan_id: sub.plan.plan_id, usage, free_units: free, total_limit: total, access });
@@ -471,20 +472,18 @@ export async function reportUsage(
       after = current + input.value;
     }
   }
-  await deps.recorder.record(events).catch((err) => {
+  const at = await deps.recorder.record(events).catch((err) => {
     deps.logger.error({ err }, 'report usage failed');
     throw new ApiError(503, 'usage_not_recorded', 'the usage could not be recorded; retry');
   });
-  if (ent.usage_period_start) {
-    const key = {
-      orgId,
-      customerId: input.customer_id,
-      featureId: feature.feature_id,
-      metricVersion: m.version,
-      windowStartMs: Date.parse(ent.usage_period_start),
-    };
-    if (m.aggregation === 'latest') await deps.ledger.set(key, after);
-    else await deps.ledger.add(key, after - current);
+  // Every instance's next check sees it at once (the ledger counts it until the aggregator passes it):
+  // for counts and sums the delta, for gauges (latest, max) the new value.
+  if (at) {
+    const key: LedgerKey = { orgId, customerId: input.customer_id, metricId: m.metric_id, metricVersion: m.version };
+    const value = ledgerAggregation(m.aggregation) === 'sum' ? after - current : after;
+    await deps.ledger.record(key, value, now, at).catch((err) => {
+      deps.logger.warn({ err: (err as Error).message }, 'usage recorded; the ledger entry failed (checks see it once aggregated)');
+    });
   }
   return {
     customer_id: input.customer_id,

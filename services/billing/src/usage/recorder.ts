@@ -7,9 +7,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Partitioners, type Producer } from 'kafkajs';
 import { createKafka, toKafkaMessage, type KafkaConfig, type Logger, type UsageEvent } from '@meterline/core';
+import type { KafkaPosition } from './ledger.ts';
 
 export interface UsageRecorder {
-  record(events: UsageEvent[]): Promise<void>;
+  /**
+   * Produces one customer's events (acks from all in-sync replicas). Resolves with where the last one
+   * landed (the usage ledger counts it until the aggregator passes that offset), or null when there is
+   * no single position (no events; several partitions, which one customer's key never spans).
+   */
+  record(events: UsageEvent[]): Promise<KafkaPosition | null>;
   stop(): Promise<void>;
 }
 
@@ -39,13 +45,16 @@ export function kafkaUsageRecorder(cfg: KafkaConfig, logger?: Logger): UsageReco
     }));
   return {
     async record(events) {
-      if (events.length === 0) return;
+      if (events.length === 0) return null;
       await connect();
-      await producer.send({
+      const meta = await producer.send({
         topic: cfg.eventsTopic,
         acks: -1,
         messages: events.map((e) => toKafkaMessage(e)),
       });
+      const only = meta.length === 1 ? meta[0] : undefined;
+      if (!only || only.baseOffset === undefined || !/^\d+$/.test(only.baseOffset)) return null;
+      return { partition: only.partition, offset: (BigInt(only.baseOffset) + BigInt(events.length - 1)).toString() };
     },
     async stop() {
       if (connected)
