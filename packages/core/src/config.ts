@@ -75,6 +75,10 @@ export interface BillingConfig {
   port: number;
   host: string;
   adminSecret: string;
+  /** Oldest ClickHouse usage reading a consuming check may use (ms): the freshness bound F (billing README, "Usage state"). */
+  usageMaxAgeMs: number;
+  /** Oldest reading a non-consuming read (check without send_event, entitlements, customer_access) is served while it refreshes (ms). */
+  usageReadStaleMs: number;
 }
 
 /** HTTP server limits shared by every service (see packages/core/src/telemetry/http-server.ts). */
@@ -173,6 +177,8 @@ export function loadConfig(env: Env = process.env): Config {
       port: int(env, 'BILLING_PORT', 8082),
       host,
       adminSecret: str(env, 'ADMIN_SECRET', 'meterline-local-admin-secret'),
+      usageMaxAgeMs: int(env, 'BILLING_USAGE_MAX_AGE_MS', 1_000, 0),
+      usageReadStaleMs: int(env, 'BILLING_USAGE_READ_STALE_MS', 5_000, 0),
     },
     http: httpServerConfig(env),
   };

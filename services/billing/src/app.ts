@@ -40,8 +40,10 @@ export interface BillingOptions {
   /** How often due subscriptions are renewed/ended (ms); 0 disables the loop. */
   renewalIntervalMs?: number;
   snapshotTtlMs?: number;
-  /** Oldest ClickHouse usage reading a check may use (ms, default 250): part of the freshness bound F. */
+  /** Overrides config.billing.usageMaxAgeMs (BILLING_USAGE_MAX_AGE_MS): the freshness bound F of consuming checks. */
   usageTtlMs?: number;
+  /** Overrides config.billing.usageReadStaleMs (BILLING_USAGE_READ_STALE_MS). */
+  usageReadStaleMs?: number;
   port?: number;
 }
 
@@ -66,7 +68,9 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
     usage: partial.usage ?? clickHouseUsageReader(ch),
     recorder: partial.recorder ?? kafkaUsageRecorder(config.kafka, logger),
     ledger: partial.ledger ?? new UsageLedger(redis),
-    readings: partial.readings ?? new UsageReadings(opts.usageTtlMs ?? 250),
+    readings:
+      partial.readings ??
+      new UsageReadings(opts.usageTtlMs ?? config.billing.usageMaxAgeMs, opts.usageReadStaleMs ?? config.billing.usageReadStaleMs),
     apiKeys:
       partial.apiKeys ??
       new ApiKeyCache((key) => findApiKeyOwner(pool, key)).followChanges(redis, {

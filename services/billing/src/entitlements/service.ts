@@ -85,7 +85,10 @@ async function usageDecision(
   const cacheKey = `${orgId}\u0000${customerId}\u0000${m.metric_id}\u0000${m.version}\u0000${win.start.getTime()}`;
   let newerThan: number | undefined;
   for (let attempt = 0; attempt < STALE_RETRIES; attempt++) {
-    const reading = await deps.readings.get(cacheKey, readUsage(deps, orgId, customerId, m, win), newerThan);
+    const reading = await deps.readings.get(cacheKey, readUsage(deps, orgId, customerId, m, win), {
+      strict: p.consume,
+      newerThanMs: newerThan,
+    });
     const out = await deps.ledger.check(key, reading, {
       ...p,
       aggregation: ledgerAggregation(m.aggregation),
@@ -329,10 +332,12 @@ export async function check(
       deps.logger.error({ err }, 'recording usage for check failed; grant refunded');
       throw new ApiError(503, 'usage_not_recorded', 'the usage could not be recorded; nothing was consumed, retry');
     }
-    // Settled: counted until the aggregator passes its offset. If this fails (or there is no single
-    // position) the grant stays pending: counted, conservatively, until the pending TTL.
+    // Settled: counted until the aggregator passes its offset. Not awaited: until it lands the grant is
+    // pending, which counts it just the same, so the answer need not wait for a second Redis round trip.
+    // If it fails (or there is no single position) the grant stays pending: counted, conservatively,
+    // until the pending TTL.
     if (at)
-      await deps.ledger.settle(e.grant.key, e.grant.member, at).catch((err) => {
+      deps.ledger.settle(e.grant.key, e.grant.member, at).catch((err) => {
         deps.logger.warn({ err: (err as Error).message }, 'settling a grant failed; it stays pending (counted)');
       });
     else if (events.length === 0) await deps.ledger.refund(e.grant.key, e.grant.member).catch(() => undefined);

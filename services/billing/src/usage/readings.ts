@@ -1,9 +1,13 @@
 // ClickHouse usage readings for checks, per (org, customer, metric version, window), each with the
 // aggregator watermarks read just before its query (ledger.ts explains why the pair is what makes a
-// cached value safe to combine with the grant ledger). The one bound that matters: a check never uses
-// a reading whose watermarks were read more than `maxAgeMs` ago (default 250 ms) — no stale-while-
-// revalidate past that. To keep the hot path off ClickHouse, a reading older than half the bound is
-// refreshed in the background while it is still served; at most one load per key is in flight.
+// cached value safe to combine with the grant ledger: a reading's age never affects how grants are
+// counted, only how recent the gateway usage it shows is).
+//   - Consuming checks (strict): never a reading whose watermarks were read more than `maxAgeMs` ago
+//     (default 1 s): no stale-while-revalidate past that bound, which is F in the guarantee.
+//   - Reads (non-consuming checks, entitlements, customer_access; they grant nothing): a reading up to
+//     `readStaleMs` old (default 5 s) is served at once while a refresh runs.
+//   - Either way, a reading older than half of `maxAgeMs` is refreshed in the background while it is
+//     served, so steady traffic rarely waits for ClickHouse; at most one load per key is in flight.
 import { LRUCache } from 'lru-cache';
 import type { UsageReading } from './ledger.ts';
 
@@ -17,7 +21,8 @@ export class UsageReadings {
   private readonly inFlight = new Map<string, InFlight>();
 
   constructor(
-    readonly maxAgeMs = 250,
+    readonly maxAgeMs = 1_000,
+    readonly readStaleMs = 5_000,
     maxEntries = 50_000,
     private readonly clock: () => number = Date.now,
   ) {
@@ -25,12 +30,14 @@ export class UsageReadings {
   }
 
   /**
-   * A reading at most `maxAgeMs` old, and read after `newerThanMs` when given (a reading the ledger
-   * answered "stale" to). `load` reads the watermarks, then ClickHouse, and stamps `readAtMs`.
+   * A reading for `key`: at most `maxAgeMs` old when `strict` (else at most `readStaleMs`), and read
+   * after `newerThanMs` when given (a reading the ledger answered "stale" to). `load` reads the
+   * watermarks, then ClickHouse, and stamps `readAtMs`.
    */
-  async get(key: string, load: () => Promise<UsageReading>, newerThanMs?: number): Promise<UsageReading> {
+  async get(key: string, load: () => Promise<UsageReading>, opts: { strict: boolean; newerThanMs?: number }): Promise<UsageReading> {
     const now = this.clock();
-    const oldest = Math.max(now - this.maxAgeMs, newerThanMs === undefined ? -Infinity : newerThanMs + 1);
+    const bound = opts.strict ? this.maxAgeMs : Math.max(this.maxAgeMs, this.readStaleMs);
+    const oldest = Math.max(now - bound, opts.newerThanMs === undefined ? -Infinity : opts.newerThanMs + 1);
     const cached = this.entries.get(key);
     if (cached && cached.readAtMs >= oldest) {
       if (now - cached.readAtMs >= this.maxAgeMs / 2) this.load(key, load, -Infinity).catch(() => undefined);
