@@ -177,7 +177,7 @@ export function loadConfig(env: Env = process.env): Config {
       port: int(env, 'BILLING_PORT', 8082),
       host,
       adminSecret: str(env, 'ADMIN_SECRET', 'meterline-local-admin-secret'),
-      usageMaxAgeMs: int(env, 'BILLING_USAGE_MAX_AGE_MS', 1_000, 0),
+      usageMaxAgeMs: int(env, 'BILLING_USAGE_MAX_AGE_MS', 2_000, 0),
       usageReadStaleMs: int(env, 'BILLING_USAGE_READ_STALE_MS', 5_000, 0),
     },
     http: httpServerConfig(env),

@@ -35,6 +35,7 @@ import { clickHouseUsageReader } from './usage/reader.ts';
 import { kafkaUsageRecorder } from './usage/recorder.ts';
 import { UsageLedger } from './usage/ledger.ts';
 import { UsageReadings } from './usage/readings.ts';
+import { billingMetrics } from './telemetry.ts';
 
 export interface BillingOptions {
   /** How often due subscriptions are renewed/ended (ms); 0 disables the loop. */
@@ -59,7 +60,10 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
   const pool = partial.pool ?? createPostgres(config.postgresUrl, { max: 20, applicationName: 'meterline-billing' });
   const redis = partial.redis ?? createRedis(config.redisUrl, { name: 'meterline-billing' });
   const ch = partial.ch ?? createClickHouse(config.clickhouse);
+  const registry = partial.registry ?? createMetricsRegistry('billing');
   return {
+    registry,
+    metrics: partial.metrics ?? billingMetrics(registry),
     config,
     logger,
     pool,
@@ -96,7 +100,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
   installErrorHandler(app);
   installInputGuards(app);
   await installDocs(app);
-  const registry = createMetricsRegistry('billing');
+  const registry = deps.registry;
   instrumentHttp(app, registry);
   let shuttingDown = false;
   app.decorate('markShuttingDown', () => {

@@ -4,6 +4,8 @@ import type { UsageRecorder } from './usage/recorder.ts';
 import type { UsageLedger } from './usage/ledger.ts';
 import type { UsageReadings } from './usage/readings.ts';
 import type { CatalogCache } from './cache.ts';
+import type { Registry } from 'prom-client';
+import type { BillingMetrics } from './telemetry.ts';
 
 /** Everything the routes and services use, built once by startBilling (tests may inject parts). */
 export interface Deps {
@@ -20,4 +22,6 @@ export interface Deps {
   apiKeys: ApiKeyCache;
   cache: CatalogCache;
   now: () => Date;
+  registry: Registry;
+  metrics: BillingMetrics;
 }

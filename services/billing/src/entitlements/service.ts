@@ -85,10 +85,13 @@ async function usageDecision(
   const cacheKey = `${orgId}\u0000${customerId}\u0000${m.metric_id}\u0000${m.version}\u0000${win.start.getTime()}`;
   let newerThan: number | undefined;
   for (let attempt = 0; attempt < STALE_RETRIES; attempt++) {
+    const t0 = performance.now();
     const reading = await deps.readings.get(cacheKey, readUsage(deps, orgId, customerId, m, win), {
       strict: p.consume,
       newerThanMs: newerThan,
     });
+    const t1 = performance.now();
+    deps.metrics.checkStageSeconds.observe({ stage: 'reading' }, (t1 - t0) / 1000);
     const out = await deps.ledger.check(key, reading, {
       ...p,
       aggregation: ledgerAggregation(m.aggregation),
@@ -96,7 +99,9 @@ async function usageDecision(
       windowEndMs: win.end?.getTime() ?? null,
       nowMs: deps.now().getTime(),
     });
+    deps.metrics.checkStageSeconds.observe({ stage: 'ledger' }, (performance.now() - t1) / 1000);
     if (out.status !== 'stale') return { allowed: out.status === 'allowed', usage: out.usage, grant: out.grant, key };
+    deps.metrics.staleReadings.inc();
     newerThan = reading.readAtMs; // the ledger dropped grants this reading would need: read ClickHouse again
   }
   throw new ApiError(503, 'usage_unavailable', 'the aggregator watermarks are behind the usage ledger; retry');
@@ -324,8 +329,10 @@ export async function check(
       opts.eventId,
     );
     let at: Awaited<ReturnType<Deps['recorder']['record']>>;
+    const t0 = performance.now();
     try {
       at = await deps.recorder.record(events);
+      deps.metrics.checkStageSeconds.observe({ stage: 'produce' }, (performance.now() - t0) / 1000);
       eventsRecorded = events.length;
     } catch (err) {
       await deps.ledger.refund(e.grant.key, e.grant.member).catch(() => undefined);

@@ -3,7 +3,7 @@
 // cached value safe to combine with the grant ledger: a reading's age never affects how grants are
 // counted, only how recent the gateway usage it shows is).
 //   - Consuming checks (strict): never a reading whose watermarks were read more than `maxAgeMs` ago
-//     (default 1 s): no stale-while-revalidate past that bound, which is F in the guarantee.
+//     (default 2 s, BILLING_USAGE_MAX_AGE_MS): no stale-while-revalidate past that bound, which is F in the guarantee.
 //   - Reads (non-consuming checks, entitlements, customer_access; they grant nothing): a reading up to
 //     `readStaleMs` old (default 5 s) is served at once while a refresh runs.
 //   - Either way, a reading older than half of `maxAgeMs` is refreshed in the background while it is
@@ -21,7 +21,7 @@ export class UsageReadings {
   private readonly inFlight = new Map<string, InFlight>();
 
   constructor(
-    readonly maxAgeMs = 1_000,
+    readonly maxAgeMs = 2_000,
     readonly readStaleMs = 5_000,
     maxEntries = 50_000,
     private readonly clock: () => number = Date.now,

@@ -1,0 +1,25 @@
+// Billing's own Prometheus metrics (the HTTP ones are core's instrumentHttp). Where a check's time goes,
+// by stage, so a slow check can be attributed: reading (ClickHouse usage reading, 0 when cached),
+// ledger (the one Redis script), produce (Kafka, consuming checks and usage reports only).
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+export type CheckStage = 'reading' | 'ledger' | 'produce';
+
+export function billingMetrics(registry: Registry) {
+  return {
+    checkStageSeconds: new Histogram({
+      name: 'meterline_billing_check_stage_seconds',
+      help: 'Time an entitlement check or usage report spent per stage',
+      labelNames: ['stage'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    staleReadings: new Counter({
+      name: 'meterline_billing_stale_readings_total',
+      help: 'Usage readings the ledger refused (older than a pruned grant) and read again',
+      registers: [registry],
+    }),
+  };
+}
+
+export type BillingMetrics = ReturnType<typeof billingMetrics>;
