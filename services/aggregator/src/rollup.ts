@@ -1,7 +1,7 @@
 // Idempotent rollups: after a raw insert, every offset window the chunk touched is recomputed from
 // events_by_offset for the metrics whose (organization, event name) occur in the chunk. Each produced
 // row is the complete state of its key over [window start, version]; FINAL keeps the highest version.
-import { rollupSelect, sqlNumber, sqlString, type MetricDefinition } from '@meterline/core';
+import { METRIC_USAGE_STATE_COLUMNS, rollupSelect, sqlNumber, sqlString, type MetricDefinition } from '@meterline/core';
 
 export const METRIC_USAGE_COLUMNS = [
   'organization_id',
@@ -15,11 +15,7 @@ export const METRIC_USAGE_COLUMNS = [
   'kafka_partition',
   'window_id',
   'version',
-  'event_count',
-  'sum_value',
-  'max_value',
-  'uniq_state',
-  'latest_state',
+  ...METRIC_USAGE_STATE_COLUMNS,
 ].join(', ');
 
 /** Metrics per statement: one UNION ALL statement per group keeps queries short. */

@@ -21,7 +21,28 @@ describe('property columns', () => {
       prop_values: ['hi', '2.5', '10', 'true', '1e3x'],
       prop_number_values: [0, 2.5, 10, 0, 0],
       prop_is_number: [0, 1, 1, 0, 0],
+      prop_decimal_values: ['0', '2.5', '10', '0', '0'],
     });
+  });
+
+  it('keeps numeric values as exact decimal text (Decimal(38, 12)), rounded half-even at 12 digits', () => {
+    const dec = (v: number | string) => propertyColumns({ v }).prop_decimal_values[0];
+    expect(dec(0.1)).toBe('0.1');
+    expect(dec(0.30000000000000004)).toBe('0.3'); // 17 significant digits: beyond 12 fractional digits
+    expect(dec(' 12.50 ')).toBe('12.5'); // a numeric string's own text
+    expect(dec('-0.0000000000005')).toBe('0'); // half-even: 0.5e-12 -> 0
+    expect(dec('0.0000000000015')).toBe('0.000000000002'); // 1.5e-12 -> 2e-12
+    expect(dec('0.0000000000025')).toBe('0.000000000002'); // 2.5e-12 -> 2e-12
+    expect(dec('0.00000000000250001')).toBe('0.000000000003');
+    expect(dec(1e-7)).toBe('0.0000001'); // JS prints it as 1e-7
+    expect(dec(1.5e21)).toBe('1500000000000000000000');
+    expect(dec('12345678901234567890123456.5')).toBe('12345678901234567890123456.5'); // 26 integer digits fit
+    expect(dec('123456789012345678901234567')).toBe('0'); // >= 10^26: not representable
+    expect(dec('99999999999999999999999999.9999999999994')).toBe('99999999999999999999999999.999999999999');
+    expect(dec('99999999999999999999999999.9999999999995')).toBe('0'); // rounds up to 10^26
+    expect(dec('-3.25e2')).toBe('-325');
+    expect(dec('.5')).toBe('0.5');
+    expect(dec(5e-324)).toBe('0'); // subnormal counts as 0, like prop_number_values
   });
 });
 

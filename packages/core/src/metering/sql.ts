@@ -10,6 +10,12 @@ export const propText = (p: string) => `prop_values[${idx(p)}]`;
 export const propNumber = (p: string) => `prop_number_values[${idx(p)}]`;
 /** 1 when the property is present and numeric. */
 export const propIsNumber = (p: string) => `(prop_is_number[${idx(p)}] = 1)`;
+/**
+ * The property's exact value as Decimal(38, 12) (0 when absent or not a number: check propIsNumber).
+ * The text array gets a leading '0' so that an absent key (indexOf = 0) reads it: 18.16 refuses index 0
+ * on non-Float arrays and cannot parse ''.
+ */
+export const propDecimal = (p: string) => `toDecimal128(arrayPushFront(prop_decimal_values, '0')[${idx(p)} + 1], 12)`;
 export const propPresent = (p: string) => `has(prop_keys, ${sqlString(p)})`;
 
 const NUM_OPS = { eq: '=', neq: '!=', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
@@ -54,18 +60,34 @@ export function metricConditions(m: MetricDefinition): string[] {
  * the window, so a row holds every event of its key with offset <= version.
  */
 /** Per-event expressions of a metric: the aggregated number and text, and the two group values. */
-export function metricEventColumns(m: MetricDefinition): { num: string; str: string; g1: string; g2: string } {
+export function metricEventColumns(m: MetricDefinition): { num: string; dec: string; str: string; g1: string; g2: string } {
+  const numeric = m.aggregation !== 'count' && m.aggregation !== 'unique_count';
   return {
-    num: m.aggregation === 'count' || m.aggregation === 'unique_count' ? 'toFloat64(0)' : propNumber(m.property!),
+    num: numeric ? propNumber(m.property!) : 'toFloat64(0)',
+    dec: numeric ? propDecimal(m.property!) : 'toDecimal128(0, 12)',
     str: m.aggregation === 'unique_count' ? propText(m.property!) : "''",
     g1: m.groupBy[0] !== undefined ? propText(m.groupBy[0]) : "''",
     g2: m.groupBy[1] !== undefined ? propText(m.groupBy[1]) : "''",
   };
 }
 
-/** The state columns of metric_usage as aggregates over rows with num / str (see metricEventColumns). */
+/**
+ * The state columns of metric_usage as aggregates over rows with num / dec / str (see metricEventColumns),
+ * in the order of METRIC_USAGE_STATE_COLUMNS. sum_decimal / max_decimal are exact (Decimal(38, 12));
+ * sum_value / max_value are the Float64 approximations kept for readers of the older columns.
+ */
 export const STATE_AGGREGATES = `count() AS event_count, sum(num) AS sum_value, max(num) AS max_value,
-      uniqExactState(str) AS uniq_state, argMaxState(num, tuple(time_created_ms, kafka_partition, kafka_offset)) AS latest_state`;
+      uniqExactState(str) AS uniq_state, argMaxState(num, tuple(time_created_ms, kafka_partition, kafka_offset)) AS latest_state,
+      sum(dec) AS sum_decimal, max(dec) AS max_decimal`;
+export const METRIC_USAGE_STATE_COLUMNS = [
+  'event_count',
+  'sum_value',
+  'max_value',
+  'uniq_state',
+  'latest_state',
+  'sum_decimal',
+  'max_decimal',
+] as const;
 
 export const MINUTE_BUCKET = `toDateTime(intDiv(toUInt32(time_created), 60) * 60, 'UTC')`;
 
@@ -76,13 +98,13 @@ export const MINUTE_BUCKET = `toDateTime(intDiv(toUInt32(time_created), 60) * 60
  * the window, so a row holds every event of its key with offset <= version.
  */
 export function rollupSelect(m: MetricDefinition, source: string, windowSize: number, extraWhere: string[] = []): string {
-  const { num, str, g1, g2 } = metricEventColumns(m);
+  const { num, dec, str, g1, g2 } = metricEventColumns(m);
   const W = sqlNumber(windowSize);
   return `SELECT organization_id, ${sqlString(m.metricId)} AS metric_id, toUInt32(${sqlNumber(m.version)}) AS metric_version, customer_id,
       ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, kafka_topic, kafka_partition,
       intDiv(kafka_offset, ${W}) AS window_id, max(kafka_offset) AS version, ${STATE_AGGREGATES}
     FROM (SELECT organization_id, customer_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
-                 ${num} AS num, ${str} AS str, ${g1} AS g1, ${g2} AS g2
+                 ${num} AS num, ${dec} AS dec, ${str} AS str, ${g1} AS g1, ${g2} AS g2
           FROM ${source} WHERE ${[...metricConditions(m), ...extraWhere].join(' AND ')})
     GROUP BY organization_id, customer_id, bucket, group_1, group_2, kafka_topic, kafka_partition, window_id`;
 }

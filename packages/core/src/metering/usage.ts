@@ -18,18 +18,35 @@ export interface UsageRow {
   customerId: string;
   windowStart: Date | null;
   groups: Record<string, string>;
+  /** The value as a JS number (Number(exact)): for checks and displays that compare numbers. */
   value: number;
+  /**
+   * The exact value as decimal text ("0.3", "12"): sums and maxima from Decimal(38, 12) rollups
+   * (at most 12 fractional digits), counts as integers, latest as the event's value. Always set by
+   * queryUsage; optional only so that hand-made rows (test readers) may omit it (then String(value)).
+   */
+  exact?: string;
 }
 
 const WINDOW_SECONDS: Record<UsageWindow, number> = { minute: 60, hour: 3600, day: 86400 };
 
+/** Each aggregation's value as exact text: Decimal(38, 12) for sums and maxima, integers for counts. */
 const VALUE_SQL = {
-  count: 'toFloat64(sum(event_count))',
-  sum: 'sum(sum_value)',
-  max: 'max(max_value)',
-  unique_count: 'toFloat64(uniqExactMerge(uniq_state))',
-  latest: 'argMaxMerge(latest_state)',
+  count: 'toString(sum(event_count))',
+  sum: 'toString(sum(sum_decimal))',
+  max: 'toString(max(max_decimal))',
+  unique_count: 'toString(uniqExactMerge(uniq_state))',
+  latest: 'toString(argMaxMerge(latest_state))',
 } as const;
+
+/** ClickHouse's text of a Decimal / integer / Float64 as decimal text without trailing zeros. */
+export function normalizeDecimalText(text: string): string {
+  const t = text.trim();
+  if (/[eE]/.test(t)) return t; // only a latest value (Float64) prints so; decimal.js reads it exactly
+  if (!t.includes('.')) return t === '-0' ? '0' : t;
+  const out = t.replace(/0+$/, '').replace(/\.$/, '');
+  return out === '-0' || out === '' ? '0' : out;
+}
 
 const MINUTE_MS = 60_000;
 const MAX_TIME_MS = Date.UTC(2100, 0, 1);
@@ -50,7 +67,7 @@ export function usageConditions(q: Pick<UsageQuery, 'metric' | 'customerId'>, fr
 /** State rows (like metric_usage's) computed from raw events with time_created_ms in any of the [from, to) ranges. */
 function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId'>, ranges: [number, number][]): string {
   const m = q.metric;
-  const { num, str, g1, g2 } = metricEventColumns(m);
+  const { num, dec, str, g1, g2 } = metricEventColumns(m);
   const inRange = ranges.map(
     ([
       a,
@@ -65,9 +82,9 @@ function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId'>, ranges: [n
     `(${inRange.join(' OR ')})`,
   ];
   return `SELECT customer_id, ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, ${STATE_AGGREGATES}
-    FROM (SELECT customer_id, time_created, time_created_ms, kafka_partition, kafka_offset, ${num} AS num, ${str} AS str, ${g1} AS g1, ${g2} AS g2
+    FROM (SELECT customer_id, time_created, time_created_ms, kafka_partition, kafka_offset, ${num} AS num, ${dec} AS dec, ${str} AS str, ${g1} AS g1, ${g2} AS g2
           FROM (SELECT organization_id, event_name, customer_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
-                       prop_keys, prop_values, prop_number_values, prop_is_number
+                       prop_keys, prop_values, prop_number_values, prop_is_number, prop_decimal_values
                   FROM events WHERE ${where.join(' AND ')} LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)
           WHERE ${metricConditions(m).join(' AND ')})
     GROUP BY customer_id, bucket, group_1, group_2`;
@@ -100,7 +117,7 @@ export async function queryUsage(ch: ClickHouseClient, q: UsageQuery): Promise<U
   const fullTo = Math.floor(toMs / MINUTE_MS) * MINUTE_MS;
   const parts: string[] = [];
   if (fullFrom < fullTo) {
-    parts.push(`SELECT customer_id, bucket, group_1, group_2, event_count, sum_value, max_value, uniq_state, latest_state
+    parts.push(`SELECT customer_id, bucket, group_1, group_2, event_count, sum_value, max_value, uniq_state, latest_state, sum_decimal, max_decimal
       FROM metric_usage FINAL WHERE ${usageConditions(q, fullFrom, fullTo).join(' AND ')}`);
     const edges: [number, number][] = [];
     if (fromMs < fullFrom) edges.push([fromMs, fullFrom]);
@@ -109,7 +126,7 @@ export async function queryUsage(ch: ClickHouseClient, q: UsageQuery): Promise<U
   } else {
     parts.push(rawStateSelect(q, [[fromMs, toMs]]));
   }
-  const sql = `SELECT ${keys.join(', ')}, ${VALUE_SQL[m.aggregation]} AS value
+  const sql = `SELECT ${keys.join(', ')}, ${VALUE_SQL[m.aggregation]} AS exact
     FROM (${parts.join('\n UNION ALL \n')})
     GROUP BY ${groupKeys.join(', ')}
     ORDER BY ${groupKeys.join(', ')}`;
@@ -119,7 +136,8 @@ export async function queryUsage(ch: ClickHouseClient, q: UsageQuery): Promise<U
     customerId: String(r.customer_id),
     windowStart: step ? new Date(Number(r.w) * 1000) : null,
     groups: Object.fromEntries(m.groupBy.slice(0, groupCount).map((g, i) => [g, String(r[`group_${i + 1}`])])),
-    value: Number(r.value),
+    value: Number(r.exact),
+    exact: normalizeDecimalText(String(r.exact)),
   }));
 }
 
