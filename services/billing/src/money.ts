@@ -1,9 +1,15 @@
 // Money rules: exact decimals (decimal.js) for prices, including sub-cent unit prices like 0.0004;
 // owed amounts are integer minor units (BIGINT) of the currency, rounded half-even once per line.
 // Never a JS float. The API carries amounts as decimal strings in major units ("12.50").
-import { Decimal } from 'decimal.js';
+import { Decimal as DecimalJs } from 'decimal.js';
 
-export { Decimal };
+/**
+ * decimal.js configured for billing: 100 significant digits, so that sums and products of quantities
+ * (Decimal(38, 12): up to 38 digits) and prices (up to 24 digits) are exact and the only rounding of a
+ * line is toMinor's half-even; plain notation in toString (never "1e-7").
+ */
+export const Decimal = DecimalJs.clone({ precision: 100, rounding: DecimalJs.ROUND_HALF_EVEN, toExpNeg: -100, toExpPos: 100 });
+export type Decimal = DecimalJs;
 
 const ZERO_DECIMAL = new Set(['JPY', 'KRW', 'VND', 'CLP', 'ISK', 'UGX', 'XAF', 'XOF', 'PYG', 'RWF']);
 const THREE_DECIMAL = new Set(['BHD', 'KWD', 'OMR', 'JOD', 'TND', 'IQD', 'LYD']);

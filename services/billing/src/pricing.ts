@@ -8,7 +8,7 @@
 //   package:    ceil(billable / package_size) * package_price.
 //   group_prices: usage rows whose group values match a group price use that pricing; the rest use
 //                 the default. Free units are consumed from rows in a deterministic order (default first).
-import { Decimal, dec, toMinor } from './money.ts';
+import { Decimal, dec, minorDigits, toMinor } from './money.ts';
 
 export interface Tier {
   up_to: number | string | null;
@@ -134,6 +134,13 @@ export function priceComponent(c: PlanComponent, rows: UsageAmount[], currency: 
   return lines;
 }
 
+/**
+ * The exact ratio behind each fraction prorationFraction returned (milliseconds covered / period length):
+ * the Decimal itself is rounded (100 digits) when the ratio does not terminate (1/6), and a share must not
+ * be rounded before its line is (issue #17: 0.03 x 1/6 rounded twice gave 0.01 instead of 0.00).
+ */
+const exactRatios = new WeakMap<Decimal, { num: bigint; den: bigint }>();
+
 /** Fraction of [periodStart, periodEnd) covered by [from, to), clamped to [0, 1]. */
 export function prorationFraction(from: Date, to: Date, periodStart: Date, periodEnd: Date): Decimal {
   const len = periodEnd.getTime() - periodStart.getTime();
@@ -141,19 +148,46 @@ export function prorationFraction(from: Date, to: Date, periodStart: Date, perio
   const a = Math.max(from.getTime(), periodStart.getTime());
   const b = Math.min(to.getTime(), periodEnd.getTime());
   if (b <= a) return new Decimal(0);
-  return new Decimal(b - a).div(len);
+  const f = new Decimal(b - a).div(len);
+  exactRatios.set(f, { num: BigInt(b - a), den: BigInt(len) });
+  return f;
 }
 
+/** round_half_even(num / den) for integers, den > 0: exact (no intermediate rounding). */
+export function divRoundHalfEven(num: bigint, den: bigint): bigint {
+  if (den <= 0n) throw new RangeError('den must be > 0');
+  const neg = num < 0n;
+  const n = neg ? -num : num;
+  let q = n / den;
+  const r2 = (n % den) * 2n;
+  if (r2 > den || (r2 === den && q % 2n === 1n)) q += 1n;
+  return neg ? -q : q;
+}
+
+/** A decimal as an exact integer ratio (value = num / den, den a power of 10). */
+function decimalRatio(d: Decimal): { num: bigint; den: bigint } {
+  const places = d.decimalPlaces();
+  return { num: BigInt(d.times(new Decimal(10).pow(places)).toFixed(0)), den: 10n ** BigInt(places) };
+}
+
+/**
+ * A flat fee (or its prorated share) as a line: amount_minor = fee x fraction rounded half-even to
+ * minor units exactly once, from the exact ratio when the fraction came from prorationFraction.
+ */
 export function flatFeeLine(kind: LineItem['kind'], description: string, fee: string, fraction: Decimal, currency: string): LineItem {
+  const sign = kind === 'proration_credit' ? -1n : 1n;
   const amount = dec(fee)
     .times(fraction)
     .times(kind === 'proration_credit' ? -1 : 1);
+  const ratio = exactRatios.get(fraction) ?? decimalRatio(dec(fraction));
+  const feeRatio = decimalRatio(dec(fee));
+  const minor = divRoundHalfEven(sign * feeRatio.num * ratio.num * 10n ** BigInt(minorDigits(currency)), feeRatio.den * ratio.den);
   return {
     kind,
     description,
     quantity: fraction.toSignificantDigits(10).toString(),
-    amount: amount.toString(),
-    amount_minor: toMinor(amount, currency).toString(),
+    amount: exactRatios.has(fraction) ? amount.toSignificantDigits(30).toString() : amount.toString(),
+    amount_minor: minor.toString(),
   };
 }
 

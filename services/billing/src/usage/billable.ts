@@ -35,7 +35,8 @@ export async function componentUsage(
             includeGroups: (c.group_prices ?? []).length > 0,
           })
         : [];
-    out.push({ component: c, rows: rows.map((r) => ({ groups: r.groups, value: r.value })) });
+    // the exact decimal text (Decimal(38, 12) rollups), never the JS number: 0.1 + 0.2 is priced as 0.3
+    out.push({ component: c, rows: rows.map((r) => ({ groups: r.groups, value: r.exact ?? String(r.value) })) });
   }
   return out;
 }
