@@ -44,6 +44,20 @@ export function installErrorHandler(app: FastifyInstance): void {
       req.log.warn({ err, sqlstate: (err as { code?: string }).code }, 'postgres rejected client input that validation let through');
       return reply.code(pg.status).send({ error: { code: pg.code, message: pg.message } });
     }
+    const down = dependencyFailure(err);
+    if (down) {
+      req.log.warn({ err: (err as Error).message, dependency: down }, 'a dependency is unavailable');
+      return reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({
+          error: {
+            code: 'dependency_unavailable',
+            message: `${down} is unavailable; nothing was changed, retry`,
+            details: { dependency: down },
+          },
+        });
+    }
     const status = fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
     const code =
@@ -76,5 +90,40 @@ export function pgErrorResponse(err: unknown): { status: number; code: string; m
   if (code === '23505') return { status: 409, code: 'conflict', message: 'already exists' };
   if (code === '23503') return { status: 400, code: 'invalid_request', message: 'references something that does not exist' };
   if (code === '23514') return { status: 400, code: 'invalid_request', message: 'violates a constraint of the data model' };
+  return null;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
+const REDIS_DOWN = /Stream isn't writeable|enableOfflineQueue|Connection is closed|Reached the max retries per request/;
+const POSTGRES_DOWN = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
+
+/**
+ * Which backing service an unexpected error says is unavailable (answered 503, Retry-After: 1), or null
+ * for anything else (a bug: 500). Only errors whose shape names the dependency count: ioredis connection
+ * states, kafkajs errors, Postgres connection/availability SQLSTATEs (classes 08, 53, 57, 58) and pool
+ * timeouts, and socket error codes (e.g. ClickHouse's HTTP client: not attributed to one service).
+ */
+export function dependencyFailure(err: unknown): 'redis' | 'kafka' | 'postgres' | 'a backing service' | null {
+  const e = err as { name?: unknown; message?: unknown; code?: unknown; severity?: unknown; cause?: unknown } | null;
+  if (!e || typeof e !== 'object') return null;
+  const name = typeof e.name === 'string' ? e.name : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  if (name === 'MaxRetriesPerRequestError' || REDIS_DOWN.test(message)) return 'redis';
+  if (name.startsWith('KafkaJS')) return 'kafka';
+  if (typeof e.severity === 'string' && typeof e.code === 'string' && ['08', '53', '57', '58'].includes(e.code.slice(0, 2)))
+    return 'postgres';
+  if (POSTGRES_DOWN.test(message)) return 'postgres';
+  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return 'a backing service';
+  if (e.cause && e.cause !== err) return dependencyFailure(e.cause);
   return null;
 }
