@@ -396,20 +396,46 @@ export const SubscriptionParams = Type.Object({ subscription_id: Type.String() }
 
 // ---- invoices --------------------------------------------------------------------------------------
 
+export const InvoiceStatus = Type.Union(
+  [Type.Literal('draft'), Type.Literal('finalized'), Type.Literal('paid'), Type.Literal('void'), Type.Literal('uncollectible')],
+  {
+    description: 'draft (usage still counted during the grace period) -> finalized (numbered, owed, frozen) -> paid | void | uncollectible',
+  },
+);
 export const Invoice = Type.Object({
   invoice_id: Type.String(),
+  /** per organization, gapless, assigned at finalization (INV-000001, ...) */
+  number: Nullable(Type.String()),
   customer_id: Type.String(),
   subscription_id: Nullable(Type.String()),
-  status: Type.String(),
+  status: InvoiceStatus,
   currency: Type.String(),
   period_start: Type.String(),
   period_end: Type.String(),
   reason: Type.String(),
   total: Type.String(),
   line_items: Type.Array(FreeObject()),
+  grace_until: Nullable(Type.String({ description: 'drafts: when the grace period for late usage ends' })),
+  finalized_at: Nullable(Type.String()),
+  paid_at: Nullable(Type.String()),
+  voided_at: Nullable(Type.String()),
   created_at: Type.String(),
 });
 export type Invoice = Static<typeof Invoice>;
+export const InvoicingSettings = Type.Object(
+  {
+    grace_period_seconds: Type.Integer({
+      minimum: 0,
+      maximum: 2_592_000,
+      description: 'how long after a period ends its draft invoice still takes late usage before it is finalized (default 3600)',
+    }),
+  },
+  { additionalProperties: false },
+);
+export const BillingRunBody = Type.Object(
+  { as_of: Type.Optional(Type.String({ format: 'date-time', description: 'the instant to close periods at (default now)' })) },
+  { additionalProperties: false },
+);
 export const ListInvoicesQuery = Type.Object(
   { ...PaginationQuery, customer_id: Type.Optional(Type.String()), subscription_id: Type.Optional(Type.String()) },
   { additionalProperties: false },

@@ -28,11 +28,12 @@ import { featureRoutes } from './features/routes.ts';
 import { metricRoutes } from './metrics/routes.ts';
 import { planRoutes } from './plans/routes.ts';
 import { subscriptionRoutes } from './subscriptions/routes.ts';
-import { invoiceRoutes } from './invoices/routes.ts';
+import { invoiceAdminRoutes, invoiceRoutes } from './invoices/routes.ts';
 import { entitlementRoutes } from './entitlements/routes.ts';
 import { startScheduler } from './invoices/scheduler.ts';
 import { clickHouseUsageReader } from './usage/reader.ts';
 import { kafkaUsageRecorder } from './usage/recorder.ts';
+import { kafkaUsageProgress } from './usage/progress.ts';
 import { UsageLedger } from './usage/ledger.ts';
 import { UsageReadings } from './usage/readings.ts';
 import { billingMetrics } from './telemetry.ts';
@@ -71,6 +72,7 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
     ch,
     usage: partial.usage ?? clickHouseUsageReader(ch),
     recorder: partial.recorder ?? kafkaUsageRecorder(config.kafka, logger),
+    progress: partial.progress ?? kafkaUsageProgress(config.kafka, redis, logger),
     ledger: partial.ledger ?? new UsageLedger(redis),
     readings:
       partial.readings ??
@@ -113,7 +115,10 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
       checks: dependencyChecks({ pool: deps.pool, redis: deps.redis, ch: deps.ch }),
     }),
   );
-  await app.register(async (admin) => adminRoutes(admin, deps));
+  await app.register(async (admin) => {
+    await adminRoutes(admin, deps);
+    await invoiceAdminRoutes(admin, deps);
+  });
   await app.register(async (v1) => {
     v1.addHook('onRequest', requireApiKey(deps.apiKeys));
     await keyRoutes(v1, deps);
@@ -148,6 +153,7 @@ export async function startBilling(config: Config, partial: Partial<Deps> = {}, 
       await scheduler.stop();
       await app.close();
       await deps.recorder.stop().catch(() => undefined);
+      await deps.progress.stop().catch(() => undefined);
       if (!partial.cache) await deps.cache.close();
       if (!partial.redis) deps.redis.disconnect();
       if (!partial.pool) await deps.pool.end();

@@ -1,6 +1,7 @@
 import type { ApiKeyCache, ClickHouseClient, Config, Logger, PgPool, Redis } from '@meterline/core';
 import type { UsageReader } from './usage/reader.ts';
 import type { UsageRecorder } from './usage/recorder.ts';
+import type { UsageProgress } from './usage/progress.ts';
 import type { UsageLedger } from './usage/ledger.ts';
 import type { UsageReadings } from './usage/readings.ts';
 import type { CatalogCache } from './cache.ts';
@@ -16,6 +17,8 @@ export interface Deps {
   ch: ClickHouseClient;
   usage: UsageReader;
   recorder: UsageRecorder;
+  /** Whether the aggregator has counted what was acknowledged up to a moment (invoice finalization waits for it). */
+  progress: UsageProgress;
   ledger: UsageLedger;
   /** ClickHouse usage readings for checks, at most `maxAgeMs` old (usage/readings.ts). */
   readings: UsageReadings;

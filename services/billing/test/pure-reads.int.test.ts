@@ -221,10 +221,15 @@ describe('billing reads are pure', () => {
     expect(after).toEqual(before);
 
     // one scheduler run closes March exactly once
+    // (each close writes a draft; the grace period ended an hour after March did, long before now(), and
+    // nothing was produced to the topic, so the same run finalizes all 12)
     expect(await runDueSubscriptions(a.deps, now(), { organizationId: orgId })).toEqual({
       due: 12,
       advanced: 12,
       invoices: 12,
+      refreshed: 0,
+      finalized: 12,
+      waiting: 0,
       skipped: 0,
       failed: 0,
     });
@@ -274,8 +279,8 @@ describe('billing reads are pure', () => {
       runDueSubscriptions(b.deps, now(), { organizationId: orgId }),
     ]);
     expect(again).toEqual([
-      { due: 0, advanced: 0, invoices: 0, skipped: 0, failed: 0 },
-      { due: 0, advanced: 0, invoices: 0, skipped: 0, failed: 0 },
+      { due: 0, advanced: 0, invoices: 0, refreshed: 0, finalized: 0, waiting: 0, skipped: 0, failed: 0 },
+      { due: 0, advanced: 0, invoices: 0, refreshed: 0, finalized: 0, waiting: 0, skipped: 0, failed: 0 },
     ]);
     expect(await runDueSubscriptions(b.deps, now(), { organizationId: orgId })).toMatchObject({ advanced: 0, invoices: 0 });
     expect(await snapshot(a.deps.pool, orgId)).toEqual(closed);
@@ -284,7 +289,7 @@ describe('billing reads are pure', () => {
     await expect(
       a.deps.pool.query(
         `INSERT INTO invoices (organization_id, invoice_id, customer_id, subscription_id, status, currency, period_start, period_end, reason, total_minor)
-       VALUES ($1, 'inv_dup', 'c1', 'sub_a', 'issued', 'USD', '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', 'period_close', 1)`,
+       VALUES ($1, 'inv_dup', 'c1', 'sub_a', 'finalized', 'USD', '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', 'period_close', 1)`,
         [orgId],
       ),
     ).rejects.toMatchObject({ code: '23505' });

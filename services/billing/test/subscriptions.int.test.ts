@@ -147,9 +147,20 @@ describe('subscriptions', () => {
     expect(await runScheduler(orgId)).toMatchObject({ advanced: 1, invoices: 1, failed: 0 });
     expect((await invoicesOf(api, s.body.subscription_id)).length).toBe(4);
     expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.current_period_start).toBe('2026-04-01T00:00:00.000Z');
+    // March's invoice is a draft for the grace period (1 h by default): not yet due
+    expect((await api.get('/v1/customers/c1')).body.total_amount_due).toBe('149.00');
+    clock = Date.parse('2026-04-01T01:00:01Z');
+    expect(await runScheduler(orgId)).toMatchObject({ advanced: 0, finalized: 1, failed: 0 });
     const cust = await api.get('/v1/customers/c1');
     expect(cust.body.total_amount_due).toBe('199.00');
     expect(cust.body.invoices).toHaveLength(4);
+    // numbered per organization, gapless, in finalization order
+    expect(cust.body.invoices.map((i: any) => [i.status, i.number]).sort()).toEqual([
+      ['finalized', 'INV-000001'],
+      ['finalized', 'INV-000002'],
+      ['finalized', 'INV-000003'],
+      ['finalized', 'INV-000004'],
+    ]);
     expect(cust.body.subscriptions).toHaveLength(1);
   });
 

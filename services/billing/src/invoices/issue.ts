@@ -14,25 +14,34 @@ import { badRequest, notFound } from '../http/errors.ts';
 import { newId } from '../orgs/store.ts';
 import * as plans from '../plans/store.ts';
 import { MAX_MINOR, minorInRange } from '../money.ts';
-import { invoiceTotalMinor, type LineItem } from '../pricing.ts';
+import { invoiceTotalMinor } from '../pricing.ts';
 import * as subs from '../subscriptions/store.ts';
 import { componentUsage } from '../usage/billable.ts';
 import { elapsedPeriods } from './close.ts';
-import { periodCloseLines } from './price.ts';
-import { insertInvoice } from './store.ts';
+import { periodCloseLines, type LineItem } from './price.ts';
+import { graceSeconds, insertInvoice, markFinalized, nextInvoiceNumber } from './store.ts';
 
 export type InvoiceReason = 'subscription_start' | 'period_close' | 'plan_change' | 'cancel';
 
-/** Inserts an issued invoice (nothing when there are no lines); returns its id. */
+/** Invoices whose lines include usage: they stay drafts through the grace period (lifecycle.ts). */
+export const USAGE_REASONS: readonly string[] = ['period_close', 'cancel'];
+
+/**
+ * Inserts an invoice (nothing when there are no lines); returns its id. Usage invoices are drafts until
+ * their period end + the organization's grace period (lifecycle.ts finalizes them); the others (start,
+ * plan change: fixed fees, nothing to wait for) are finalized in the same transaction.
+ */
 export async function issueInvoice(
   db: PgClient,
   orgId: string,
   s: subs.SubscriptionRow,
+  plan: Pick<plans.PlanVersion, 'plan_id' | 'version'>,
   currency: string,
   reason: InvoiceReason,
   periodStart: Date,
   periodEnd: Date,
   lines: LineItem[],
+  now: Date,
 ): Promise<string | null> {
   if (lines.length === 0) return null;
   const total = invoiceTotalMinor(lines);
@@ -40,6 +49,7 @@ export async function issueInvoice(
   if (!minorInRange(total) || lines.some((l) => !minorInRange(BigInt(l.amount_minor))))
     throw badRequest(`invoice amount out of range (|amount| < ${MAX_MINOR} minor units)`);
   const invoice_id = newId('inv');
+  const graceUntil = USAGE_REASONS.includes(reason) ? new Date(periodEnd.getTime() + (await graceSeconds(db, orgId)) * 1000) : now;
   await insertInvoice(db, orgId, {
     invoice_id,
     customer_id: s.customer_id,
@@ -50,7 +60,12 @@ export async function issueInvoice(
     reason,
     total_minor: total.toString(),
     line_items: lines,
+    plan_id: plan.plan_id,
+    plan_version: plan.version,
+    grace_until: graceUntil,
   });
+  if (!USAGE_REASONS.includes(reason))
+    await markFinalized(db, orgId, invoice_id, await nextInvoiceNumber(db, orgId), total === 0n ? 'paid' : 'finalized', now);
   return invoice_id;
 }
 
@@ -85,11 +100,13 @@ export async function closeElapsedLocked(
         db,
         orgId,
         c.before,
+        plan,
         plan.currency.trim(),
         'period_close',
         c.periodStart,
         c.closeAt,
         periodCloseLines(plan, c, usage),
+        now,
       );
       if (id) invoices.push(id);
     }

@@ -11,8 +11,21 @@
 //   cancel:             end_current_subscription_and_bill: usage so far + prorated in-arrears fee (an
 //                       in-advance fee already billed is not refunded).
 // A trial waives the flat fee of periods that start inside it. Zero flat-fee lines are dropped.
+// Every line is labelled with the period it covers (period_start, period_end): a period_close invoice
+// carries this period's usage and in-arrears fee and, when it renews, the NEXT period's in-advance fee.
 import type { PlanVersion } from '../plans/store.ts';
-import { flatFeeLine, priceComponent, prorationFraction, type LineItem } from '../pricing.ts';
+import { flatFeeLine, priceComponent, prorationFraction, type LineItem as PricedLine } from '../pricing.ts';
+
+/** A priced line and the period it covers. */
+export type LineItem = PricedLine & { period_start?: string; period_end?: string };
+
+const covering =
+  (start: Date, end: Date) =>
+  (l: PricedLine): LineItem => ({
+    ...l,
+    period_start: start.toISOString(),
+    period_end: end.toISOString(),
+  });
 import type { PeriodClose } from '../subscriptions/current.ts';
 import type { SubscriptionRow } from '../subscriptions/store.ts';
 import type { ComponentUsage } from '../usage/billable.ts';
@@ -23,39 +36,51 @@ export const inTrial = (s: { trial_end: Date | null }, periodStart: Date) =>
 const dropZeroFees = (lines: LineItem[]) => lines.filter((l) => l.kind !== 'flat_fee' || l.amount_minor !== '0');
 
 /** Usage lines of a plan version for some usage. */
-export function usageLines(plan: PlanVersion, usage: ComponentUsage[]): LineItem[] {
+export function usageLines(plan: PlanVersion, usage: ComponentUsage[]): PricedLine[] {
   return usage.flatMap((u) => priceComponent(u.component, u.rows, plan.currency.trim()));
 }
 
 export function startLines(plan: PlanVersion, s: SubscriptionRow): LineItem[] {
   if (plan.flat_fee_timing !== 'in_advance' || inTrial(s, s.current_period_start)) return [];
   const fraction = prorationFraction(s.start_date, s.current_period_end, s.start_date, s.current_period_end);
-  return dropZeroFees([flatFeeLine('flat_fee', `${plan.name} flat fee`, plan.flat_fee, fraction, plan.currency.trim())]);
+  return dropZeroFees([flatFeeLine('flat_fee', `${plan.name} flat fee`, plan.flat_fee, fraction, plan.currency.trim())]).map(
+    covering(s.current_period_start, s.current_period_end),
+  );
 }
 
 export function periodCloseLines(plan: PlanVersion, c: PeriodClose, usage: ComponentUsage[]): LineItem[] {
   const s = c.before;
   const cur = plan.currency.trim();
-  const lines = usageLines(plan, usage);
+  const lines: LineItem[] = usageLines(plan, usage).map(covering(c.periodStart, c.closeAt));
   if (plan.flat_fee_timing === 'in_arrears' && !inTrial(s, c.periodStart)) {
     lines.unshift(
-      flatFeeLine(
-        'flat_fee',
-        `${plan.name} flat fee`,
-        plan.flat_fee,
-        prorationFraction(s.plan_started_at, c.closeAt, c.periodStart, c.periodEnd),
-        cur,
+      covering(
+        s.plan_started_at,
+        c.closeAt,
+      )(
+        flatFeeLine(
+          'flat_fee',
+          `${plan.name} flat fee`,
+          plan.flat_fee,
+          prorationFraction(s.plan_started_at, c.closeAt, c.periodStart, c.periodEnd),
+          cur,
+        ),
       ),
     );
   }
   if (c.renews && plan.flat_fee_timing === 'in_advance' && !inTrial(s, c.nextStart)) {
     lines.push(
-      flatFeeLine(
-        'flat_fee',
-        `${plan.name} flat fee (next period)`,
-        plan.flat_fee,
-        prorationFraction(c.nextStart, c.nextEnd, c.nextStart, c.nextEnd),
-        cur,
+      covering(
+        c.nextStart,
+        c.nextEnd,
+      )(
+        flatFeeLine(
+          'flat_fee',
+          `${plan.name} flat fee (next period)`,
+          plan.flat_fee,
+          prorationFraction(c.nextStart, c.nextEnd, c.nextStart, c.nextEnd),
+          cur,
+        ),
       ),
     );
   }
@@ -102,7 +127,7 @@ export function planChangeLines(oldPlan: PlanVersion, newPlan: PlanVersion, s: S
 
 /** end_current_subscription_and_bill at `at`: usage of [current_period_start, at) + prorated in-arrears fee. */
 export function cancelLines(plan: PlanVersion, s: SubscriptionRow, at: Date, usage: ComponentUsage[]): LineItem[] {
-  const lines = usageLines(plan, usage);
+  const lines: LineItem[] = usageLines(plan, usage).map(covering(s.current_period_start, at));
   if (plan.flat_fee_timing === 'in_arrears' && !inTrial(s, s.current_period_start)) {
     lines.unshift(
       flatFeeLine(

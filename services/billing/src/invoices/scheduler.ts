@@ -1,19 +1,28 @@
 // The only writer of period transitions: every renewalIntervalMs (default 30 s; 0 = no loop, tests call
-// runDueSubscriptions themselves) it lists due subscriptions and closes each in its own transaction
-// (issue.ts closeSubscription with SKIP LOCKED). Several billing instances may run it at once: a row one
+// runDueSubscriptions themselves, or POST /admin/organizations/:id/billing_run with an instant) it lists
+// due subscriptions and closes each in its own transaction (issue.ts closeSubscription with SKIP LOCKED),
+// which writes draft invoices; then it refreshes drafts in their grace period and finalizes the others
+// (lifecycle.ts). Several billing instances may run it at once: a row one
 // instance is closing is skipped by the others, and a row closed already is no longer due (see issue.ts).
 // Ticks never overlap within an instance (the next one is scheduled when the previous run finished).
 import type { Deps } from '../deps.ts';
 import { dueSubscriptions, type DueRef } from './close.ts';
 import { closeSubscription } from './issue.ts';
+import { runDrafts } from './lifecycle.ts';
 
 export interface RunResult {
   /** Due subscriptions seen. */
   due: number;
   /** Subscriptions this run changed (started, renewed or ended). */
   advanced: number;
-  /** Invoices this run issued. */
+  /** Invoices (drafts) this run created. */
   invoices: number;
+  /** Drafts whose lines this run recomputed (grace period). */
+  refreshed: number;
+  /** Drafts this run finalized. */
+  finalized: number;
+  /** Drafts past their grace period waiting for the aggregator to catch up. */
+  waiting: number;
   /** Rows another transaction held (another instance closing them, or a write request): left for it / the next run. */
   skipped: number;
   failed: number;
@@ -26,7 +35,7 @@ export async function runDueSubscriptions(
   opts: { batchSize?: number; organizationId?: string } = {},
 ): Promise<RunResult> {
   const batch = opts.batchSize ?? 200;
-  const out: RunResult = { due: 0, advanced: 0, invoices: 0, skipped: 0, failed: 0 };
+  const out: RunResult = { due: 0, advanced: 0, invoices: 0, refreshed: 0, finalized: 0, waiting: 0, skipped: 0, failed: 0 };
   let after: DueRef | null = null;
   for (;;) {
     const page = await dueSubscriptions(deps.pool, now, after, batch, opts.organizationId ?? null);
@@ -50,7 +59,13 @@ export async function runDueSubscriptions(
     if (page.length < batch) break;
     after = page[page.length - 1]!;
   }
-  if (out.advanced || out.failed) deps.logger.info(out, 'billing periods closed');
+  // then the drafts: refresh those in their grace period, finalize those past it (lifecycle.ts)
+  const d = await runDrafts(deps, now, { organizationId: opts.organizationId });
+  out.refreshed = d.refreshed;
+  out.finalized = d.finalized;
+  out.waiting = d.waiting;
+  out.failed += d.failed;
+  if (out.advanced || out.failed || out.finalized) deps.logger.info(out, 'billing periods closed');
   return out;
 }
 

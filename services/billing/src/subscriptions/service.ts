@@ -108,11 +108,13 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
       db,
       orgId,
       row,
+      plan,
       plan.currency.trim(),
       'subscription_start',
       row.current_period_start,
       row.current_period_end,
       startLines(plan, row),
+      now,
     );
     // a start_date in the past: close the periods that already elapsed (this is a write; the row is ours)
     return { row: (await closeElapsedLocked(deps, db, orgId, row, now)).row, created: true };
@@ -182,13 +184,13 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
       )
         throw conflict(`customer already has a live subscription to plan "${np.plan_id}"`);
       const at = now.getTime() < s.current_period_start.getTime() ? s.current_period_start : now;
-      await issueInvoice(db, orgId, s, cur, 'plan_change', at, s.current_period_end, planChangeLines(plan, np, s, at));
+      await issueInvoice(db, orgId, s, np, cur, 'plan_change', at, s.current_period_end, planChangeLines(plan, np, s, at), now);
       s = { ...s, plan_id: np.plan_id, plan_version: np.version, plan_started_at: at };
     } else if (type === 'end_current_subscription_and_bill' || type === 'end_current_subscription_and_dont_bill') {
       const at = now.getTime() < s.current_period_start.getTime() ? s.current_period_start : now;
       if (type === 'end_current_subscription_and_bill' && s.status === 'active') {
         const usage = await componentUsage(deps, orgId, s.customer_id, plan, s.current_period_start, at);
-        await issueInvoice(db, orgId, s, cur, 'cancel', s.current_period_start, at, cancelLines(plan, s, at, usage));
+        await issueInvoice(db, orgId, s, plan, cur, 'cancel', s.current_period_start, at, cancelLines(plan, s, at, usage), now);
       }
       s = {
         ...s,
