@@ -30,6 +30,19 @@ export interface BackfillDeps {
   health: MetricHealth;
 }
 
+/**
+ * Recomputes every rollup row of a metric version from the raw events table: same keys as the live
+ * path, version = the key's highest offset in its window, so under FINAL it replaces (equal version:
+ * the later insert wins) or loses to (a live row with more events) what is there. Idempotent. Used by
+ * backfills and by the recompute command (src/recompute.ts) that makes rows written before the exact
+ * decimal columns (migration 0005) exact.
+ */
+export async function recomputeFromEvents(ch: ClickHouseClient, m: MetricDefinition, windowSize: number): Promise<void> {
+  const source = `(SELECT * FROM events WHERE organization_id = ${sqlString(m.organizationId)} AND event_name = ${sqlString(m.eventName)}
+      LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)`;
+  await ch.command({ query: `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) ${rollupSelect(m, source, windowSize)}` });
+}
+
 const key = (m: MetricDefinition) => `${m.organizationId}/${m.metricId}/${m.version}`;
 
 export class Backfiller {
@@ -117,11 +130,7 @@ export class Backfiller {
     try {
       await this.setStatus(m, 'running', 0);
       const started = Date.now();
-      const source = `(SELECT * FROM events WHERE organization_id = ${sqlString(m.organizationId)} AND event_name = ${sqlString(m.eventName)}
-          LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)`;
-      await this.d.ch.command({
-        query: `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) ${rollupSelect(m, source, this.d.windowSize)}`,
-      });
+      await recomputeFromEvents(this.d.ch, m, this.d.windowSize);
       await this.setStatus(m, 'done', 0);
       this.d.counter.inc({ status: 'done' });
       this.d.logger.info({ metric: key(m), ms: Date.now() - started }, 'backfill done');

@@ -6,6 +6,7 @@ import { Decimal as D } from 'decimal.js';
 import {
   metricVersionStatus,
   queryUsage,
+  sqlString,
   type ClickHouseClient,
   type MetricDefinition,
   type PgPool,
@@ -13,6 +14,7 @@ import {
 } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { startAggregator, type Aggregator } from '../src/index.ts';
+import { recomputeFromEvents } from '../src/backfill.ts';
 import { testConfig } from '../../../test/support/env.ts';
 import { createTestOrganization, uniqueId } from '../../../test/support/fixtures.ts';
 import { waitFor } from '../../../test/support/wait.ts';
@@ -141,5 +143,46 @@ describe('exact decimal rollups', () => {
     );
     expect(await value(sum, 'late')).toBe(['0.7', '0.1', '0.000000000001', '2.675'].reduce((s, x) => s.plus(x), new X(0)).toFixed());
     expect(await value(max, 'late')).toBe('2.675');
+  });
+
+  it('rows written before the decimal columns read their Float64 rounded to 12 digits; a recompute from events makes them exact', async () => {
+    // what a pre-0005 aggregator left: raw events without prop_decimal_values, a rollup row without the
+    // decimal columns (Float64 sum only). The metric is not in Postgres: the running aggregator leaves it alone.
+    const m: MetricDefinition = {
+      organizationId: orgId,
+      metricId: 'legacy',
+      version: 1,
+      eventName: 'legacy',
+      aggregation: 'sum',
+      property: 'v',
+      filters: [],
+      groupBy: [],
+    };
+    const v = '12345678901234.000000000001';
+    const topic = uniqueId('legacy_topic');
+    const t = T0 + 20_000;
+    const sec = Math.floor(t / 1000);
+    await ch.command({
+      query: `INSERT INTO events (organization_id, customer_id, event_name, idempotency_id, time_created, time_created_ms, received_at, properties,
+                source, kafka_topic, kafka_partition, kafka_offset, prop_keys, prop_values, prop_number_values, prop_is_number)
+              SELECT ${sqlString(orgId)}, 'old', 'legacy', concat('legacy-', toString(number)), toDateTime(${sec}), ${t}, toDateTime(${sec}),
+                ${sqlString(JSON.stringify({ v }))}, 'api', ${sqlString(topic)}, 0, number + 1, ['v'], [${sqlString(v)}], [toFloat64(${sqlString(v)})], [1]
+              FROM system.numbers LIMIT 3`,
+    });
+    const floatSum = Number(v) * 3;
+    await ch.command({
+      query: `INSERT INTO metric_usage (organization_id, metric_id, metric_version, customer_id, bucket, group_1, group_2, kafka_topic,
+                kafka_partition, window_id, version, event_count, sum_value, max_value)
+              VALUES (${sqlString(orgId)}, 'legacy', 1, 'old', toDateTime(${Math.floor(t / 60_000) * 60}, 'UTC'), '', '', ${sqlString(topic)},
+                0, 0, 3, 3, ${floatSum}, ${Number(v)})`,
+    });
+    const exact = new X(v).times(3).toFixed(); // 37037036703702.000000000003
+    const before = await value(m, 'old');
+    expect(before).toBe(new X(floatSum).toDecimalPlaces(12).toFixed()); // the Float64, rounded to 12 digits
+    expect(before).not.toBe(exact);
+    await recomputeFromEvents(ch, m, Number(config.aggregator.windowSize));
+    expect(await value(m, 'old')).toBe(exact);
+    await recomputeFromEvents(ch, m, Number(config.aggregator.windowSize)); // idempotent
+    expect(await value(m, 'old')).toBe(exact);
   });
 });

@@ -1,0 +1,29 @@
+// Recomputes metric rollups from the raw events table (services/aggregator/README.md "Exact quantities"):
+// rows written before the exact decimal columns (ClickHouse migration 0005) hold decimals derived from
+// their Float64 sums; this rewrites them from the events' exact decimal text. Idempotent, safe while the
+// aggregator runs (a live row with more events wins under FINAL). Usage:
+//   node --import tsx services/aggregator/src/recompute.ts [organization_id ...]
+// (no argument: every active metric of every organization). Same AGGREGATOR_WINDOW_SIZE as the aggregator.
+import { createClickHouse, createPostgres, loadConfig, loadMetricDefinitions } from '@meterline/core';
+import { recomputeFromEvents } from './backfill.ts';
+
+const config = loadConfig();
+const orgs = new Set(process.argv.slice(2));
+const pool = createPostgres(config.postgresUrl, { max: 1 });
+const ch = createClickHouse(config.clickhouse);
+try {
+  const metrics = (await loadMetricDefinitions(pool, null, {})).filter(
+    (m) => !m.archivedAt && (orgs.size === 0 || orgs.has(m.organizationId)),
+  );
+  let done = 0;
+  for (const m of metrics) {
+    const started = Date.now();
+    await recomputeFromEvents(ch, m, config.aggregator.windowSize);
+    done++;
+    console.log(`${m.organizationId}/${m.metricId} v${m.version}: recomputed in ${Date.now() - started} ms (${done}/${metrics.length})`);
+  }
+  console.log(`recomputed ${done} metric versions`);
+} finally {
+  await ch.close();
+  await pool.end();
+}
