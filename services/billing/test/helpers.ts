@@ -58,6 +58,7 @@ export function client(baseUrl: string, apiKey?: string, extraHeaders: Record<st
     get: <T = any>(p: string) => call<T>('GET', p),
     post: <T = any>(p: string, b?: unknown) => call<T>('POST', p, b ?? {}),
     patch: <T = any>(p: string, b: unknown) => call<T>('PATCH', p, b),
+    put: <T = any>(p: string, b: unknown) => call<T>('PUT', p, b),
     del: <T = any>(p: string) => call<T>('DELETE', p),
   };
 }
