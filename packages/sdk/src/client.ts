@@ -14,6 +14,7 @@ import type {
   Entitlement,
   EventResult,
   IngestResponse,
+  Invoice,
   ListCustomersParams,
   Page,
   PageParams,
@@ -229,6 +230,30 @@ export class Meterline {
   /** `GET /v1/usage`: series (window hour/day) and total for a feature or metric over [from, to). */
   usage(params: UsageQueryParams): Promise<UsageQueryResult> {
     return this.billing('GET', `/v1/usage${qs({ ...params })}`);
+  }
+
+  /** `GET /v1/invoices` (optionally one customer's or one subscription's; paginated). */
+  invoices(params: PageParams & { customer_id?: string; subscription_id?: string } = {}): Promise<Page<Invoice>> {
+    return this.billing('GET', `/v1/invoices${qs({ ...params })}`);
+  }
+
+  /** `GET /v1/invoices/:id`. */
+  invoice(invoiceId: string): Promise<Invoice> {
+    return this.billing('GET', `/v1/invoices/${seg(invoiceId)}`);
+  }
+
+  /**
+   * Moves an invoice on: `finalize` a draft now (numbered, owed, frozen; later usage is billed as late
+   * usage on the next invoice), `mark_paid`, `void`, `mark_uncollectible`. Safe to retry: repeating a
+   * transition that already happened answers 409 with the invoice's current status.
+   */
+  invoiceAction(invoiceId: string, action: 'finalize' | 'mark_paid' | 'void' | 'mark_uncollectible'): Promise<Invoice> {
+    return this.billing('POST', `/v1/invoices/${seg(invoiceId)}/${action}`, {});
+  }
+
+  /** `GET` / `PUT /v1/settings/invoicing`: the grace period during which a period's draft takes late usage. */
+  invoicingSettings(update?: { grace_period_seconds: number }): Promise<{ grace_period_seconds: number }> {
+    return update ? this.billing('PUT', '/v1/settings/invoicing', update, true) : this.billing('GET', '/v1/settings/invoicing');
   }
 
   /**

@@ -187,4 +187,37 @@ describe('@meterline/sdk against the real services', () => {
     expect(usage.total).toBe(5);
     expect((await rawEvents(customer)).length).toBe(5);
   });
+
+  it('invoices: settings, a draft finalized and paid through the typed calls', async () => {
+    expect(await sdk.invoicingSettings({ grace_period_seconds: 120 })).toEqual({ grace_period_seconds: 120 });
+    expect(await sdk.invoicingSettings()).toEqual({ grace_period_seconds: 120 });
+    await sdk.request('POST', '/v1/plans', {
+      plan_id: 'flat',
+      name: 'Flat',
+      interval: 'month',
+      flat_fee: '12.50',
+      flat_fee_timing: 'in_arrears',
+    });
+    const customer = uniqueId('cust');
+    await sdk.customers.create({ customer_id: customer });
+    const start = new Date(Date.now() - 60_000);
+    start.setUTCMonth(start.getUTCMonth() - 1);
+    const sub = await sdk.request<{ subscription_id: string }>('POST', '/v1/subscriptions', {
+      customer_id: customer,
+      plan_id: 'flat',
+      start_date: start.toISOString(),
+    });
+    const page = await sdk.invoices({ subscription_id: sub.subscription_id });
+    const draft = page.data.find((i) => i.reason === 'period_close')!;
+    expect(draft).toMatchObject({ status: 'draft', number: null, total: '12.50' });
+    const finalized = await sdk.invoiceAction(draft.invoice_id, 'finalize');
+    expect(finalized).toMatchObject({ status: 'finalized', total: '12.50' });
+    expect(finalized.number).toMatch(/^INV-\d{6}$/);
+    expect((await sdk.customers.get(customer)).total_amount_due).toBe('12.50');
+    expect(await sdk.invoiceAction(draft.invoice_id, 'mark_paid')).toMatchObject({ status: 'paid' });
+    expect((await sdk.invoice(draft.invoice_id)).paid_at).not.toBeNull();
+    expect((await sdk.customers.get(customer)).total_amount_due).toBe('0.00');
+    const again = await sdk.invoiceAction(draft.invoice_id, 'void').catch((e) => e);
+    expect(again).toMatchObject({ status: 409 });
+  });
 });
