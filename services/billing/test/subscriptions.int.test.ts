@@ -322,4 +322,23 @@ describe('subscriptions', () => {
     // closing 03-01 bills nothing (next period 03-08 starts in the trial); closing 03-08 bills 03-15's fee
     expect(inv.map((i) => [i.period_start.slice(0, 10), i.line_items.map((l: any) => l.amount_due)])).toEqual([['2026-03-08', ['10.00']]]);
   });
+
+  it('archiving a customer refuses while a subscription is live; an archived customer gets no new subscription', async () => {
+    clock = Date.parse('2026-03-10T00:00:00Z');
+    const { api } = await setup();
+    const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro' });
+    expect(s.status).toBe(201);
+    const refused = await api.del('/v1/customers/c1');
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.details).toEqual({ subscription_ids: [s.body.subscription_id] });
+    expect((await api.get('/v1/customers/c1')).body.archived_at).toBeNull();
+    expect(
+      (await api.post(`/v1/subscriptions/${s.body.subscription_id}/cancel`, { type: 'end_current_subscription_and_dont_bill' })).status,
+    ).toBe(200);
+    const archived = await api.del('/v1/customers/c1');
+    expect(archived.status).toBe(200);
+    expect(archived.body.archived_at).not.toBeNull();
+    const again = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'scale' });
+    expect(again.status).toBe(404); // archived customers are not found for new subscriptions
+  });
 });

@@ -2,7 +2,7 @@
 //  - the gateway creates/updates customers from Segment `identify` calls (upsertCustomerFromIdentify);
 //  - billing's customer API creates, reads, lists, updates and archives them.
 // Queries are parameterized; every one is scoped by organization_id.
-import type { PgPool } from '../clients/postgres.ts';
+import type { PgClient, PgPool } from '../clients/postgres.ts';
 
 export interface CustomerRecord {
   customer_id: string;
@@ -108,7 +108,7 @@ export async function updateCustomerFields(
 }
 
 /** Archives (idempotent: the first archived_at is kept). */
-export async function archiveCustomerRecord(pool: PgPool, orgId: string, customerId: string): Promise<CustomerRecord | null> {
+export async function archiveCustomerRecord(pool: PgPool | PgClient, orgId: string, customerId: string): Promise<CustomerRecord | null> {
   const { rows } = await pool.query<CustomerRecord>(
     `UPDATE customers SET archived_at = coalesce(archived_at, now()), updated_at = now() WHERE organization_id = $1 AND customer_id = $2 RETURNING ${COLS}`,
     [orgId, customerId],

@@ -1,6 +1,7 @@
 // Customers: the id is chosen by the caller; creating it again with identical data is idempotent
 // (200 with the existing customer), with different data a 409 that names the differing fields.
 import { isDeepStrictEqual } from 'node:util';
+import { withTransaction } from '@meterline/core';
 import type { Deps } from '../deps.ts';
 import { badRequest, conflict, notFound } from '../http/errors.ts';
 import { fitsMinor, fromMinor, toMinor } from '../money.ts';
@@ -8,6 +9,7 @@ import * as store from './store.ts';
 import * as subs from '../subscriptions/store.ts';
 import * as invoices from '../invoices/store.ts';
 import { subscriptionJson } from '../subscriptions/service.ts';
+import { currentPeriod } from '../subscriptions/current.ts';
 
 export interface CustomerInput {
   customer_id: string;
@@ -94,8 +96,23 @@ export async function updateCustomer(
   return store.customerJson(row);
 }
 
+/**
+ * Archives a customer that has no live subscription: one that is still active or not started answers
+ * 409 with their ids (end them first: POST /v1/subscriptions/:id/cancel), so an archived customer is
+ * never invoiced again. Serialized with subscription creation by the customer's row lock.
+ */
 export async function archiveCustomer(deps: Deps, orgId: string, customerId: string) {
-  const row = await store.archiveCustomer(deps.pool, orgId, customerId);
+  const now = deps.now();
+  const row = await withTransaction(deps.pool, async (db) => {
+    const locked = await db.query('SELECT 1 FROM customers WHERE organization_id = $1 AND customer_id = $2 FOR UPDATE', [orgId, customerId]);
+    if (locked.rowCount === 0) return null;
+    const live = (await subs.liveSubscriptions(db, orgId, customerId)).map((x) => currentPeriod(x, now)).filter((x) => x.status !== 'ended');
+    if (live.length)
+      throw conflict(`customer "${customerId}" has live subscriptions; end them before archiving`, {
+        subscription_ids: live.map((x) => x.subscription_id),
+      });
+    return store.archiveCustomer(db, orgId, customerId);
+  });
   if (!row) throw notFound('customer', customerId);
   await deps.cache.invalidateCustomer(orgId, customerId);
   return store.customerJson(row);

@@ -7,6 +7,7 @@ import {
   selectCustomers,
   updateCustomerFields,
   type CustomerRecord,
+  type PgClient,
   type PgPool,
 } from '@meterline/core';
 import { fromMinor } from '../money.ts';
@@ -57,6 +58,6 @@ export async function updateCustomer(
   return updateCustomerFields(pool, orgId, customerId, p);
 }
 
-export async function archiveCustomer(pool: PgPool, orgId: string, customerId: string) {
+export async function archiveCustomer(pool: PgPool | PgClient, orgId: string, customerId: string) {
   return archiveCustomerRecord(pool, orgId, customerId);
 }

@@ -75,7 +75,12 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
 
   const created = await withTransaction(deps.pool, async (db) => {
     // one live subscription per customer and plan; serialize per customer
-    await db.query('SELECT 1 FROM customers WHERE organization_id = $1 AND customer_id = $2 FOR UPDATE', [orgId, input.customer_id]);
+    const locked = await db.query<{ archived_at: Date | null }>(
+      'SELECT archived_at FROM customers WHERE organization_id = $1 AND customer_id = $2 FOR UPDATE',
+      [orgId, input.customer_id],
+    );
+    // archiving refuses customers with live subscriptions (customers/service.ts), and this refuses the reverse
+    if (locked.rows[0]?.archived_at) throw conflict(`customer "${input.customer_id}" is archived`);
     const existing = await store.getSubscription(db, orgId, id);
     if (existing) {
       const same =
