@@ -369,6 +369,9 @@ export const UpdateSubscriptionBody = Type.Object(
     end_date: Type.Optional(Nullable(DateTime)),
     replace_immediately_type: Type.Optional(StringEnum(REPLACE_TYPES)),
     plan_id: Type.Optional(Type.String()),
+    prorate: Type.Optional(
+      Type.Boolean({ description: 'with end_current_subscription_*: credit the unused part of an in-advance flat fee (default true)' }),
+    ),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -378,6 +381,12 @@ export const CancelSubscriptionBody = Type.Object(
     type: Type.Optional(
       StringEnum(['turn_off_auto_renew', 'end_current_subscription_and_bill', 'end_current_subscription_and_dont_bill'] as const, {
         default: 'turn_off_auto_renew',
+      }),
+    ),
+    prorate: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: 'ending now: credit the unused part of an in-advance flat fee already billed (false: no credit)',
       }),
     ),
   },

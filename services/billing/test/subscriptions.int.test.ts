@@ -219,7 +219,11 @@ describe('subscriptions', () => {
       start_date: '2026-03-16T00:00:00.000Z',
       current_period_end: '2026-04-16T00:00:00.000Z',
     });
-    expect((await invoicesOf(api, s.body.subscription_id)).map((i) => i.reason)).toEqual(['subscription_start']);
+    // the unused 16 of March's 31 days of the 49.00 paid in advance come back: 49 × 16/31 = 25.290… → 25.29
+    expect((await invoicesOf(api, s.body.subscription_id)).map((i) => [i.reason, i.status, i.total])).toEqual([
+      ['subscription_start', 'finalized', '49.00'],
+      ['cancel_credit', 'finalized', '-25.29'],
+    ]);
     expect((await invoicesOf(api, e.body.replaced_by)).map((i) => [i.reason, i.total])).toEqual([['subscription_start', '99.00']]);
     const subs = (await api.get('/v1/subscriptions?customer_id=c1')).body.data;
     expect(subs.map((x: any) => [x.plan_id, x.status])).toEqual([
@@ -232,7 +236,19 @@ describe('subscriptions', () => {
       plan_id: 'pro',
     });
     expect(b.body.replacement.plan_id).toBe('pro');
-    expect((await invoicesOf(api, e.body.replaced_by)).map((i) => i.reason)).toEqual(['subscription_start', 'cancel']);
+    // scale (99.00 in advance, from 03-16) ended the same instant it started: all of it is unused
+    const scaleInvoices = await invoicesOf(api, e.body.replaced_by);
+    expect(scaleInvoices.map((i) => i.reason)).toEqual(['subscription_start', 'cancel']);
+    expect(scaleInvoices[1].line_items.map((l: any) => [l.kind, l.amount_due])).toContainEqual(['proration_credit', '-99.00']);
+
+    // prorate: false keeps the in-advance fee
+    clock = Date.parse('2026-03-20T00:00:00Z');
+    const kept = await api.post(`/v1/subscriptions/${b.body.replaced_by}/cancel`, {
+      type: 'end_current_subscription_and_dont_bill',
+      prorate: false,
+    });
+    expect(kept.status).toBe(200);
+    expect((await invoicesOf(api, b.body.replaced_by)).map((i) => i.reason)).toEqual(['subscription_start']);
   });
 
   it('change_subscription_plan switches mid-period with proration; usage at close uses the new plan', async () => {

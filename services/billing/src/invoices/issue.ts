@@ -21,7 +21,7 @@ import { elapsedPeriods } from './close.ts';
 import { periodCloseLines, type LineItem } from './price.ts';
 import { graceSeconds, insertInvoice, markFinalized, nextInvoiceNumber } from './store.ts';
 
-export type InvoiceReason = 'subscription_start' | 'period_close' | 'plan_change' | 'cancel';
+export type InvoiceReason = 'subscription_start' | 'period_close' | 'plan_change' | 'cancel' | 'cancel_credit';
 
 /** Invoices whose lines include usage: they stay drafts through the grace period (lifecycle.ts). */
 export const USAGE_REASONS: readonly string[] = ['period_close', 'cancel'];

@@ -141,3 +141,19 @@ export function cancelLines(plan: PlanVersion, s: SubscriptionRow, at: Date, usa
   }
   return dropZeroFees(lines);
 }
+
+/**
+ * Ending a subscription early at `at` (either end type, unless `prorate: false`): a credit for the unused
+ * part [at, period end) of an in-advance flat fee that the period's invoice already billed.
+ */
+export function cancelCreditLines(plan: PlanVersion, s: SubscriptionRow, at: Date): LineItem[] {
+  if (s.status !== 'active' || plan.flat_fee_timing !== 'in_advance' || inTrial(s, s.current_period_start)) return [];
+  const line = flatFeeLine(
+    'proration_credit',
+    `${plan.name} unused time`,
+    plan.flat_fee,
+    prorationFraction(at, s.current_period_end, s.current_period_start, s.current_period_end),
+    plan.currency.trim(),
+  );
+  return line.amount_minor === '0' ? [] : [covering(at, s.current_period_end)(line)];
+}

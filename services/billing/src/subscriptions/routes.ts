@@ -95,7 +95,7 @@ export async function subscriptionRoutes(instance: FastifyInstance, deps: Deps):
         deps,
         req.orgId,
         req.params.subscription_id,
-        t === 'turn_off_auto_renew' ? { turn_off_auto_renew: true } : { replace_immediately_type: t },
+        t === 'turn_off_auto_renew' ? { turn_off_auto_renew: true } : { replace_immediately_type: t, prorate: req.body?.prorate },
       );
     },
   );

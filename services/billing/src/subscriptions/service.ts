@@ -18,7 +18,7 @@ import { addInterval } from '../periods.ts';
 import { invoiceTotalMinor } from '../pricing.ts';
 import { fromMinor } from '../money.ts';
 import { closeElapsedLocked, closeSubscription, issueInvoice } from '../invoices/issue.ts';
-import { cancelLines, planChangeLines, startLines, usageLines } from '../invoices/price.ts';
+import { cancelCreditLines, cancelLines, planChangeLines, startLines, usageLines } from '../invoices/price.ts';
 import { componentUsage } from '../usage/billable.ts';
 import { currentPeriod } from './current.ts';
 import * as store from './store.ts';
@@ -144,6 +144,8 @@ export interface UpdateInput {
   end_date?: string | null;
   replace_immediately_type?: 'end_current_subscription_and_bill' | 'end_current_subscription_and_dont_bill' | 'change_subscription_plan';
   plan_id?: string;
+  /** Ending early: credit the unused part of an in-advance flat fee (default true). */
+  prorate?: boolean;
 }
 
 export async function updateSubscription(deps: Deps, orgId: string, subscriptionId: string, input: UpdateInput) {
@@ -193,9 +195,24 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
       s = { ...s, plan_id: np.plan_id, plan_version: np.version, plan_started_at: at };
     } else if (type === 'end_current_subscription_and_bill' || type === 'end_current_subscription_and_dont_bill') {
       const at = now.getTime() < s.current_period_start.getTime() ? s.current_period_start : now;
+      const credit = input.prorate === false ? [] : cancelCreditLines(plan, s, at);
       if (type === 'end_current_subscription_and_bill' && s.status === 'active') {
         const usage = await componentUsage(deps, orgId, s.customer_id, plan, s.current_period_start, at);
-        await issueInvoice(db, orgId, s, plan, cur, 'cancel', s.current_period_start, at, cancelLines(plan, s, at, usage), now);
+        await issueInvoice(
+          db,
+          orgId,
+          s,
+          plan,
+          cur,
+          'cancel',
+          s.current_period_start,
+          at,
+          [...cancelLines(plan, s, at, usage), ...credit],
+          now,
+        );
+      } else if (credit.length > 0) {
+        // not billed: no usage, no arrears fee; only the unused in-advance fee comes back (finalized at once)
+        await issueInvoice(db, orgId, s, plan, cur, 'cancel_credit', at, s.current_period_end, credit, now);
       }
       s = {
         ...s,
