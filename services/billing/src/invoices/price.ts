@@ -8,8 +8,9 @@
 //   plan_change:        change_subscription_plan mid-period: credit for the unused part of an in-advance
 //                       old fee (or charge for the used part of an in-arrears old fee) and the prorated
 //                       in-advance new fee. The period's usage is billed at close with the new version.
-//   cancel:             end_current_subscription_and_bill: usage so far + prorated in-arrears fee (an
-//                       in-advance fee already billed is not refunded).
+//   cancel:             end_current_subscription_and_bill: usage so far + prorated in-arrears fee, and a
+//                       credit for the unused part of an in-advance fee (cancelCreditLines, unless
+//                       prorate: false); cancel_credit: that credit alone (..._and_dont_bill).
 // A trial waives the flat fee of periods that start inside it. Zero flat-fee lines are dropped.
 // Every line is labelled with the period it covers (period_start, period_end): a period_close invoice
 // carries this period's usage and in-arrears fee and, when it renews, the NEXT period's in-advance fee.
