@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { encodeEvent, filterSql, metricConditions, propertyColumns, rollupSelect, type UsageEvent } from '@meterline/core';
+import {
+  encodeEvent,
+  filterSql,
+  metricConditions,
+  normalizeDecimalText,
+  propertyColumns,
+  rollupSelect,
+  type UsageEvent,
+} from '@meterline/core';
 import { decodeRecord } from '../src/decoder.ts';
 import { claimKey } from '../src/claims.ts';
 
@@ -43,6 +51,16 @@ describe('property columns', () => {
     expect(dec('-3.25e2')).toBe('-325');
     expect(dec('.5')).toBe('0.5');
     expect(dec(5e-324)).toBe('0'); // subnormal counts as 0, like prop_number_values
+  });
+
+  it("reads ClickHouse's Decimal text back without trailing zeros", () => {
+    expect(normalizeDecimalText('0.300000000000')).toBe('0.3');
+    expect(normalizeDecimalText('22.720000000000')).toBe('22.72');
+    expect(normalizeDecimalText('-12.000000000000')).toBe('-12');
+    expect(normalizeDecimalText('0.000000000000')).toBe('0');
+    expect(normalizeDecimalText('-0.000000000000')).toBe('0');
+    expect(normalizeDecimalText('1500')).toBe('1500');
+    expect(normalizeDecimalText('1e-7')).toBe('1e-7'); // a latest Float64 as ClickHouse prints it
   });
 });
 
