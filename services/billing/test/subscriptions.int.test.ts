@@ -279,15 +279,28 @@ describe('subscriptions', () => {
       ['proration_charge', '49.50'],
     ]);
     expect(change.total).toBe('25.00');
+    // the usage until the change is priced by pro (the plan in force then): (3500 - 1000) × 0.0004 = 1.00
+    const before = inv.find((i) => i.reason === 'plan_change_usage');
+    expect(before).toMatchObject({ status: 'draft', period_start: '2026-04-01T00:00:00.000Z', period_end: '2026-04-16T00:00:00.000Z' });
+    expect(before.line_items.map((l: any) => [l.kind, l.amount_due, l.period_start])).toEqual([
+      ['usage', '1.00', '2026-04-01T00:00:00.000Z'],
+    ]);
+    const q = queries[queries.length - 1]!;
+    expect([q.from.toISOString(), q.to.toISOString()]).toEqual(['2026-04-01T00:00:00.000Z', '2026-04-16T00:00:00.000Z']);
     clock = Date.parse('2026-05-01T00:00:00Z');
     expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.current_period_start).toBe('2026-05-01T00:00:00.000Z');
     await runScheduler(orgId);
     const close = (await invoicesOf(api, s.body.subscription_id)).find((i) => i.reason === 'period_close');
-    // 3500 calls on scale: 4 packages of 1000 = 4.00, + May's scale fee 99.00
+    // the rest of April on scale (the fake reader answers 3500 calls for any range): 4 packages of 1000 =
+    // 4.00, + May's scale fee 99.00; the invoice covers the usage it prices, from the change
     expect(close.line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([
       ['usage', '4.00'],
       ['flat_fee', '99.00'],
     ]);
+    expect(close.period_start).toBe('2026-04-16T00:00:00.000Z');
+    expect(
+      queries.some((x) => x.from.toISOString() === '2026-04-16T00:00:00.000Z' && x.to.toISOString() === '2026-05-01T00:00:00.000Z'),
+    ).toBe(true);
     // the arrears plan has the same interval, but a weekly plan would not
     await api.post('/v1/plans', { plan_id: 'weekly', name: 'W', interval: 'week', flat_fee: '1' });
     expect(

@@ -18,13 +18,13 @@ import { invoiceTotalMinor } from '../pricing.ts';
 import * as subs from '../subscriptions/store.ts';
 import { componentUsage } from '../usage/billable.ts';
 import { elapsedPeriods } from './close.ts';
-import { periodCloseLines, type LineItem } from './price.ts';
+import { periodCloseLines, usageStart, type LineItem } from './price.ts';
 import { graceSeconds, insertInvoice, markFinalized, nextInvoiceNumber } from './store.ts';
 
-export type InvoiceReason = 'subscription_start' | 'period_close' | 'plan_change' | 'cancel' | 'cancel_credit';
+export type InvoiceReason = 'subscription_start' | 'period_close' | 'plan_change' | 'plan_change_usage' | 'cancel' | 'cancel_credit';
 
 /** Invoices whose lines include usage: they stay drafts through the grace period (lifecycle.ts). */
-export const USAGE_REASONS: readonly string[] = ['period_close', 'cancel'];
+export const USAGE_REASONS: readonly string[] = ['period_close', 'plan_change_usage', 'cancel'];
 
 /**
  * Inserts an invoice (nothing when there are no lines); returns its id. Usage invoices are drafts until
@@ -95,7 +95,9 @@ export async function closeElapsedLocked(
   if (e.closes.length > 0) {
     const plan = (await plans.getPlan(db, orgId, locked.plan_id, locked.plan_version))!;
     for (const c of e.closes) {
-      const usage = await componentUsage(deps, orgId, locked.customer_id, plan, c.periodStart, c.closeAt);
+      // the usage this plan version prices: from the period start, or from a mid-period plan change
+      const from = usageStart({ current_period_start: c.periodStart, plan_started_at: c.before.plan_started_at });
+      const usage = await componentUsage(deps, orgId, locked.customer_id, plan, from, c.closeAt);
       const id = await issueInvoice(
         db,
         orgId,
@@ -103,7 +105,7 @@ export async function closeElapsedLocked(
         plan,
         plan.currency.trim(),
         'period_close',
-        c.periodStart,
+        from, // the invoice covers the usage it prices (after a plan change: from the change)
         c.closeAt,
         periodCloseLines(plan, c, usage),
         now,

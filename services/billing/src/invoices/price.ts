@@ -7,7 +7,8 @@
 //                       renews, the next period's in-advance flat fee.
 //   plan_change:        change_subscription_plan mid-period: credit for the unused part of an in-advance
 //                       old fee (or charge for the used part of an in-arrears old fee) and the prorated
-//                       in-advance new fee. The period's usage is billed at close with the new version.
+//                       in-advance new fee. plan_change_usage: the usage until the change, priced by the
+//                       old plan (a draft like a period close); the close prices the rest by the new one.
 //   cancel:             end_current_subscription_and_bill: usage so far + prorated in-arrears fee, and a
 //                       credit for the unused part of an in-advance fee (cancelCreditLines, unless
 //                       prorate: false); cancel_credit: that credit alone (..._and_dont_bill).
@@ -36,6 +37,18 @@ export const inTrial = (s: { trial_end: Date | null }, periodStart: Date) =>
 
 const dropZeroFees = (lines: LineItem[]) => lines.filter((l) => l.kind !== 'flat_fee' || l.amount_minor !== '0');
 
+/**
+ * Where the usage the current plan prices starts: the period start, or the instant of a mid-period plan
+ * change (usage before it was priced by the old plan: its plan_change_usage invoice).
+ */
+export const usageStart = (s: Pick<SubscriptionRow, 'current_period_start' | 'plan_started_at'>) =>
+  s.plan_started_at.getTime() > s.current_period_start.getTime() ? s.plan_started_at : s.current_period_start;
+
+/** Usage lines of a plan version for the usage of [from, to), labelled with that range. */
+export function usageLinesCovering(plan: PlanVersion, usage: ComponentUsage[], from: Date, to: Date): LineItem[] {
+  return usageLines(plan, usage).map(covering(from, to));
+}
+
 /** Usage lines of a plan version for some usage. */
 export function usageLines(plan: PlanVersion, usage: ComponentUsage[]): PricedLine[] {
   return usage.flatMap((u) => priceComponent(u.component, u.rows, plan.currency.trim()));
@@ -52,7 +65,9 @@ export function startLines(plan: PlanVersion, s: SubscriptionRow): LineItem[] {
 export function periodCloseLines(plan: PlanVersion, c: PeriodClose, usage: ComponentUsage[]): LineItem[] {
   const s = c.before;
   const cur = plan.currency.trim();
-  const lines: LineItem[] = usageLines(plan, usage).map(covering(c.periodStart, c.closeAt));
+  const lines: LineItem[] = usageLines(plan, usage).map(
+    covering(usageStart({ current_period_start: c.periodStart, plan_started_at: s.plan_started_at }), c.closeAt),
+  );
   if (plan.flat_fee_timing === 'in_arrears' && !inTrial(s, c.periodStart)) {
     lines.unshift(
       covering(
@@ -128,7 +143,7 @@ export function planChangeLines(oldPlan: PlanVersion, newPlan: PlanVersion, s: S
 
 /** end_current_subscription_and_bill at `at`: usage of [current_period_start, at) + prorated in-arrears fee. */
 export function cancelLines(plan: PlanVersion, s: SubscriptionRow, at: Date, usage: ComponentUsage[]): LineItem[] {
-  const lines: LineItem[] = usageLines(plan, usage).map(covering(s.current_period_start, at));
+  const lines: LineItem[] = usageLines(plan, usage).map(covering(usageStart(s), at));
   if (plan.flat_fee_timing === 'in_arrears' && !inTrial(s, s.current_period_start)) {
     lines.unshift(
       flatFeeLine(

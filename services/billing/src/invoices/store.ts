@@ -204,7 +204,7 @@ export async function draftsDue(
 /** Earlier usage invoices of a subscription that late usage may still change (not void, not drafts). */
 export async function billedPeriods(c: PgClient, orgId: string, subscriptionId: string, before: Date, notEndedBefore: Date) {
   const { rows } = await c.query<InvoiceRow>(
-    `SELECT ${COLS} FROM invoices WHERE organization_id = $1 AND subscription_id = $2 AND reason IN ('period_close', 'cancel')
+    `SELECT ${COLS} FROM invoices WHERE organization_id = $1 AND subscription_id = $2 AND reason IN ('period_close', 'plan_change_usage', 'cancel')
         AND status IN ('finalized', 'paid', 'uncollectible') AND period_start < $3 AND period_end > $4
       ORDER BY period_start`,
     [orgId, subscriptionId, before, notEndedBefore],

@@ -18,7 +18,15 @@ import { addInterval } from '../periods.ts';
 import { invoiceTotalMinor } from '../pricing.ts';
 import { fromMinor } from '../money.ts';
 import { closeElapsedLocked, closeSubscription, issueInvoice } from '../invoices/issue.ts';
-import { cancelCreditLines, cancelLines, planChangeLines, startLines, usageLines } from '../invoices/price.ts';
+import {
+  cancelCreditLines,
+  cancelLines,
+  planChangeLines,
+  startLines,
+  usageLines,
+  usageLinesCovering,
+  usageStart,
+} from '../invoices/price.ts';
 import { componentUsage } from '../usage/billable.ts';
 import { currentPeriod } from './current.ts';
 import * as store from './store.ts';
@@ -191,25 +199,21 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
       )
         throw conflict(`customer already has a live subscription to plan "${np.plan_id}"`);
       const at = now.getTime() < s.current_period_start.getTime() ? s.current_period_start : now;
+      // usage until now is priced by the plan in force until now: its own draft (refreshed and finalized
+      // like a period close); the period close prices the rest with the new plan
+      const from = usageStart(s);
+      if (at.getTime() > from.getTime()) {
+        const usage = await componentUsage(deps, orgId, s.customer_id, plan, from, at);
+        await issueInvoice(db, orgId, s, plan, cur, 'plan_change_usage', from, at, usageLinesCovering(plan, usage, from, at), now);
+      }
       await issueInvoice(db, orgId, s, np, cur, 'plan_change', at, s.current_period_end, planChangeLines(plan, np, s, at), now);
       s = { ...s, plan_id: np.plan_id, plan_version: np.version, plan_started_at: at };
     } else if (type === 'end_current_subscription_and_bill' || type === 'end_current_subscription_and_dont_bill') {
       const at = now.getTime() < s.current_period_start.getTime() ? s.current_period_start : now;
       const credit = input.prorate === false ? [] : cancelCreditLines(plan, s, at);
       if (type === 'end_current_subscription_and_bill' && s.status === 'active') {
-        const usage = await componentUsage(deps, orgId, s.customer_id, plan, s.current_period_start, at);
-        await issueInvoice(
-          db,
-          orgId,
-          s,
-          plan,
-          cur,
-          'cancel',
-          s.current_period_start,
-          at,
-          [...cancelLines(plan, s, at, usage), ...credit],
-          now,
-        );
+        const usage = await componentUsage(deps, orgId, s.customer_id, plan, usageStart(s), at);
+        await issueInvoice(db, orgId, s, plan, cur, 'cancel', usageStart(s), at, [...cancelLines(plan, s, at, usage), ...credit], now);
       } else if (credit.length > 0) {
         // not billed: no usage, no arrears fee; only the unused in-advance fee comes back (finalized at once)
         await issueInvoice(db, orgId, s, plan, cur, 'cancel_credit', at, s.current_period_end, credit, now);
@@ -256,7 +260,7 @@ export async function subscriptionDetail(deps: Deps, orgId: string, subscription
   const cur = plan.currency.trim();
   const to = s.status === 'ended' ? (s.ended_at ?? now) : now;
   const lines =
-    s.status === 'not_started' ? [] : usageLines(plan, await componentUsage(deps, orgId, s.customer_id, plan, s.current_period_start, to));
+    s.status === 'not_started' ? [] : usageLines(plan, await componentUsage(deps, orgId, s.customer_id, plan, usageStart(s), to));
   return {
     ...subscriptionJson(s),
     plan: plans.planJson(plan),
