@@ -238,4 +238,31 @@ describe('invoice lifecycle', () => {
     expect(numbers).toEqual(Array.from({ length: numbers.length }, (_, i) => i + 1));
     expect(all.filter((i) => i.status === 'draft')).toEqual([]);
   }, 120_000);
+
+  it('late usage of an ended subscription becomes an adjustment invoice of its own, once', async () => {
+    const c = uniqueId('c');
+    const { sub, start, close } = await subscriptionEndedAMinuteAgo(c);
+    const periodEnd = new Date(close.period_end);
+    const ended = await org.api.post(`/v1/subscriptions/${sub}/cancel`, { type: 'end_current_subscription_and_dont_bill' });
+    expect(ended.body.status).toBe('ended');
+    const inPeriod = new Date(periodEnd.getTime() - DAY);
+    await send(c, 2, inPeriod);
+    await waitUsage(c, start, periodEnd, 2);
+    const afterGrace = new Date(periodEnd.getTime() + GRACE_S * 1000 + 1_000);
+    expect(await run(afterGrace)).toMatchObject({ finalized: 1, failed: 0 });
+    expect((await org.api.get(`/v1/invoices/${close.invoice_id}`)).body).toMatchObject({ status: 'finalized', total: '0.20' });
+
+    await send(c, 3, inPeriod);
+    await waitUsage(c, start, periodEnd, 5);
+    const later = new Date(afterGrace.getTime() + 2 * 3_600_000);
+    expect(await run(later)).toMatchObject({ invoices: 1, finalized: 1, failed: 0 });
+    const adj = (await invoicesOf(sub)).find((i) => i.reason === 'usage_adjustment');
+    expect(adj).toMatchObject({ status: 'finalized', total: '0.30' });
+    expect(adj.line_items).toHaveLength(1);
+    expect(adj.line_items[0]).toMatchObject({ kind: 'usage_adjustment', quantity: '3', period_start: start.toISOString() });
+    // checked again later: nothing more to bill
+    expect(await run(new Date(later.getTime() + 2 * 3_600_000))).toMatchObject({ invoices: 0, failed: 0 });
+    expect((await invoicesOf(sub)).filter((i) => i.reason === 'usage_adjustment')).toHaveLength(1);
+    expect((await org.api.get(`/v1/customers/${c}`)).body.total_amount_due).toBe('0.50');
+  }, 120_000);
 });

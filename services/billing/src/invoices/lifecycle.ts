@@ -23,11 +23,15 @@ import { ApiError, conflict, notFound } from '../http/errors.ts';
 import { Decimal, fromMinor } from '../money.ts';
 import * as plans from '../plans/store.ts';
 import { componentUsage } from '../usage/billable.ts';
+import { newId } from '../orgs/store.ts';
 import { USAGE_REASONS } from './issue.ts';
 import { usageLines, type LineItem } from './price.ts';
 import * as store from './store.ts';
 
 type Line = store.InvoiceLine & { period_start?: string; period_end?: string };
+
+/** Invoices that carry late usage of earlier periods (and so wait for the aggregator before finalizing). */
+const ADJUSTS: readonly string[] = [...USAGE_REASONS, 'usage_adjustment'];
 
 /** A usage line's identity across recomputations: its metric and group values. */
 export const lineKey = (l: { metric_id?: string; group?: Record<string, string> }) =>
@@ -53,7 +57,13 @@ async function currentUsageLines(deps: Deps, db: PgClient, orgId: string, inv: s
 }
 
 /** Late usage of a subscription's earlier finalized periods, not yet billed, as adjustment lines. */
-async function adjustmentLines(deps: Deps, db: PgClient, orgId: string, draft: store.InvoiceRow, now: Date) {
+async function adjustmentLines(
+  deps: Deps,
+  db: PgClient,
+  orgId: string,
+  draft: Pick<store.InvoiceRow, 'subscription_id' | 'period_start' | 'currency'>,
+  now: Date,
+) {
   const lines: store.AdjustmentLine[] = [];
   const updates: { period_start: Date; rows: store.BilledUsage[] }[] = [];
   if (!draft.subscription_id) return { lines, updates };
@@ -96,7 +106,7 @@ async function recompute(deps: Deps, db: PgClient, orgId: string, inv: store.Inv
   const usage = USAGE_REASONS.includes(inv.reason)
     ? ((await currentUsageLines(deps, db, orgId, inv)) ?? inv.line_items.filter((l) => l.kind === 'usage'))
     : [];
-  const adj = USAGE_REASONS.includes(inv.reason) ? await adjustmentLines(deps, db, orgId, inv, now) : { lines: [], updates: [] };
+  const adj = ADJUSTS.includes(inv.reason) ? await adjustmentLines(deps, db, orgId, inv, now) : { lines: [], updates: [] };
   // this period's fees, its usage, late usage of earlier periods, then fees of the next period
   const thisPeriod = fixed.filter((l) => !l.period_start || Date.parse(l.period_start) < inv.period_end.getTime());
   const nextPeriod = fixed.filter((l) => l.period_start && Date.parse(l.period_start) >= inv.period_end.getTime());
@@ -131,7 +141,7 @@ export async function finalizeDraft(deps: Deps, orgId: string, invoiceId: string
       const inv = await store.lockInvoice(db, orgId, invoiceId, 'skip');
       if (!inv) return 'locked' as const;
       if (inv.status !== 'draft') return 'not_draft' as const;
-      if (!USAGE_REASONS.includes(inv.reason)) return null;
+      if (!ADJUSTS.includes(inv.reason)) return null;
       let offsets = inv.finalize_offsets;
       if (!offsets) {
         offsets = await deps.progress.endOffsets();
@@ -235,4 +245,75 @@ export async function transition(
   const inv = await store.getInvoice(deps.pool, orgId, invoiceId);
   if (!inv) throw notFound('invoice', invoiceId);
   return inv;
+}
+
+/**
+ * Late usage of ended subscriptions: they get no further period invoice to carry adjustment lines, so
+ * each one ended within the gateway's backfill window is checked at most every `everyMs` (1 h); a
+ * difference against billed_usage becomes a `usage_adjustment` draft of its own (finalized by the next
+ * pass like any draft, after the aggregator has caught up). A subscription with an open draft is left to
+ * that draft.
+ */
+export async function runLateUsageSweep(
+  deps: Deps,
+  now: Date,
+  opts: { organizationId?: string; everyMs?: number; batchSize?: number } = {},
+): Promise<{ checked: number; invoices: number }> {
+  const horizon = new Date(now.getTime() - deps.config.gateway.backfillWindowMs);
+  const checkedBefore = new Date(now.getTime() - (opts.everyMs ?? 3_600_000));
+  const { rows } = await deps.pool.query<{ organization_id: string; subscription_id: string }>(
+    `SELECT organization_id, subscription_id FROM subscriptions
+      WHERE status = 'ended' AND ended_at > $1 AND (late_usage_checked_at IS NULL OR late_usage_checked_at < $2)
+        AND ($3::text IS NULL OR organization_id = $3)
+      ORDER BY late_usage_checked_at NULLS FIRST, organization_id, subscription_id LIMIT $4`,
+    [horizon, checkedBefore, opts.organizationId ?? null, opts.batchSize ?? 100],
+  );
+  const out = { checked: 0, invoices: 0 };
+  for (const r of rows) {
+    const created = await withTransaction(deps.pool, async (db) => {
+      const { rows: locked } = await db.query<{ customer_id: string; currency: string }>(
+        `SELECT s.customer_id, c.currency FROM subscriptions s JOIN customers c USING (organization_id, customer_id)
+          WHERE s.organization_id = $1 AND s.subscription_id = $2 FOR UPDATE OF s SKIP LOCKED`,
+        [r.organization_id, r.subscription_id],
+      );
+      const sub = locked[0];
+      if (!sub) return false;
+      await db.query('UPDATE subscriptions SET late_usage_checked_at = $3 WHERE organization_id = $1 AND subscription_id = $2', [
+        r.organization_id,
+        r.subscription_id,
+        now,
+      ]);
+      const open = await db.query(
+        "SELECT 1 FROM invoices WHERE organization_id = $1 AND subscription_id = $2 AND status = 'draft' LIMIT 1",
+        [r.organization_id, r.subscription_id],
+      );
+      if (open.rowCount) return false;
+      const adj = await adjustmentLines(
+        deps,
+        db,
+        r.organization_id,
+        { subscription_id: r.subscription_id, period_start: now, currency: sub.currency },
+        now,
+      );
+      if (adj.lines.length === 0) return false;
+      await store.insertInvoice(db, r.organization_id, {
+        invoice_id: newId('inv'),
+        customer_id: sub.customer_id,
+        subscription_id: r.subscription_id,
+        currency: sub.currency.trim(),
+        period_start: now,
+        period_end: now,
+        reason: 'usage_adjustment',
+        total_minor: total(adj.lines).toString(),
+        line_items: adj.lines,
+        plan_id: null,
+        plan_version: null,
+        grace_until: now,
+      });
+      return true;
+    });
+    out.checked++;
+    if (created) out.invoices++;
+  }
+  return out;
 }

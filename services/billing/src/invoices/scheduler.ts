@@ -8,7 +8,7 @@
 import type { Deps } from '../deps.ts';
 import { dueSubscriptions, type DueRef } from './close.ts';
 import { closeSubscription } from './issue.ts';
-import { runDrafts } from './lifecycle.ts';
+import { runDrafts, runLateUsageSweep } from './lifecycle.ts';
 
 export interface RunResult {
   /** Due subscriptions seen. */
@@ -59,7 +59,10 @@ export async function runDueSubscriptions(
     if (page.length < batch) break;
     after = page[page.length - 1]!;
   }
-  // then the drafts: refresh those in their grace period, finalize those past it (lifecycle.ts)
+  // late usage of ended subscriptions becomes adjustment drafts; then the drafts: refresh those in their
+  // grace period, finalize those past it (lifecycle.ts)
+  const late = await runLateUsageSweep(deps, now, { organizationId: opts.organizationId });
+  out.invoices += late.invoices;
   const d = await runDrafts(deps, now, { organizationId: opts.organizationId });
   out.refreshed = d.refreshed;
   out.finalized = d.finalized;
