@@ -104,9 +104,14 @@ export async function updateCustomer(
 export async function archiveCustomer(deps: Deps, orgId: string, customerId: string) {
   const now = deps.now();
   const row = await withTransaction(deps.pool, async (db) => {
-    const locked = await db.query('SELECT 1 FROM customers WHERE organization_id = $1 AND customer_id = $2 FOR UPDATE', [orgId, customerId]);
+    const locked = await db.query('SELECT 1 FROM customers WHERE organization_id = $1 AND customer_id = $2 FOR UPDATE', [
+      orgId,
+      customerId,
+    ]);
     if (locked.rowCount === 0) return null;
-    const live = (await subs.liveSubscriptions(db, orgId, customerId)).map((x) => currentPeriod(x, now)).filter((x) => x.status !== 'ended');
+    const live = (await subs.liveSubscriptions(db, orgId, customerId))
+      .map((x) => currentPeriod(x, now))
+      .filter((x) => x.status !== 'ended');
     if (live.length)
       throw conflict(`customer "${customerId}" has live subscriptions; end them before archiving`, {
         subscription_ids: live.map((x) => x.subscription_id),

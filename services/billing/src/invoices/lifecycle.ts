@@ -121,7 +121,7 @@ async function recompute(deps: Deps, db: PgClient, orgId: string, inv: store.Inv
 export async function refreshDraft(deps: Deps, orgId: string, invoiceId: string, now: Date): Promise<boolean> {
   return withTransaction(deps.pool, async (db) => {
     const inv = await store.lockInvoice(db, orgId, invoiceId, 'skip');
-    if (!inv || inv.status !== 'draft') return false;
+    if (inv?.status !== 'draft') return false;
     const r = await recompute(deps, db, orgId, inv, now);
     await store.saveDraftLines(db, orgId, invoiceId, r.lines, r.total, now);
     return true;
