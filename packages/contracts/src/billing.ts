@@ -431,6 +431,25 @@ export const Invoice = Type.Object({
   created_at: Type.String(),
 });
 export type Invoice = Static<typeof Invoice>;
+/** An estimate: the lines an invoice would have, computed now, stored nowhere. */
+export const InvoicePreview = Type.Object(
+  {
+    subscription_id: Nullable(Type.String()),
+    customer_id: Type.String(),
+    reason: Type.String(),
+    currency: Type.String(),
+    period_start: Type.String(),
+    period_end: Type.String(),
+    line_items: Type.Array(FreeObject()),
+    total: Type.String(),
+  },
+  { additionalProperties: true },
+);
+export const PreviewSubscriptionBody = Type.Object(
+  { customer_id: Type.String(), plan_id: Type.String(), start_date: Type.Optional(DateTime) },
+  { additionalProperties: false },
+);
+export const PreviewPlanChangeBody = Type.Object({ plan_id: Type.String() }, { additionalProperties: false });
 export const InvoicingSettings = Type.Object(
   {
     grace_period_seconds: Type.Integer({

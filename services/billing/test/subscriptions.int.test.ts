@@ -370,4 +370,28 @@ describe('subscriptions', () => {
     const again = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'scale' });
     expect(again.status).toBe(404); // archived customers are not found for new subscriptions
   });
+
+  it('estimates: upcoming invoice, a new subscription, a plan change — computed, never written', async () => {
+    clock = Date.parse('2026-04-16T00:00:00Z'); // half of April (30 days)
+    apiCallsPerQuery = 3500;
+    const { api } = await setup();
+    const s = await api.post('/v1/subscriptions', { customer_id: 'c1', plan_id: 'pro', start_date: '2026-04-01T00:00:00Z' });
+    const before = await invoicesOf(api, s.body.subscription_id);
+    const up = await api.get(`/v1/subscriptions/${s.body.subscription_id}/upcoming_invoice`);
+    expect(up.status, JSON.stringify(up.body)).toBe(200);
+    // usage so far (3500 - 1000 free) × 0.0004 = 1.00, + May's 49.00 in advance
+    expect(up.body).toMatchObject({ reason: 'period_close', total: '50.00', period_end: '2026-05-01T00:00:00.000Z' });
+    expect(up.body.line_items.map((l: any) => [l.kind, l.amount_due])).toEqual([
+      ['usage', '1.00'],
+      ['flat_fee', '49.00'],
+    ]);
+    const pv = await api.post('/v1/subscriptions/preview', { customer_id: 'c1', plan_id: 'scale' });
+    expect(pv.body).toMatchObject({ subscription_id: null, reason: 'subscription_start', total: '99.00' });
+    const ch = await api.post(`/v1/subscriptions/${s.body.subscription_id}/preview_change`, { plan_id: 'scale' });
+    // half of pro's 49.00 back, half of scale's 99.00 charged, usage so far on pro 1.00
+    expect(ch.body).toMatchObject({ proration_credit: '-24.50', proration_charge: '49.50', usage_so_far: '1.00', total: '26.00' });
+    expect((await api.post(`/v1/subscriptions/${s.body.subscription_id}/preview_change`, { plan_id: 'weekly_nope' })).status).toBe(404);
+    expect(await invoicesOf(api, s.body.subscription_id)).toEqual(before);
+    expect((await api.get(`/v1/subscriptions/${s.body.subscription_id}`)).body.plan_id).toBe('pro');
+  });
 });

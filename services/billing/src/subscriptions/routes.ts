@@ -3,8 +3,11 @@ import {
   CancelSubscriptionBody,
   CreateSubscriptionBody,
   ErrorResponse,
+  InvoicePreview,
   ListSubscriptionsQuery,
   Page,
+  PreviewPlanChangeBody,
+  PreviewSubscriptionBody,
   Subscription,
   SubscriptionDetail,
   SubscriptionParams,
@@ -14,6 +17,7 @@ import type { Deps } from '../deps.ts';
 import { pageOf, pageParams } from '../http/pagination.ts';
 import { typed } from '../http/typed.ts';
 import * as svc from './service.ts';
+import * as estimate from '../invoices/estimate.ts';
 
 export async function subscriptionRoutes(instance: FastifyInstance, deps: Deps): Promise<void> {
   const app = typed(instance);
@@ -47,6 +51,46 @@ export async function subscriptionRoutes(instance: FastifyInstance, deps: Deps):
       const q = req.query;
       return pageOf(await svc.listSubscriptions(deps, req.orgId, { ...q, ...pageParams(q) }), q);
     },
+  );
+
+  app.post(
+    '/v1/subscriptions/preview',
+    {
+      schema: {
+        summary: 'Estimate the first invoice of a new subscription (nothing is created)',
+        tags: ['subscriptions'],
+        body: PreviewSubscriptionBody,
+        response: { 200: InvoicePreview, 400: ErrorResponse, 404: ErrorResponse },
+      },
+    },
+    async (req) => estimate.previewSubscription(deps, req.orgId, req.body),
+  );
+
+  app.get(
+    '/v1/subscriptions/:subscription_id/upcoming_invoice',
+    {
+      schema: {
+        summary: "The current period's invoice if it closed with the usage so far (fees included; nothing is written)",
+        tags: ['subscriptions'],
+        params: SubscriptionParams,
+        response: { 200: InvoicePreview, 404: ErrorResponse, 409: ErrorResponse },
+      },
+    },
+    async (req) => estimate.upcomingInvoice(deps, req.orgId, req.params.subscription_id),
+  );
+
+  app.post(
+    '/v1/subscriptions/:subscription_id/preview_change',
+    {
+      schema: {
+        summary: 'Estimate change_subscription_plan now: usage so far on the old plan, proration credit and charge',
+        tags: ['subscriptions'],
+        params: SubscriptionParams,
+        body: PreviewPlanChangeBody,
+        response: { 200: InvoicePreview, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+      },
+    },
+    async (req) => estimate.previewPlanChange(deps, req.orgId, req.params.subscription_id, req.body),
   );
 
   app.get(
