@@ -445,6 +445,7 @@ export const InvoicePreview = Type.Object(
   },
   { additionalProperties: true },
 );
+export type InvoicePreview = Static<typeof InvoicePreview>;
 export const PreviewSubscriptionBody = Type.Object(
   { customer_id: Type.String(), plan_id: Type.String(), start_date: Type.Optional(DateTime) },
   { additionalProperties: false },

@@ -15,6 +15,7 @@ import type {
   EventResult,
   IngestResponse,
   Invoice,
+  InvoicePreview,
   ListCustomersParams,
   Page,
   PageParams,
@@ -249,6 +250,24 @@ export class Meterline {
    */
   invoiceAction(invoiceId: string, action: 'finalize' | 'mark_paid' | 'void' | 'mark_uncollectible'): Promise<Invoice> {
     return this.billing('POST', `/v1/invoices/${seg(invoiceId)}/${action}`, {});
+  }
+
+  /** `GET /v1/subscriptions/:id/upcoming_invoice`: the current period's invoice with the usage so far (nothing written). */
+  upcomingInvoice(subscriptionId: string): Promise<InvoicePreview> {
+    return this.billing('GET', `/v1/subscriptions/${seg(subscriptionId)}/upcoming_invoice`);
+  }
+
+  /** `POST /v1/subscriptions/preview`: the first invoice a new subscription would get (nothing created). */
+  previewSubscription(input: { customer_id: string; plan_id: string; start_date?: string }): Promise<InvoicePreview> {
+    return this.billing('POST', '/v1/subscriptions/preview', input, true);
+  }
+
+  /** `POST /v1/subscriptions/:id/preview_change`: what changing the plan now would bill (proration credit and charge). */
+  previewPlanChange(
+    subscriptionId: string,
+    planId: string,
+  ): Promise<InvoicePreview & { proration_credit?: string; proration_charge?: string }> {
+    return this.billing('POST', `/v1/subscriptions/${seg(subscriptionId)}/preview_change`, { plan_id: planId }, true);
   }
 
   /** `GET` / `PUT /v1/settings/invoicing`: the grace period during which a period's draft takes late usage. */

@@ -30,6 +30,7 @@ export type {
   FieldError,
   IngestSummary,
   Invoice,
+  InvoicePreview,
   Metric,
   MetricFilter,
   NewApiKey,

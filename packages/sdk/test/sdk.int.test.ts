@@ -207,6 +207,9 @@ describe('@meterline/sdk against the real services', () => {
       plan_id: 'flat',
       start_date: start.toISOString(),
     });
+    const upcoming = await sdk.upcomingInvoice(sub.subscription_id);
+    expect(upcoming).toMatchObject({ subscription_id: sub.subscription_id, reason: 'period_close' });
+    expect((await sdk.previewSubscription({ customer_id: customer, plan_id: 'flat' })).total).toBe('0.00'); // in arrears: nothing at start
     const page = await sdk.invoices({ subscription_id: sub.subscription_id });
     const draft = page.data.find((i) => i.reason === 'period_close')!;
     expect(draft).toMatchObject({ status: 'draft', number: null, total: '12.50' });
