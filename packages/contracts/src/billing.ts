@@ -706,3 +706,98 @@ export const SegmentSettings = Type.Object({
   shared_secret_set: Type.Boolean({ description: 'whether webhooks must carry a valid X-Signature (the secret itself is never returned)' }),
 });
 export type SegmentSettings = Static<typeof SegmentSettings>;
+
+// ---- prepaid credits and coupons (#17: applied when an invoice is finalized) ------------------------
+
+export const CreateCreditGrantBody = Type.Object(
+  {
+    amount: Amount,
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: "default: the customer's currency" })),
+    effective_at: Type.Optional(DateTime),
+    expires_at: Type.Optional(Nullable(DateTime)),
+    priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, default: 0, description: 'lower is used first' })),
+    description: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+export const CreditGrant = Type.Object({
+  grant_id: Type.String(),
+  customer_id: Type.String(),
+  currency: Type.String(),
+  amount: Type.String(),
+  remaining: Type.String(),
+  priority: Type.Integer(),
+  effective_at: Type.String(),
+  expires_at: Nullable(Type.String()),
+  description: Nullable(Type.String()),
+  status: StringEnum(['active', 'pending', 'expired', 'depleted', 'void'] as const),
+  created_at: Type.String(),
+});
+export type CreditGrant = Static<typeof CreditGrant>;
+export const CreditBalance = Type.Object({
+  customer_id: Type.String(),
+  /** per currency: what active, effective, unexpired grants still hold */
+  balance: Type.Record(Type.String(), Type.String()),
+  grants: Type.Array(CreditGrant),
+});
+export const CreditTransaction = Type.Object({
+  transaction_id: Type.String(),
+  grant_id: Type.String(),
+  kind: StringEnum(['grant', 'top_up', 'applied', 'void'] as const),
+  amount: Type.String(),
+  currency: Type.String(),
+  invoice_id: Nullable(Type.String()),
+  created_at: Type.String(),
+});
+export const TopUpBody = Type.Object({ amount: Amount }, { additionalProperties: false });
+export const GrantParams = Type.Object({ grant_id: Type.String() });
+
+export const CreateCouponBody = Type.Object(
+  {
+    coupon_id: Id,
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    percent_off: Type.Optional(
+      Type.String({ pattern: '^(100(\\.0{1,4})?|[0-9]{1,2}(\\.[0-9]{1,4})?)$', description: 'e.g. "20" or "12.5"' }),
+    ),
+    amount_off: Type.Optional(Amount),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: 'required with amount_off' })),
+    duration: StringEnum(['once', 'repeating', 'forever'] as const),
+    duration_periods: Type.Optional(Type.Integer({ minimum: 1, maximum: 1200, description: 'with repeating: how many invoices' })),
+    max_redemptions: Type.Optional(Type.Integer({ minimum: 1 })),
+    redeem_by: Type.Optional(DateTime),
+  },
+  { additionalProperties: false },
+);
+export const Coupon = Type.Object({
+  coupon_id: Type.String(),
+  name: Type.String(),
+  percent_off: Nullable(Type.String()),
+  amount_off: Nullable(Type.String()),
+  currency: Nullable(Type.String()),
+  duration: Type.String(),
+  duration_periods: Nullable(Type.Integer()),
+  max_redemptions: Nullable(Type.Integer()),
+  times_redeemed: Type.Integer(),
+  redeem_by: Nullable(Type.String()),
+  archived_at: Nullable(Type.String()),
+  created_at: Type.String(),
+});
+export type Coupon = Static<typeof Coupon>;
+export const CouponParams = Type.Object({ coupon_id: Type.String() });
+export const RedeemCouponBody = Type.Object(
+  {
+    coupon_id: Type.String(),
+    subscription_id: Type.Optional(
+      Type.String({ description: 'only this subscription’s invoices (default: every invoice of the customer)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const CouponRedemption = Type.Object({
+  redemption_id: Type.String(),
+  coupon_id: Type.String(),
+  customer_id: Type.String(),
+  subscription_id: Nullable(Type.String()),
+  invoices_applied: Type.Integer(),
+  created_at: Type.String(),
+});

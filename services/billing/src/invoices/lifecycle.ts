@@ -24,14 +24,12 @@ import { Decimal, fromMinor } from '../money.ts';
 import * as plans from '../plans/store.ts';
 import { componentUsage } from '../usage/billable.ts';
 import { newId } from '../orgs/store.ts';
-import { USAGE_REASONS } from './issue.ts';
+import { ADJUSTING_REASONS as ADJUSTS, USAGE_REASONS } from './reasons.ts';
+import { applyCouponsAndCredits } from './settle.ts';
 import { usageLines, type LineItem } from './price.ts';
 import * as store from './store.ts';
 
 type Line = store.InvoiceLine & { period_start?: string; period_end?: string };
-
-/** Invoices that carry late usage of earlier periods (and so wait for the aggregator before finalizing). */
-const ADJUSTS: readonly string[] = [...USAGE_REASONS, 'usage_adjustment'];
 
 /** A usage line's identity across recomputations: its metric and group values. */
 export const lineKey = (l: { metric_id?: string; group?: Record<string, string> }) =>
@@ -156,9 +154,7 @@ export async function finalizeDraft(deps: Deps, orgId: string, invoiceId: string
     if (!inv) return 'locked';
     if (inv.status !== 'draft') return 'not_draft';
     const r = await recompute(deps, db, orgId, inv, now);
-    await store.saveDraftLines(db, orgId, invoiceId, r.lines, r.total, now);
-    const number = await store.nextInvoiceNumber(db, orgId);
-    await store.markFinalized(db, orgId, invoiceId, number, r.total === 0n ? 'paid' : 'finalized', now);
+    await finalizeWritten(db, orgId, inv, r.lines, now);
     if (inv.subscription_id) {
       if (r.own.length) await store.recordBilledUsage(db, orgId, inv.subscription_id, inv.period_start, r.own, invoiceId);
       for (const u of r.updates) await store.recordBilledUsage(db, orgId, inv.subscription_id, u.period_start, u.rows, invoiceId);
@@ -316,4 +312,22 @@ export async function runLateUsageSweep(
     if (created) out.invoices++;
   }
   return out;
+}
+
+/**
+ * The finalization of an invoice row written in this transaction (a draft being finalized, or an invoice
+ * without usage finalized as it is created): coupons and credits (settle.ts), the organization's next
+ * number, status finalized — or paid when nothing is owed (total 0).
+ */
+export async function finalizeWritten(
+  db: PgClient,
+  orgId: string,
+  inv: { invoice_id: string; customer_id: string; subscription_id: string | null; currency: string },
+  lines: store.InvoiceLine[],
+  now: Date,
+): Promise<void> {
+  const settled = await applyCouponsAndCredits(db, orgId, inv, lines, now);
+  await store.saveDraftLines(db, orgId, inv.invoice_id, settled.lines, settled.total, now);
+  const number = await store.nextInvoiceNumber(db, orgId);
+  await store.markFinalized(db, orgId, inv.invoice_id, number, settled.total === 0n ? 'paid' : 'finalized', now);
 }

@@ -21,7 +21,20 @@ export interface AdjustmentLine {
   period_end: string;
 }
 
-export type InvoiceLine = LineItem | AdjustmentLine;
+/** A coupon's discount or a prepaid credit applied at finalization (settle.ts). */
+export interface SettlementLine {
+  kind: 'discount' | 'credit';
+  description: string;
+  quantity: string;
+  amount: string;
+  amount_minor: string;
+  coupon_id?: string;
+  grant_id?: string;
+  metric_id?: undefined;
+  group?: undefined;
+}
+
+export type InvoiceLine = LineItem | AdjustmentLine | SettlementLine;
 
 export interface InvoiceRow {
   invoice_id: string;
