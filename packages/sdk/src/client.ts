@@ -6,7 +6,9 @@ import { EventQueue, type QueueOptions } from './queue.ts';
 import type {
   CheckInput,
   CheckResult,
+  Coupon,
   CreateCustomerInput,
+  CreditGrant,
   Customer,
   CustomerAccessParams,
   CustomerAccessResult,
@@ -269,6 +271,43 @@ export class Meterline {
   ): Promise<InvoicePreview & { proration_credit?: string; proration_charge?: string }> {
     return this.billing('POST', `/v1/subscriptions/${seg(subscriptionId)}/preview_change`, { plan_id: planId }, true);
   }
+
+  /** Prepaid credits: grant, balance (per currency, with the grants), history, top-up, void. */
+  readonly credits = {
+    grant: (
+      customerId: string,
+      input: {
+        amount: string;
+        currency?: string;
+        effective_at?: string;
+        expires_at?: string | null;
+        priority?: number;
+        description?: string;
+      },
+    ): Promise<CreditGrant> => this.billing('POST', `/v1/customers/${seg(customerId)}/credits`, input),
+    balance: (customerId: string): Promise<{ customer_id: string; balance: Record<string, string>; grants: CreditGrant[] }> =>
+      this.billing('GET', `/v1/customers/${seg(customerId)}/credits`),
+    history: (customerId: string, params: PageParams = {}): Promise<Page<Record<string, unknown>>> =>
+      this.billing('GET', `/v1/customers/${seg(customerId)}/credits/history${qs({ ...params })}`),
+    topUp: (grantId: string, amount: string): Promise<CreditGrant> =>
+      this.billing('POST', `/v1/credits/${seg(grantId)}/top_up`, { amount }),
+    void: (grantId: string): Promise<CreditGrant> => this.billing('POST', `/v1/credits/${seg(grantId)}/void`, {}),
+  };
+
+  /** Coupons: create (idempotent on coupon_id only by its 409), get, list, archive, redeem for a customer. */
+  readonly coupons = {
+    create: (
+      input: Record<string, unknown> & { coupon_id: string; name: string; duration: 'once' | 'repeating' | 'forever' },
+    ): Promise<Coupon> => this.billing('POST', '/v1/coupons', input),
+    get: (couponId: string): Promise<Coupon> => this.billing('GET', `/v1/coupons/${seg(couponId)}`),
+    list: (params: PageParams = {}): Promise<Page<Coupon>> => this.billing('GET', `/v1/coupons${qs({ ...params })}`),
+    archive: (couponId: string): Promise<Coupon> => this.billing('DELETE', `/v1/coupons/${seg(couponId)}`),
+    redeem: (customerId: string, couponId: string, subscriptionId?: string): Promise<Record<string, unknown>> =>
+      this.billing('POST', `/v1/customers/${seg(customerId)}/coupons`, {
+        coupon_id: couponId,
+        ...(subscriptionId ? { subscription_id: subscriptionId } : {}),
+      }),
+  };
 
   /** `GET` / `PUT /v1/settings/invoicing`: the grace period during which a period's draft takes late usage. */
   invoicingSettings(update?: { grace_period_seconds: number }): Promise<{ grace_period_seconds: number }> {

@@ -12,6 +12,8 @@ export type {
   ApiKey,
   CheckInput,
   CheckResult,
+  Coupon,
+  CreditGrant,
   CreateCustomerInput,
   CreateFeatureInput,
   CreateMetricInput,

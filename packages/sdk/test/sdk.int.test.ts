@@ -220,6 +220,16 @@ describe('@meterline/sdk against the real services', () => {
     expect(await sdk.invoiceAction(draft.invoice_id, 'mark_paid')).toMatchObject({ status: 'paid' });
     expect((await sdk.invoice(draft.invoice_id)).paid_at).not.toBeNull();
     expect((await sdk.customers.get(customer)).total_amount_due).toBe('0.00');
+    const grant = await sdk.credits.grant(customer, { amount: '5.00' });
+    expect((await sdk.credits.topUp(grant.grant_id, '1.50')).remaining).toBe('6.50');
+    expect((await sdk.credits.balance(customer)).balance).toEqual({ USD: '6.50' });
+    expect((await sdk.credits.history(customer)).data).toHaveLength(2);
+    expect((await sdk.credits.void(grant.grant_id)).status).toBe('void');
+    const code = uniqueId('cpn');
+    await sdk.coupons.create({ coupon_id: code, name: 'Ten', percent_off: '10', duration: 'once', max_redemptions: 1 });
+    expect((await sdk.coupons.redeem(customer, code)).coupon_id).toBe(code);
+    expect((await sdk.coupons.get(code)).times_redeemed).toBe(1);
+    expect(await sdk.coupons.redeem(customer, code).catch((e) => e)).toMatchObject({ status: 409 });
     const again = await sdk.invoiceAction(draft.invoice_id, 'void').catch((e) => e);
     expect(again).toMatchObject({ status: 409 });
   });
