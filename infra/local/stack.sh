@@ -100,14 +100,16 @@ install_node_modules() {
 
 # Tools only the test suite needs: docker-compose validates docker-compose.yml (no engine required).
 # docker-compose validates docker-compose.yml; promtool (Debian's prometheus package, no daemon is
-# started) checks the Prometheus config and runs the alert rules' unit tests.
+# started) checks the Prometheus config and runs the alert rules' unit tests; chromium (headless, driven by
+# playwright-core) renders the invoice HTML document in services/billing/test/invoice-document.int.test.ts.
 cmd_install_test_tools() {
   local missing=()
   command -v docker-compose >/dev/null || missing+=(docker-compose)
   command -v promtool >/dev/null || missing+=(prometheus)
+  command -v chromium >/dev/null || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] && return
   command -v apt-get >/dev/null || die "${missing[*]} missing and apt-get is not available"
-  log "installing ${missing[*]} from Debian's packages (used to validate docker-compose.yml and the alert rules)"
+  log "installing ${missing[*]} from Debian's packages (used by the tests: docker-compose.yml, alert rules, invoice document rendering)"
   local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq >"$LOGS/apt.log" 2>&1 || true
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$LOGS/apt.log" 2>&1 \
