@@ -129,6 +129,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await planRoutes(v1, deps);
     await subscriptionRoutes(v1, deps);
     await invoiceRoutes(v1, deps);
+    await (await import('./invoices/document-routes.ts')).invoiceDocumentRoutes(v1, deps);
     await entitlementRoutes(v1, deps);
   });
   return app;
