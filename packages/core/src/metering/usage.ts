@@ -9,6 +9,11 @@ export type UsageWindow = 'minute' | 'hour' | 'day';
 export interface UsageQuery {
   metric: MetricDefinition;
   customerId?: string;
+  /**
+   * Batched reads (billing's period close): only these customers, one row per customer as usual
+   * (customer_id is always a grouping key). An empty list reads nothing. Combined with customerId: both apply.
+   */
+  customerIds?: readonly string[];
   from: Date;
   to: Date;
   window?: UsageWindow | null;
@@ -51,21 +56,29 @@ export function normalizeDecimalText(text: string): string {
 const MINUTE_MS = 60_000;
 const MAX_TIME_MS = Date.UTC(2100, 0, 1);
 
+/** customer_id conditions of a query (a single customer and/or a list: `IN (...)`, every value through sqlString). */
+function customerConditions(q: Pick<UsageQuery, 'customerId' | 'customerIds'>): string[] {
+  return [
+    ...(q.customerId !== undefined ? [`customer_id = ${sqlString(q.customerId)}`] : []),
+    ...(q.customerIds !== undefined ? [`customer_id IN (${[...new Set(q.customerIds)].map(sqlString).join(', ')})`] : []),
+  ];
+}
+
 /** The rollup rows of one metric version with bucket start in [fromMs, toMs) (minute-aligned), as SQL conditions. */
-export function usageConditions(q: Pick<UsageQuery, 'metric' | 'customerId'>, fromMs: number, toMs: number): string[] {
+export function usageConditions(q: Pick<UsageQuery, 'metric' | 'customerId' | 'customerIds'>, fromMs: number, toMs: number): string[] {
   const m = q.metric;
   return [
     `organization_id = ${sqlString(m.organizationId)}`,
     `metric_id = ${sqlString(m.metricId)}`,
     `metric_version = ${sqlNumber(m.version)}`,
-    ...(q.customerId !== undefined ? [`customer_id = ${sqlString(q.customerId)}`] : []),
+    ...customerConditions(q),
     `toUInt32(bucket) >= ${sqlNumber(Math.max(0, fromMs / 1000))}`,
     `toUInt32(bucket) < ${sqlNumber(Math.max(0, toMs / 1000))}`,
   ];
 }
 
 /** State rows (like metric_usage's) computed from raw events with time_created_ms in any of the [from, to) ranges. */
-function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId'>, ranges: [number, number][]): string {
+function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId' | 'customerIds'>, ranges: [number, number][]): string {
   const m = q.metric;
   const { num, dec, str, g1, g2 } = metricEventColumns(m);
   const inRange = ranges.map(
@@ -78,7 +91,7 @@ function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId'>, ranges: [n
   const where = [
     `organization_id = ${sqlString(m.organizationId)}`,
     `event_name = ${sqlString(m.eventName)}`,
-    ...(q.customerId !== undefined ? [`customer_id = ${sqlString(q.customerId)}`] : []),
+    ...customerConditions(q),
     `(${inRange.join(' OR ')})`,
   ];
   return `SELECT customer_id, ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, ${STATE_AGGREGATES}
@@ -106,7 +119,7 @@ export async function queryUsage(ch: ClickHouseClient, q: UsageQuery): Promise<U
   // DateTime covers 1970..2105: clamp so that open-ended ranges stay valid
   const fromMs = Math.max(0, q.from.getTime());
   const toMs = Math.min(MAX_TIME_MS, q.to.getTime());
-  if (toMs <= fromMs) return [];
+  if (toMs <= fromMs || q.customerIds?.length === 0) return [];
   const groupCount = q.includeGroups ? Math.min(m.groupBy.length, 2) : 0;
   const keys = ['customer_id'];
   if (step) keys.push(`intDiv(toUInt32(bucket), ${step}) * ${step} AS w`);

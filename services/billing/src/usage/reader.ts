@@ -15,6 +15,11 @@ export type { MetricVersionStatus, UsageQuery, UsageRow, UsageWindow } from '@me
 
 export interface UsageReader {
   query(q: UsageQuery): Promise<UsageRow[]>;
+  /**
+   * Optional batched read: q.customerIds set, one row per customer (and group). Readers without it are
+   * asked one customer at a time (usage/billable.ts usageBatch).
+   */
+  queryMany?(q: UsageQuery & { customerIds: readonly string[] }): Promise<UsageRow[]>;
   /** 'ready' once totals of this metric version include events from before it was defined (see core's metricVersionStatus). */
   versionStatus(metric: MetricDefinition): Promise<MetricVersionStatus>;
 }
@@ -22,6 +27,7 @@ export interface UsageReader {
 export function clickHouseUsageReader(ch: ClickHouseClient): UsageReader {
   return {
     query: (q) => queryUsage(ch, q),
+    queryMany: (q) => queryUsage(ch, q),
     versionStatus: (m) => metricVersionStatus(ch, m),
   };
 }
