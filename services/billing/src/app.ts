@@ -131,6 +131,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await invoiceRoutes(v1, deps);
     await (await import('./invoices/document-routes.ts')).invoiceDocumentRoutes(v1, deps);
     await entitlementRoutes(v1, deps);
+    await (await import('./invoices/close-failures.ts')).closeFailureRoutes(v1, deps);
   });
   return app;
 }

@@ -1,7 +1,7 @@
 // Billing's own Prometheus metrics (the HTTP ones are core's instrumentHttp). Where a check's time goes,
 // by stage, so a slow check can be attributed: reading (ClickHouse usage reading, 0 when cached),
 // ledger (the one Redis script), produce (Kafka, consuming checks and usage reports only).
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type CheckStage = 'reading' | 'ledger' | 'produce';
 
@@ -17,6 +17,22 @@ export function billingMetrics(registry: Registry) {
     staleReadings: new Counter({
       name: 'meterline_billing_stale_readings_total',
       help: 'Usage readings the ledger refused (older than a pruned grant) and read again',
+      registers: [registry],
+    }),
+    // period closes (invoices/scheduler.ts): failures set a subscription aside with its error (close.ts)
+    closeFailures: new Counter({
+      name: 'meterline_billing_close_failures_total',
+      help: 'Subscription period closes that failed (the subscription is set aside and retried with backoff)',
+      registers: [registry],
+    }),
+    closesFailing: new Gauge({
+      name: 'meterline_billing_subscriptions_close_failing',
+      help: 'Subscriptions set aside after a failed close (all organizations; updated by each scheduler run)',
+      registers: [registry],
+    }),
+    closedSubscriptions: new Counter({
+      name: 'meterline_billing_subscriptions_closed_total',
+      help: 'Subscriptions the scheduler advanced (started, renewed or ended)',
       registers: [registry],
     }),
   };

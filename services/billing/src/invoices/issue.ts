@@ -16,8 +16,8 @@ import * as plans from '../plans/store.ts';
 import { MAX_MINOR, minorInRange } from '../money.ts';
 import { invoiceTotalMinor } from '../pricing.ts';
 import * as subs from '../subscriptions/store.ts';
-import { componentUsage } from '../usage/billable.ts';
-import { elapsedPeriods } from './close.ts';
+import { componentUsage, type UsageBatch } from '../usage/billable.ts';
+import { clearCloseFailure, elapsedPeriods } from './close.ts';
 import { periodCloseLines, usageStart, type LineItem } from './price.ts';
 import { graceSeconds, insertInvoice, markFinalized, nextInvoiceNumber } from './store.ts';
 
@@ -80,7 +80,9 @@ export const MAX_CLOSES_PER_TRANSACTION = 1000;
 
 /**
  * Inside a transaction holding `locked`'s row lock: applies every transition due at `now` (start, period
- * closes with their invoices, renewal or end) and saves the row if it changed.
+ * closes with their invoices, renewal or end) and saves the row if it changed. `prefetched` (the
+ * scheduler's batch, read before the lock): usage it holds for exactly a close's (customer, plan version,
+ * from, to) is used instead of reading it again; anything else is read here as before.
  */
 export async function closeElapsedLocked(
   deps: Pick<Deps, 'pool' | 'usage'>,
@@ -88,16 +90,23 @@ export async function closeElapsedLocked(
   orgId: string,
   locked: subs.SubscriptionRow,
   now: Date,
+  prefetched?: { usage?: UsageBatch; plan?: plans.PlanVersion },
 ): Promise<Closed> {
   const e = elapsedPeriods(locked, now, MAX_CLOSES_PER_TRANSACTION);
   if (!e.changed) return { row: locked, changed: false, invoices: [] };
   const invoices: string[] = [];
   if (e.closes.length > 0) {
-    const plan = (await plans.getPlan(db, orgId, locked.plan_id, locked.plan_version))!;
+    const p = prefetched?.plan;
+    const plan =
+      p && p.plan_id === locked.plan_id && p.version === locked.plan_version
+        ? p
+        : (await plans.getPlan(db, orgId, locked.plan_id, locked.plan_version))!;
     for (const c of e.closes) {
       // the usage this plan version prices: from the period start, or from a mid-period plan change
       const from = usageStart({ current_period_start: c.periodStart, plan_started_at: c.before.plan_started_at });
-      const usage = await componentUsage(deps, orgId, locked.customer_id, plan, from, c.closeAt);
+      const usage =
+        prefetched?.usage?.get({ orgId, customerId: locked.customer_id, plan, from, to: c.closeAt }) ??
+        (await componentUsage(deps, orgId, locked.customer_id, plan, from, c.closeAt));
       const id = await issueInvoice(
         db,
         orgId,
@@ -126,6 +135,7 @@ export async function closeSubscription(
   subscriptionId: string,
   now: Date,
   lock: 'skip' | 'update',
+  opts: { usage?: UsageBatch; plan?: plans.PlanVersion; clearFailure?: boolean } = {},
 ): Promise<Closed | null> {
   const r = await withTransaction(deps.pool, async (db) => {
     const s = await subs.getSubscription(db, orgId, subscriptionId, lock);
@@ -133,7 +143,10 @@ export async function closeSubscription(
       if (lock === 'update') throw notFound('subscription', subscriptionId);
       return null; // locked elsewhere (or deleted)
     }
-    return closeElapsedLocked(deps, db, orgId, s, now);
+    const closed = await closeElapsedLocked(deps, db, orgId, s, now, opts);
+    // a subscription set aside after a failed close (close.ts) is back in the queue once one succeeds
+    if (opts.clearFailure) await clearCloseFailure(db, orgId, subscriptionId);
+    return closed;
   });
   if (r?.changed) await deps.cache.invalidateCustomer(orgId, r.row.customer_id);
   return r;
