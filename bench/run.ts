@@ -10,6 +10,8 @@
 //   entitlement billing customer_access/check latency while ingest runs at half the maximum rate: a short
 //               closed loop, then open-loop rows (check and customer_access at 2,000 req/s, check +
 //               send_event at 500 req/s) each next to an open-loop Redis GET floor at the same rate
+//   close       one scheduler pass closing BENCH_CLOSE_SUBSCRIPTIONS (10,000) subscriptions due at the same
+//               instant, each with usage (bench/lib/close.ts), next to the old one-at-a-time path on a sample
 //
 // BENCH_CPU_PROF=billing (comma list of service names) runs those children with --cpu-prof
 // (profiles in .cache/bench/prof/, written when the child stops; summarise: npx tsx bench/prof-summary.ts).
@@ -38,6 +40,7 @@ import { ClickHouseKafkaEngine, jsonEncoder, kafkaProducerBaseline, redisGetFloo
 import { aggregateTotal, rawCount } from './lib/usage.ts';
 import { fmtInt, fmtNum, nowMs, sleep, summarize, table, type LatencySummary } from './lib/stats.ts';
 import { entitlementPhase, type OpenRowName, type OpenRowResult } from './lib/entitlement.ts';
+import { closePhase } from './lib/close.ts';
 import { PrivateStack } from '../test/support/private-stack.ts';
 
 const BATCH_SIZES = [1, 100, 1000] as const;
@@ -45,7 +48,7 @@ const CONCURRENCY: Record<number, number> = { 1: 64, 100: 16, 1000: 8 };
 const STEP_MS = Number(process.env.BENCH_SECONDS ?? 6) * 1000;
 const E2E_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const PHASES = new Set(
-  (process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,chkafka,entitlement').split(',').map((s) => s.trim()),
+  (process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,chkafka,close,entitlement').split(',').map((s) => s.trim()),
 );
 const PORTS = { gateway: 19405, aggregator: 19406, billing: 19407 } as const;
 const CUSTOMERS = Array.from({ length: 20 }, (_, i) => `cust_${i}`);
@@ -57,6 +60,11 @@ const ENT_INGEST_RATE = process.env.BENCH_INGEST_RATE ? Number(process.env.BENCH
 const ENT_SECONDS = Number(process.env.BENCH_ENT_SECONDS ?? 20);
 const ENT_ROWS = (process.env.BENCH_ENT_ROWS ?? 'check,customer_access,check_send_event').split(',').map((x) => x.trim()) as OpenRowName[];
 const ENT_CLOSED = process.env.BENCH_ENT_CLOSED !== '0';
+// close phase: BENCH_CLOSE_SUBSCRIPTIONS (default 10000), BENCH_CLOSE_BASELINE (old-path sample, default 300),
+// BENCH_CLOSE_CONCURRENCY (close transactions at a time, default the scheduler's 8)
+const CLOSE_SUBSCRIPTIONS = Number(process.env.BENCH_CLOSE_SUBSCRIPTIONS ?? 10_000);
+const CLOSE_BASELINE = Number(process.env.BENCH_CLOSE_BASELINE ?? 300);
+const CLOSE_CONCURRENCY = process.env.BENCH_CLOSE_CONCURRENCY ? Number(process.env.BENCH_CLOSE_CONCURRENCY) : undefined;
 
 type PhaseStatus = { status: 'ok' } | { status: 'skipped' | 'failed'; reason: string };
 const phases: Record<string, PhaseStatus & Record<string, unknown>> = {};
@@ -471,6 +479,18 @@ try {
     }
   });
 
+  await phase('close', () =>
+    closePhase({
+      config: run.config,
+      pool,
+      ch,
+      subscriptions: CLOSE_SUBSCRIPTIONS,
+      baselineSample: CLOSE_BASELINE,
+      concurrency: CLOSE_CONCURRENCY,
+      log,
+    }),
+  );
+
   await phase('entitlement', async () => {
     const gw = service('gateway');
     await gw.start();
@@ -653,6 +673,19 @@ for (const r of Object.values(ent.openLoop ?? {}) as OpenRowResult[]) {
     '-',
   ]);
 }
+const cl = P.close ?? {};
+rows.push([
+  `close ${fmtInt(CLOSE_SUBSCRIPTIONS)} subscriptions, one pass (s; subs/s)${st('close')}`,
+  cl.batched ? `${fmtNum(cl.batched.seconds, 1)}; ${fmtInt(cl.batched.subscriptionsPerSec)}` : '-',
+  cl.baseline ? `~${fmtNum(cl.baseline.extrapolatedSeconds, 0)} one at a time (${fmtNum(cl.baseline.msPerSubscription, 1)} ms each)` : '-',
+  cl.batched && cl.baseline ? fmtNum(cl.baseline.extrapolatedSeconds / cl.batched.seconds, 1) : '-',
+]);
+rows.push([
+  `close: usage queries; target < 30 s${st('close')}`,
+  cl.batched ? `${fmtInt(cl.batched.clickhouseQueries)}; ${cl.met ? 'met' : 'MISSED'}` : '-',
+  cl.baseline ? `${fmtInt(cl.baseline.clickhouseQueries)} for ${fmtInt(cl.baseline.subscriptions)} one at a time` : '-',
+  '-',
+]);
 for (const s of ['gateway', 'aggregator', 'billing'] as const) {
   rows.push([`peak RSS ${s} (MiB)`, memory[s] ? fmtInt(memory[s].peakRssMiB) : '-', '-', '-']);
 }
