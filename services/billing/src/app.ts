@@ -30,6 +30,10 @@ import { planRoutes } from './plans/routes.ts';
 import { subscriptionRoutes } from './subscriptions/routes.ts';
 import { invoiceAdminRoutes, invoiceRoutes } from './invoices/routes.ts';
 import { entitlementRoutes } from './entitlements/routes.ts';
+import { invoiceDocumentRoutes } from './invoices/document-routes.ts';
+import { closeFailureRoutes } from './invoices/close-failures.ts';
+import { creditRoutes } from './credits/routes.ts';
+import { couponRoutes } from './coupons/routes.ts';
 import { startScheduler } from './invoices/scheduler.ts';
 import { clickHouseUsageReader } from './usage/reader.ts';
 import { kafkaUsageRecorder } from './usage/recorder.ts';
@@ -129,9 +133,11 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await planRoutes(v1, deps);
     await subscriptionRoutes(v1, deps);
     await invoiceRoutes(v1, deps);
-    await (await import('./invoices/document-routes.ts')).invoiceDocumentRoutes(v1, deps);
+    await invoiceDocumentRoutes(v1, deps);
     await entitlementRoutes(v1, deps);
-    await (await import('./invoices/close-failures.ts')).closeFailureRoutes(v1, deps);
+    await closeFailureRoutes(v1, deps);
+    await creditRoutes(v1, deps);
+    await couponRoutes(v1, deps);
   });
   return app;
 }

@@ -19,12 +19,12 @@ import * as subs from '../subscriptions/store.ts';
 import { componentUsage, type UsageBatch } from '../usage/billable.ts';
 import { clearCloseFailure, elapsedPeriods } from './close.ts';
 import { periodCloseLines, usageStart, type LineItem } from './price.ts';
-import { graceSeconds, insertInvoice, markFinalized, nextInvoiceNumber } from './store.ts';
+import { finalizeWritten } from './lifecycle.ts';
+import { graceSeconds, insertInvoice } from './store.ts';
 
-export type InvoiceReason = 'subscription_start' | 'period_close' | 'plan_change' | 'plan_change_usage' | 'cancel' | 'cancel_credit';
+import { USAGE_REASONS, type InvoiceReason } from './reasons.ts';
 
-/** Invoices whose lines include usage: they stay drafts through the grace period (lifecycle.ts). */
-export const USAGE_REASONS: readonly string[] = ['period_close', 'plan_change_usage', 'cancel'];
+export { USAGE_REASONS, type InvoiceReason };
 
 /**
  * Inserts an invoice (nothing when there are no lines); returns its id. Usage invoices are drafts until
@@ -65,7 +65,7 @@ export async function issueInvoice(
     grace_until: graceUntil,
   });
   if (!USAGE_REASONS.includes(reason))
-    await markFinalized(db, orgId, invoice_id, await nextInvoiceNumber(db, orgId), total === 0n ? 'paid' : 'finalized', now);
+    await finalizeWritten(db, orgId, { invoice_id, customer_id: s.customer_id, subscription_id: s.subscription_id, currency }, lines, now);
   return invoice_id;
 }
 

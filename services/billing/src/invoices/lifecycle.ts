@@ -5,7 +5,8 @@
 //     └──▶ void
 //
 //   - refresh: while a usage invoice is a draft its usage lines are recomputed from ClickHouse (every
-//     `refreshEveryMs`, and always when finalizing), so usage that arrives during the grace period is on it.
+//     `refreshEveryMs`, default 5 min, at most one page of 200 drafts per worker pass, stalest first;
+//     always when finalizing), so usage that arrives during the grace period shows on it.
 //   - finalize: after grace_until the worker records the events topic's end offsets once, then waits
 //     until the aggregator's watermarks pass them (usage/progress.ts): a stalled aggregator delays the
 //     invoice instead of under-billing it. Then, in ONE transaction: the lines are refreshed, the
@@ -179,10 +180,12 @@ export async function runDrafts(
   const out: DraftsResult = { refreshed: 0, finalized: 0, waiting: 0, failed: 0 };
   const limit = opts.batchSize ?? 200;
   const org = opts.organizationId ?? null;
-  const refreshBefore = new Date(now.getTime() - (opts.refreshEveryMs ?? 30_000));
+  const refreshBefore = new Date(now.getTime() - (opts.refreshEveryMs ?? 300_000));
   for (const kind of ['finalize', 'refresh'] as const) {
     const seen = new Set<string>();
-    for (;;) {
+    // every draft past its grace is finalized in this pass; refreshing (a convenience: finalization
+    // recomputes anyway) takes at most one page per pass, the stalest first, to bound ClickHouse load
+    for (let pages = 0; kind === 'finalize' || pages < 1; pages++) {
       const page = (await store.draftsDue(deps.pool, now, kind, refreshBefore, limit, org)).filter((d) => !seen.has(d.invoice_id));
       if (page.length === 0) break;
       for (const d of page) {

@@ -106,8 +106,8 @@ export interface NewInvoice {
 export async function insertInvoice(c: PgClient | PgPool, orgId: string, inv: NewInvoice) {
   await c.query(
     `INSERT INTO invoices (organization_id, invoice_id, customer_id, subscription_id, status, currency, period_start, period_end, reason,
-                           total_minor, line_items, plan_id, plan_version, grace_until, created_at)
-     VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, clock_timestamp())`,
+                           total_minor, line_items, plan_id, plan_version, grace_until, refreshed_at, created_at)
+     VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, clock_timestamp(), clock_timestamp())`,
     [
       orgId,
       inv.invoice_id,
