@@ -25,8 +25,9 @@ const CALLS = 17;
 const GB = ['0.1', '0.2', '3.5', '2.45'];
 
 beforeAll(async () => {
-  let config;
-  ({ billing, config } = await startTestBilling({ env: { GATEWAY_PORT: '0' } }));
+  const started = await startTestBilling({ env: { GATEWAY_PORT: '0' } });
+  billing = started.billing;
+  const config = started.config;
   pg = createPostgres(config.postgresUrl, { max: 4 });
   gateway = await startGateway(config, { pg });
   aggregator = await startAggregator({ ...config, aggregator: { ...config.aggregator, port: 0, groupId: uniqueId('g_pricing') } });
