@@ -87,8 +87,7 @@ afterAll(async () => {
   await pg?.end();
 });
 
-async function send(customerId: string) {
-  const at = '2026-11-15T12:00:00.000Z';
+async function send(customerId: string, at = '2026-11-15T12:00:00.000Z') {
   const events = [
     ...Array.from({ length: CALLS }, () => ({
       customer_id: customerId,
@@ -159,5 +158,69 @@ describe('pricing models at period close', () => {
       expect([lines.gb.quantity, lines.gb.amount_due]).toEqual([gb.toFixed(), half(storage)]);
       expect(inv.total).toBe(half(new Decimal(half(calls)).plus(half(storage))));
     }
+  }, 120_000);
+
+  it('an upgrade and a downgrade mid-period: each part of the usage is priced by the plan in force', async () => {
+    const c = uniqueId('chg');
+    await org.api.post('/v1/customers', { customer_id: c });
+    const start = '2026-11-20T00:00:00.000Z';
+    const end = '2026-12-20T00:00:00.000Z';
+    const s = await org.api.post('/v1/subscriptions', { customer_id: c, plan_id: 'tiers', start_date: start });
+    const sub = s.body.subscription_id as string;
+    const visible = (n: number) =>
+      waitFor(
+        async () => (await org.api.get(`/v1/usage?customer_id=${c}&metric_id=calls&from=${start}&to=${end}`)).body.total as number,
+        (t) => t === n,
+        { timeoutMs: 30_000, intervalMs: 50, what: `${n} calls for ${c}` },
+      );
+    const change = async (plan_id: string) => {
+      const r = await org.api.patch(`/v1/subscriptions/${sub}`, { replace_immediately_type: 'change_subscription_plan', plan_id });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return Date.parse(r.body.plan_started_at);
+    };
+    // part 1 on tiers (before the upgrade), part 2 on packs, part 3 on tiers again (after the downgrade)
+    await send(c, '2026-11-25T00:00:00.000Z');
+    await visible(CALLS);
+    const up = await change('packs');
+    await send(c, new Date(up + 1).toISOString());
+    await visible(2 * CALLS);
+    const down = await change('tiers');
+    expect(down).toBeGreaterThan(up);
+    await send(c, new Date(down + 60_000).toISOString());
+    await visible(3 * CALLS);
+    const run = await client(billing.url, undefined, { 'x-admin-secret': ADMIN_SECRET }).post(
+      `/admin/organizations/${org.orgId}/billing_run`,
+      {
+        as_of: new Date(Date.parse(end) + 1_000).toISOString(),
+      },
+    );
+    expect(run.status).toBe(200);
+    const invs = ((await org.api.get(`/v1/invoices?subscription_id=${sub}`)).body.data as any[]).filter((i) =>
+      ['plan_change_usage', 'period_close'].includes(i.reason),
+    );
+    const byStart = Object.fromEntries(invs.map((i) => [i.period_start, i]));
+    const gb = GB.reduce((a, g) => a.plus(g), new Decimal(0));
+    const tiers = half(
+      new Decimal(Math.min(CALLS - 2, 10))
+        .times('0.10')
+        .plus(new Decimal(Math.max(0, CALLS - 2 - 10)).times('0.05'))
+        .toDecimalPlaces(2, Decimal.ROUND_HALF_EVEN)
+        .plus(new Decimal(half(gb.times(gb.gt(5) ? '0.80' : '1.00')))),
+    );
+    const packs = half(new Decimal(Math.ceil(CALLS / 10)).times('3.00').plus(new Decimal(half(gb.times('0.15')))));
+    expect(Object.keys(byStart).sort()).toEqual([start, new Date(up).toISOString(), new Date(down).toISOString()].sort());
+    expect(byStart[start]).toMatchObject({
+      reason: 'plan_change_usage',
+      status: 'finalized',
+      total: tiers,
+      period_end: new Date(up).toISOString(),
+    });
+    expect(byStart[new Date(up).toISOString()]).toMatchObject({ reason: 'plan_change_usage', status: 'finalized', total: packs });
+    expect(byStart[new Date(down).toISOString()]).toMatchObject({
+      reason: 'period_close',
+      status: 'finalized',
+      total: tiers,
+      period_end: end,
+    });
   }, 120_000);
 });
