@@ -9,6 +9,9 @@ export const TEST_ENV_DEFAULTS: Record<string, string> = {
   KAFKA_DEAD_LETTER_TOPIC: 'meterline_test.events.dead-letter',
   AGGREGATOR_GROUP_ID: 'meterline_test-aggregator',
   LOG_LEVEL: 'warn',
+  // no webhook delivery worker unless a test asks for one (WEBHOOK_WORKER_INTERVAL_MS or startBilling's
+  // opts.webhooks): every test shares this database, and another file's worker would claim its deliveries
+  WEBHOOK_WORKER_INTERVAL_MS: '0',
 };
 
 /** process.env with the test defaults filled in (explicit environment variables win). */

@@ -801,3 +801,157 @@ export const CouponRedemption = Type.Object({
   invoices_applied: Type.Integer(),
   created_at: Type.String(),
 });
+
+// --- Webhooks (services/billing/src/webhooks, Standard Webhooks) -------------------------------------
+
+/** Every event type an endpoint can subscribe to (services/billing/README.md, "Webhooks"). */
+export const WEBHOOK_EVENT_TYPES = [
+  'customer.created',
+  'customer.updated',
+  'subscription.created',
+  'subscription.renewed',
+  'subscription.plan_changed',
+  'subscription.cancelled',
+  'subscription.ended',
+  'invoice.created',
+  'invoice.finalized',
+  'invoice.paid',
+  'invoice.voided',
+  'credits.low',
+  'usage.threshold_reached',
+  'entitlement.exhausted',
+] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+/** The payload envelope's version (api_version); a breaking change of any `data` shape gets a new one. */
+export const WEBHOOK_API_VERSION = '2026-12-01';
+
+/** The body of every delivery; `id` is the webhook-id header (stable across retries: dedupe on it). */
+export const WebhookPayload = Type.Object({
+  id: Type.String({ description: 'msg_…, the webhook-id header' }),
+  type: StringEnum(WEBHOOK_EVENT_TYPES),
+  api_version: Type.String(),
+  created_at: Type.String({ description: 'when the change was committed (ISO 8601)' }),
+  organization_id: Type.String(),
+  data: FreeObject({ description: 'the public JSON of the object (customer, subscription, invoice, …)' }),
+});
+export type WebhookPayload = Static<typeof WebhookPayload>;
+
+const WebhookEventTypes = Type.Array(StringEnum(WEBHOOK_EVENT_TYPES), {
+  uniqueItems: true,
+  maxItems: WEBHOOK_EVENT_TYPES.length,
+  description: 'event types to receive; empty = all',
+});
+const WebhookUrl = Type.String({ minLength: 8, maxLength: 2048, pattern: '^[hH][tT][tT][pP][sS]?://', description: 'http(s) URL' });
+
+export const CreateWebhookEndpointBody = Type.Object(
+  {
+    endpoint_id: Type.Optional(Type.String({ pattern: ID_PATTERN, maxLength: ID_MAX_LENGTH })),
+    url: WebhookUrl,
+    event_types: Type.Optional(WebhookEventTypes),
+    description: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export const UpdateWebhookEndpointBody = Type.Object(
+  {
+    url: Type.Optional(WebhookUrl),
+    event_types: Type.Optional(WebhookEventTypes),
+    description: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
+    enabled: Type.Optional(Type.Boolean({ description: 're-enabling clears disabled_reason' })),
+  },
+  { additionalProperties: false },
+);
+export const WebhookEndpoint = Type.Object({
+  endpoint_id: Type.String(),
+  url: Type.String(),
+  description: Nullable(Type.String()),
+  event_types: Type.Array(Type.String()),
+  enabled: Type.Boolean(),
+  disabled_reason: Nullable(Type.String()),
+  previous_secret_expires_at: Nullable(Type.String({ description: 'during a rotation overlap: until when the old secret also signs' })),
+  created_at: Type.String(),
+  updated_at: Type.String(),
+});
+export type WebhookEndpoint = Static<typeof WebhookEndpoint>;
+/** Creation and rotation answers: the signing secret (whsec_<base64>), shown only then. */
+export const WebhookEndpointWithSecret = Type.Intersect([WebhookEndpoint, Type.Object({ secret: Type.String() })]);
+export type WebhookEndpointWithSecret = Static<typeof WebhookEndpointWithSecret>;
+export const WebhookEndpointParams = Type.Object({ endpoint_id: Type.String() });
+export const RotateWebhookSecretBody = Type.Object(
+  {
+    overlap_seconds: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 7 * 86_400, default: 86_400, description: 'how long the old secret also signs' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const WebhookDelivery = Type.Object({
+  delivery_id: Type.String(),
+  event_id: Type.String(),
+  event_type: Type.String(),
+  endpoint_id: Type.String(),
+  status: StringEnum(['pending', 'succeeded', 'failed', 'abandoned'] as const),
+  attempts: Type.Integer(),
+  next_attempt_at: Nullable(Type.String()),
+  last_attempt_at: Nullable(Type.String()),
+  last_status_code: Nullable(Type.Integer()),
+  last_response_ms: Nullable(Type.Integer()),
+  last_response_body: Nullable(Type.String()),
+  last_error: Nullable(Type.String()),
+  delivered_at: Nullable(Type.String()),
+  created_at: Type.String(),
+  attempt_log: Type.Array(
+    Type.Object({
+      attempt: Type.Integer(),
+      attempted_at: Type.String(),
+      status_code: Nullable(Type.Integer()),
+      response_ms: Type.Integer(),
+      response_body: Nullable(Type.String()),
+      error: Nullable(Type.String()),
+    }),
+  ),
+});
+export type WebhookDelivery = Static<typeof WebhookDelivery>;
+export const WebhookDeliveryParams = Type.Object({ delivery_id: Type.String() });
+export const ListWebhookDeliveriesQuery = Type.Object({
+  ...PaginationQuery,
+  status: Type.Optional(StringEnum(['pending', 'succeeded', 'failed', 'abandoned'] as const)),
+  event_type: Type.Optional(Type.String()),
+});
+
+// ---- usage alerts (#12: usage.threshold_reached / entitlement.exhausted webhooks) -------------------
+
+export const CreateUsageAlertBody = Type.Object(
+  {
+    alert_id: Type.Optional(Id),
+    feature_id: Type.String(),
+    customer_id: Type.Optional(Type.String({ description: 'only this customer (default: every customer)' })),
+    plan_id: Type.Optional(Type.String({ description: "only customers on this plan's subscriptions" })),
+    threshold_percent: Type.Optional(
+      Type.String({ pattern: '^[0-9]{1,4}(\\.[0-9]{1,4})?$', description: 'of the entitlement\'s limit, e.g. "80"' }),
+    ),
+    threshold_quantity: Type.Optional(
+      Type.String({ pattern: '^[0-9]{1,26}(\\.[0-9]{1,12})?$', description: 'absolute usage, e.g. "1000"' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const UsageAlert = Type.Object({
+  alert_id: Type.String(),
+  feature_id: Type.String(),
+  customer_id: Nullable(Type.String()),
+  plan_id: Nullable(Type.String()),
+  threshold_percent: Nullable(Type.String()),
+  threshold_quantity: Nullable(Type.String()),
+  created_at: Type.String(),
+  archived_at: Nullable(Type.String()),
+});
+export const UsageAlertParams = Type.Object({ alert_id: Type.String() });
+export const UsageAlertCrossing = Type.Object({
+  customer_id: Type.String(),
+  window_start: Type.String(),
+  usage: Type.String(),
+  usage_limit: Nullable(Type.String()),
+  crossed_at: Type.String(),
+});

@@ -81,6 +81,20 @@ export interface BillingConfig {
   usageReadStaleMs: number;
 }
 
+/** Billing's outbound webhook worker (services/billing/src/webhooks/worker.ts). */
+export interface WebhooksConfig {
+  /** How often the worker looks for due deliveries (ms); 0 disables the worker in this instance. */
+  intervalMs: number;
+  /** Deliveries in flight at once per billing instance. */
+  concurrency: number;
+  /** Deliveries claimed per pass. */
+  batchSize: number;
+  /** Per-attempt HTTP timeout (ms). */
+  timeoutMs: number;
+  /** Delays before the 2nd, 3rd, ... attempt (ms, each ±20 % jitter); after the last one fails the delivery is abandoned. */
+  retryScheduleMs: number[];
+}
+
 /** HTTP server limits shared by every service (see packages/core/src/telemetry/http-server.ts). */
 export interface HttpServerConfig {
   /** Longest time to receive a whole request, headers and body (ms); then 408 and the connection closes. */
@@ -100,6 +114,7 @@ export interface Config {
   aggregator: AggregatorConfig;
   billing: BillingConfig;
   http: HttpServerConfig;
+  webhooks: WebhooksConfig;
 }
 
 type Env = Record<string, string | undefined>;
@@ -181,6 +196,7 @@ export function loadConfig(env: Env = process.env): Config {
       usageReadStaleMs: int(env, 'BILLING_USAGE_READ_STALE_MS', 5_000, 0),
     },
     http: httpServerConfig(env),
+    webhooks: webhooksConfig(env),
   };
 }
 
@@ -192,4 +208,24 @@ function httpServerConfig(env: Env): HttpServerConfig {
     throw new ConfigError(`HTTP_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs})`);
   }
   return { requestTimeoutMs, headersTimeoutMs };
+}
+
+// --- Outbound webhooks (billing) ---------------------------------------------------------------------
+// 5 s, 5 min, 30 min, 2 h, 5 h, then 10 h six times: the last attempt ~2.8 days after the first (Svix-like)
+const WEBHOOK_RETRY_SCHEDULE = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, ...Array(6).fill(36_000_000)].join(',');
+function webhooksConfig(env: Env): WebhooksConfig {
+  const schedule = str(env, 'WEBHOOK_RETRY_SCHEDULE_MS', WEBHOOK_RETRY_SCHEDULE)
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (schedule.some((n) => !Number.isInteger(n) || n < 0))
+    throw new ConfigError('WEBHOOK_RETRY_SCHEDULE_MS must be a comma-separated list of non-negative integers (ms)');
+  return {
+    intervalMs: int(env, 'WEBHOOK_WORKER_INTERVAL_MS', 500, 0),
+    concurrency: int(env, 'WEBHOOK_CONCURRENCY', 32, 1),
+    batchSize: int(env, 'WEBHOOK_BATCH_SIZE', 200, 1),
+    timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100),
+    retryScheduleMs: schedule,
+  };
 }

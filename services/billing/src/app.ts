@@ -35,6 +35,8 @@ import { closeFailureRoutes } from './invoices/close-failures.ts';
 import { creditRoutes } from './credits/routes.ts';
 import { couponRoutes } from './coupons/routes.ts';
 import { startScheduler } from './invoices/scheduler.ts';
+import { startWebhookWorker } from './webhooks/worker.ts';
+import { webhookRoutes } from './webhooks/routes.ts';
 import { clickHouseUsageReader } from './usage/reader.ts';
 import { kafkaUsageRecorder } from './usage/recorder.ts';
 import { kafkaUsageProgress } from './usage/progress.ts';
@@ -51,6 +53,8 @@ export interface BillingOptions {
   /** Overrides config.billing.usageReadStaleMs (BILLING_USAGE_READ_STALE_MS). */
   usageReadStaleMs?: number;
   port?: number;
+  /** Overrides config.webhooks (WEBHOOK_*): the delivery worker; intervalMs 0 disables it. */
+  webhooks?: Partial<Config['webhooks']>;
 }
 
 export interface BillingHandle {
@@ -138,6 +142,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await closeFailureRoutes(v1, deps);
     await creditRoutes(v1, deps);
     await couponRoutes(v1, deps);
+    await webhookRoutes(v1, deps);
   });
   return app;
 }
@@ -149,6 +154,7 @@ export async function startBilling(config: Config, partial: Partial<Deps> = {}, 
   const address = await app.listen({ port: opts.port ?? config.billing.port, host: config.billing.host });
   const url = address.replace('[::1]', '127.0.0.1');
   const scheduler = startScheduler(deps, opts.renewalIntervalMs ?? 30_000);
+  const webhooks = startWebhookWorker(deps, { ...config.webhooks, ...opts.webhooks });
   let stopped = false;
   return {
     app,
@@ -159,6 +165,7 @@ export async function startBilling(config: Config, partial: Partial<Deps> = {}, 
       stopped = true;
       (app as unknown as { markShuttingDown: () => void }).markShuttingDown();
       await scheduler.stop();
+      await webhooks.stop();
       await app.close();
       await deps.recorder.stop().catch(() => undefined);
       await deps.progress.stop().catch(() => undefined);

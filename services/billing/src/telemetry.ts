@@ -35,7 +35,26 @@ export function billingMetrics(registry: Registry) {
       help: 'Subscriptions the scheduler advanced (started, renewed or ended)',
       registers: [registry],
     }),
+    ...webhookMetrics(registry),
   };
 }
 
 export type BillingMetrics = ReturnType<typeof billingMetrics>;
+
+/** Outbound webhooks (webhooks/worker.ts). */
+export function webhookMetrics(registry: Registry) {
+  return {
+    webhookDeliveries: new Counter({
+      name: 'meterline_billing_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome: succeeded, retry (failed, scheduled again), gone (410: endpoint disabled), abandoned',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    webhookDeliveryLatency: new Histogram({
+      name: 'meterline_billing_webhook_delivery_latency_seconds',
+      help: 'From the event being written (with its change) to its successful delivery',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21_600, 86_400],
+      registers: [registry],
+    }),
+  };
+}
