@@ -85,10 +85,8 @@ export interface BillingConfig {
 export interface WebhooksConfig {
   /** How often the worker looks for due deliveries (ms); 0 disables the worker in this instance. */
   intervalMs: number;
-  /** Deliveries in flight at once per billing instance. */
+  /** Deliveries in flight at once per billing instance (also the most one pass claims). */
   concurrency: number;
-  /** Deliveries claimed per pass. */
-  batchSize: number;
   /** Per-attempt HTTP timeout (ms). */
   timeoutMs: number;
   /** Delays before the 2nd, 3rd, ... attempt (ms, each ±20 % jitter); after the last one fails the delivery is abandoned. */
@@ -224,7 +222,6 @@ function webhooksConfig(env: Env): WebhooksConfig {
   return {
     intervalMs: int(env, 'WEBHOOK_WORKER_INTERVAL_MS', 500, 0),
     concurrency: int(env, 'WEBHOOK_CONCURRENCY', 32, 1),
-    batchSize: int(env, 'WEBHOOK_BATCH_SIZE', 200, 1),
     timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100),
     retryScheduleMs: schedule,
   };

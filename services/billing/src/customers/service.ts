@@ -10,6 +10,7 @@ import * as subs from '../subscriptions/store.ts';
 import * as invoices from '../invoices/store.ts';
 import { subscriptionJson } from '../subscriptions/service.ts';
 import { currentPeriod } from '../subscriptions/current.ts';
+import { enqueueIfWanted } from '../webhooks/outbox.ts';
 
 export interface CustomerInput {
   customer_id: string;
@@ -32,7 +33,12 @@ export async function createCustomer(deps: Deps, orgId: string, input: CustomerI
     balance_minor: toMinor(balance, currency),
     metadata: input.metadata ?? {},
   };
-  const { row, created } = await store.insertCustomer(deps.pool, orgId, want);
+  // customer.created is written with the row (webhooks/outbox.ts)
+  const { row, created } = await withTransaction(deps.pool, async (db) => {
+    const r = await store.insertCustomer(db, orgId, want);
+    if (r.created) await enqueueIfWanted(db, orgId, 'customer.created', () => store.customerJson(r.row));
+    return r;
+  });
   if (created) {
     await deps.cache.invalidateCustomer(orgId, input.customer_id);
     return { created, customer: store.customerJson(row) };
@@ -85,11 +91,15 @@ export async function updateCustomer(
   const current = await requireCustomer(deps, orgId, customerId);
   const currency = current.currency.trim();
   if (p.balance !== undefined && !fitsMinor(p.balance, currency)) throw badRequest(`balance has more decimals than ${currency} allows`);
-  const row = await store.updateCustomer(deps.pool, orgId, customerId, {
-    name: p.name,
-    email: p.email,
-    metadata: p.metadata,
-    balance_minor: p.balance !== undefined ? toMinor(p.balance, currency) : undefined,
+  const row = await withTransaction(deps.pool, async (db) => {
+    const r = await store.updateCustomer(db, orgId, customerId, {
+      name: p.name,
+      email: p.email,
+      metadata: p.metadata,
+      balance_minor: p.balance !== undefined ? toMinor(p.balance, currency) : undefined,
+    });
+    if (r) await enqueueIfWanted(db, orgId, 'customer.updated', () => store.customerJson(r));
+    return r;
   });
   if (!row) throw notFound('customer', customerId);
   await deps.cache.invalidateCustomer(orgId, customerId);

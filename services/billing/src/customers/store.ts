@@ -30,11 +30,11 @@ export function customerJson(r: CustomerRow) {
 
 /** Inserts unless the id exists; returns the row and whether it was created. */
 export async function insertCustomer(
-  pool: PgPool,
+  pool: PgPool | PgClient,
   orgId: string,
   c: { customer_id: string; name: string | null; email: string | null; currency: string; balance_minor: bigint; metadata: object },
 ) {
-  return insertCustomerIfAbsent(pool, orgId, c);
+  return insertCustomerIfAbsent(pool as PgPool, orgId, c); // core's repository only calls query()
 }
 
 export async function getCustomer(pool: PgPool, orgId: string, customerId: string, includeArchived = false): Promise<CustomerRow | null> {
@@ -50,12 +50,12 @@ export async function listCustomers(
 }
 
 export async function updateCustomer(
-  pool: PgPool,
+  pool: PgPool | PgClient,
   orgId: string,
   customerId: string,
   p: { name?: string | null; email?: string | null; balance_minor?: bigint; metadata?: object },
 ) {
-  return updateCustomerFields(pool, orgId, customerId, p);
+  return updateCustomerFields(pool as PgPool, orgId, customerId, p);
 }
 
 export async function archiveCustomer(pool: PgPool | PgClient, orgId: string, customerId: string) {

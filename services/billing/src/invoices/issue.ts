@@ -21,6 +21,7 @@ import { clearCloseFailure, elapsedPeriods } from './close.ts';
 import { periodCloseLines, usageStart, type LineItem } from './price.ts';
 import { finalizeWritten } from './lifecycle.ts';
 import { graceSeconds, insertInvoice } from './store.ts';
+import { invoiceEvent, periodEvents } from '../webhooks/emit.ts';
 
 import { USAGE_REASONS, type InvoiceReason } from './reasons.ts';
 
@@ -64,6 +65,7 @@ export async function issueInvoice(
     plan_version: plan.version,
     grace_until: graceUntil,
   });
+  await invoiceEvent(db, orgId, 'invoice.created', invoice_id);
   if (!USAGE_REASONS.includes(reason))
     await finalizeWritten(db, orgId, { invoice_id, customer_id: s.customer_id, subscription_id: s.subscription_id, currency }, lines, now);
   return invoice_id;
@@ -122,7 +124,9 @@ export async function closeElapsedLocked(
       if (id) invoices.push(id);
     }
   }
-  return { row: await subs.saveSubscription(db, orgId, e.row), changed: true, invoices };
+  const saved = await subs.saveSubscription(db, orgId, e.row);
+  await periodEvents(db, orgId, locked, e, saved);
+  return { row: saved, changed: true, invoices };
 }
 
 /**

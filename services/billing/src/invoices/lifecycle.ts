@@ -29,6 +29,7 @@ import { ADJUSTING_REASONS as ADJUSTS, USAGE_REASONS } from './reasons.ts';
 import { applyCouponsAndCredits } from './settle.ts';
 import { usageLines, type LineItem } from './price.ts';
 import * as store from './store.ts';
+import { invoiceEvent, invoiceFinalizedEvent } from '../webhooks/emit.ts';
 
 type Line = store.InvoiceLine & { period_start?: string; period_end?: string };
 
@@ -239,6 +240,7 @@ export async function transition(
           { path: '/status', allowed_from: allowed[to] },
         ]);
       await store.setStatus(db, orgId, invoiceId, to, now);
+      if (to !== 'uncollectible') await invoiceEvent(db, orgId, to === 'paid' ? 'invoice.paid' : 'invoice.voided', invoiceId);
     });
   }
   const inv = await store.getInvoice(deps.pool, orgId, invoiceId);
@@ -332,5 +334,7 @@ export async function finalizeWritten(
   const settled = await applyCouponsAndCredits(db, orgId, inv, lines, now);
   await store.saveDraftLines(db, orgId, inv.invoice_id, settled.lines, settled.total, now);
   const number = await store.nextInvoiceNumber(db, orgId);
-  await store.markFinalized(db, orgId, inv.invoice_id, number, settled.total === 0n ? 'paid' : 'finalized', now);
+  const status = settled.total === 0n ? 'paid' : 'finalized';
+  await store.markFinalized(db, orgId, inv.invoice_id, number, status, now);
+  await invoiceFinalizedEvent(db, orgId, inv.invoice_id, status);
 }

@@ -30,6 +30,7 @@ import {
 import { componentUsage } from '../usage/billable.ts';
 import { currentPeriod } from './current.ts';
 import * as store from './store.ts';
+import { subscriptionCreatedEvent, subscriptionUpdateEvents } from '../webhooks/emit.ts';
 
 export type SubscriptionRow = store.SubscriptionRow;
 export { currentPeriod } from './current.ts';
@@ -129,6 +130,7 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
       startLines(plan, row),
       now,
     );
+    await subscriptionCreatedEvent(db, orgId, row, now);
     // a start_date in the past: close the periods that already elapsed (this is a write; the row is ours)
     return { row: (await closeElapsedLocked(deps, db, orgId, row, now)).row, created: true };
   });
@@ -173,6 +175,7 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
   const result = await withTransaction(deps.pool, async (db) => {
     let s = (await store.getSubscription(db, orgId, subscriptionId, 'update'))!;
     if (s.status === 'ended') throw conflict(`subscription "${subscriptionId}" has ended`);
+    const before = { ...s }; // s is edited in place below
     const plan = (await plans.getPlan(db, orgId, s.plan_id, s.plan_version))!;
     const cur = plan.currency.trim();
     if (input.turn_off_auto_renew) s.auto_renew = false;
@@ -227,7 +230,9 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
       };
       if (newPlan) replacement = { customer_id: s.customer_id, plan_id: newPlan.plan_id };
     }
-    return store.saveSubscription(db, orgId, s);
+    const saved = await store.saveSubscription(db, orgId, s);
+    await subscriptionUpdateEvents(db, orgId, before, saved);
+    return saved;
   });
   await deps.cache.invalidateCustomer(orgId, result.customer_id);
   let replacedBy: ReturnType<typeof subscriptionJson> | null = null;

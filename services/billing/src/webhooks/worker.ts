@@ -31,7 +31,7 @@ interface Claimed {
 }
 
 export interface WebhookWorker {
-  /** One pass: claim and attempt up to batchSize due deliveries; returns how many were attempted. */
+  /** One pass: claim and attempt up to `concurrency` due deliveries; returns how many were attempted. */
   runOnce(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -58,8 +58,10 @@ async function readCapped(res: Response): Promise<string> {
 
 export function startWebhookWorker(deps: Deps, cfg: WebhooksConfig = deps.config.webhooks): WebhookWorker {
   const m = deps.metrics;
-  // a claimed batch is attempted in ceil(batch / concurrency) rounds of at most one timeout each
-  const leaseMs = cfg.timeoutMs * Math.ceil(cfg.batchSize / cfg.concurrency) + 30_000;
+  // a pass claims at most one delivery per lane, all attempted at once: the lease covers one attempt
+  // (timeout) and its bookkeeping; a process killed mid-attempt delays those deliveries by at most this
+  const perPass = cfg.concurrency;
+  const leaseMs = cfg.timeoutMs + 5_000;
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<unknown> | null = null;
@@ -168,7 +170,7 @@ export function startWebhookWorker(deps: Deps, cfg: WebhooksConfig = deps.config
   }
 
   async function runOnce(): Promise<number> {
-    const claimed = await claim(cfg.batchSize);
+    const claimed = await claim(perPass);
     let next = 0;
     const lane = async () => {
       while (next < claimed.length) {
@@ -190,7 +192,7 @@ export function startWebhookWorker(deps: Deps, cfg: WebhooksConfig = deps.config
     let full = false;
     try {
       running = runOnce();
-      full = ((await running) as number) >= cfg.batchSize;
+      full = ((await running) as number) >= perPass; // more may be due: go on at once
     } catch (err) {
       deps.logger.warn({ err: (err as Error).message }, 'webhook worker pass failed');
     } finally {
