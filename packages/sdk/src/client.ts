@@ -26,6 +26,10 @@ import type {
   UsageEventInput,
   UsageQueryParams,
   UsageQueryResult,
+  WebhookDelivery,
+  WebhookEndpoint,
+  WebhookEndpointWithSecret,
+  WebhookEventType,
 } from './types.ts';
 
 export const SDK_VERSION = '0.1.0';
@@ -307,6 +311,40 @@ export class Meterline {
         coupon_id: couponId,
         ...(subscriptionId ? { subscription_id: subscriptionId } : {}),
       }),
+  };
+
+  /**
+   * Webhook endpoints (Standard Webhooks): the signing secret is in the answers of `create` and
+   * `rotateSecret` only. Verify deliveries with `verifyWebhook(rawBody, headers, secret)`.
+   */
+  readonly webhooks = {
+    create: (input: {
+      url: string;
+      event_types?: WebhookEventType[];
+      description?: string | null;
+      enabled?: boolean;
+      endpoint_id?: string;
+    }): Promise<WebhookEndpointWithSecret> => this.billing('POST', '/v1/webhook_endpoints', input),
+    list: (params: PageParams = {}): Promise<Page<WebhookEndpoint>> => this.billing('GET', `/v1/webhook_endpoints${qs({ ...params })}`),
+    get: (endpointId: string): Promise<WebhookEndpoint> => this.billing('GET', `/v1/webhook_endpoints/${seg(endpointId)}`),
+    update: (
+      endpointId: string,
+      patch: { url?: string; event_types?: WebhookEventType[]; description?: string | null; enabled?: boolean },
+    ): Promise<WebhookEndpoint> => this.billing('PATCH', `/v1/webhook_endpoints/${seg(endpointId)}`, patch),
+    delete: (endpointId: string): Promise<WebhookEndpoint> => this.billing('DELETE', `/v1/webhook_endpoints/${seg(endpointId)}`),
+    /** A new secret; the old one keeps signing (both signatures sent) for overlapSeconds (default 86400). */
+    rotateSecret: (endpointId: string, overlapSeconds?: number): Promise<WebhookEndpointWithSecret> =>
+      this.billing(
+        'POST',
+        `/v1/webhook_endpoints/${seg(endpointId)}/rotate_secret`,
+        overlapSeconds === undefined ? {} : { overlap_seconds: overlapSeconds },
+      ),
+    /** The delivery log, newest first, each with its attempts. */
+    deliveries: (
+      endpointId: string,
+      params: PageParams & { status?: WebhookDelivery['status']; event_type?: WebhookEventType } = {},
+    ): Promise<Page<WebhookDelivery>> => this.billing('GET', `/v1/webhook_endpoints/${seg(endpointId)}/deliveries${qs({ ...params })}`),
+    resend: (deliveryId: string): Promise<WebhookDelivery> => this.billing('POST', `/v1/webhook_deliveries/${seg(deliveryId)}/resend`, {}),
   };
 
   /** `GET` / `PUT /v1/settings/invoicing`: the grace period during which a period's draft takes late usage. */

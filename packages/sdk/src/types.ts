@@ -56,6 +56,11 @@ export type {
   UpdateSubscriptionInput,
   UsagePoint,
   UsageSeries,
+  WebhookDelivery,
+  WebhookEndpoint,
+  WebhookEndpointWithSecret,
+  WebhookEventType,
+  WebhookPayload,
 } from '@meterline/contracts';
 
 // ---- Ingest (gateway) ----------------------------------------------------------------------------

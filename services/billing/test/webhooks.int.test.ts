@@ -12,6 +12,7 @@ import { waitFor } from '../../../test/support/wait.ts';
 import { ADMIN_SECRET, createOrg, startTestBilling } from './helpers.ts';
 import type { BillingHandle } from '../src/index.ts';
 import { enqueueWebhookEvent } from '../src/webhooks/outbox.ts';
+import { Meterline, verifyWebhook } from '@meterline/sdk';
 
 interface Received {
   path: string;
@@ -305,6 +306,38 @@ describe('webhooks', () => {
     expect(r2.headers['webhook-signature']!.split(' ')).toHaveLength(1);
     expect(() => new Webhook(rot.body.secret).verify(r2.body, r2.headers)).toThrow();
     expect((new Webhook(rot2.body.secret).verify(r2.body, r2.headers) as any).data.customer_id).toBe('r2');
+  }, 30_000);
+
+  it('the SDK: endpoint management, the delivery log, verifyWebhook on real deliveries', async () => {
+    const { apiKey } = await createOrg(billing.url);
+    const m = new Meterline({ apiKey, billingUrl: billing.url, maxRetries: 0 });
+    const ep = await m.webhooks.create({ url: `${rx.url}/sdk`, event_types: ['customer.created', 'customer.updated'] });
+    expect(ep.secret).toMatch(/^whsec_/);
+    expect((await m.webhooks.list()).data.map((e) => e.endpoint_id)).toEqual([ep.endpoint_id]);
+    expect(await m.webhooks.update(ep.endpoint_id, { description: 'crm' })).toMatchObject({ description: 'crm', enabled: true });
+    await m.customers.create({ customer_id: 's1' });
+    const [r] = await waitFor(
+      async () => rx.at('/sdk'),
+      (x) => x.length === 1,
+    );
+    expect(verifyWebhook(r!.body, r!.headers, ep.secret)).toMatchObject({ type: 'customer.created', data: { customer_id: 's1' } });
+    expect(() => verifyWebhook(r!.body.replace('s1', 's2'), r!.headers, ep.secret)).toThrow();
+    const rotated = await m.webhooks.rotateSecret(ep.endpoint_id, 600);
+    await m.customers.update('s1', { name: 'S' });
+    const got = await waitFor(
+      async () => rx.at('/sdk'),
+      (x) => x.length === 2,
+    );
+    for (const s of [ep.secret, rotated.secret])
+      expect(verifyWebhook(got[1]!.body, got[1]!.headers, s)).toMatchObject({ type: 'customer.updated' });
+    const log = await waitFor(
+      () => m.webhooks.deliveries(ep.endpoint_id),
+      (p) => p.data.length === 2 && p.data.every((d) => d.status === 'succeeded'),
+    );
+    expect(log.data[0]!.attempt_log[0]!.status_code).toBe(200);
+    expect((await m.webhooks.resend(log.data[0]!.delivery_id)).status).toBe('pending');
+    expect((await m.webhooks.delete(ep.endpoint_id)).enabled).toBe(false);
+    expect((await m.webhooks.list()).data).toEqual([]);
   }, 30_000);
 
   it('410 Gone disables the endpoint and abandons its pending deliveries; nothing more is sent', async () => {
