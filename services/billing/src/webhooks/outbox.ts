@@ -9,6 +9,9 @@ import { WEBHOOK_API_VERSION, WEBHOOK_EVENT_TYPES, type WebhookEventType, type W
 
 export { WEBHOOK_API_VERSION, WEBHOOK_EVENT_TYPES, type WebhookEventType };
 
+/** The channel enqueues NOTIFY (collapsed to one per transaction) and the workers LISTEN on. */
+export const WAKE_CHANNEL = 'meterline_webhooks';
+
 const ENDPOINTS = `SELECT endpoint_id FROM webhook_endpoints
   WHERE organization_id = $1 AND enabled AND deleted_at IS NULL AND (cardinality(event_types) = 0 OR $2::text = ANY (event_types))`;
 
@@ -35,9 +38,12 @@ export async function enqueueWebhookEvent(
   await db.query(
     `WITH eps AS (${ENDPOINTS}),
           ev AS (INSERT INTO webhook_events (organization_id, event_id, type, payload, created_at)
-                 SELECT $1, $3, $2, $4::jsonb, $5 WHERE EXISTS (SELECT 1 FROM eps) RETURNING event_id)
-     INSERT INTO webhook_deliveries (delivery_id, organization_id, event_id, endpoint_id, next_attempt_at, created_at)
-     SELECT 'whd_' || replace(gen_random_uuid()::text, '-', ''), $1, ev.event_id, eps.endpoint_id, $5, $5 FROM ev CROSS JOIN eps`,
+                 SELECT $1, $3, $2, $4::jsonb, $5 WHERE EXISTS (SELECT 1 FROM eps) RETURNING event_id),
+          ins AS (INSERT INTO webhook_deliveries (delivery_id, organization_id, event_id, endpoint_id, next_attempt_at, created_at)
+                  SELECT 'whd_' || replace(gen_random_uuid()::text, '-', ''), $1, ev.event_id, eps.endpoint_id, $5, $5
+                    FROM ev CROSS JOIN eps RETURNING 1)
+     -- wakes the workers at commit (LISTEN ${WAKE_CHANNEL}; a rolled-back transaction notifies nothing)
+     SELECT pg_notify('${WAKE_CHANNEL}', '') FROM (SELECT 1 FROM ins LIMIT 1) x`,
     [orgId, type, id, JSON.stringify(payload), createdAt],
   );
   return id;

@@ -1,4 +1,6 @@
-// The delivery worker: every `intervalMs` it claims due pending deliveries (FOR UPDATE SKIP LOCKED, so
+// The delivery worker: at once when an enqueue commits (LISTEN on outbox.ts's WAKE_CHANNEL, one pooled
+// connection held while the worker runs), and every `intervalMs` in any case (retries, lost
+// notifications, a listener that reconnects), it claims due pending deliveries (FOR UPDATE SKIP LOCKED, so
 // several billing instances share the work without taking the same row) by leasing them — next_attempt_at
 // moves past the attempt's timeout in the claiming statement, which commits before any HTTP request. A
 // billing process killed mid-attempt leaves the lease to expire and the delivery is attempted again
@@ -7,10 +9,11 @@
 //   2xx → succeeded. 410 → the endpoint is disabled (disabled_reason) and its pending deliveries abandoned.
 //   anything else / timeout / network error → retried after retryScheduleMs[n] ±20 % jitter; when the
 //   schedule is exhausted → abandoned. Disabled or deleted endpoint at claim time → abandoned.
-import type { WebhooksConfig } from '@meterline/core';
+import type { PgClient, WebhooksConfig } from '@meterline/core';
 import type { Deps } from '../deps.ts';
 import { signedHeaders } from './secrets.ts';
 import { disableEndpoint } from './store.ts';
+import { WAKE_CHANNEL } from './outbox.ts';
 
 const BODY_LIMIT = 1024;
 
@@ -187,9 +190,46 @@ export function startWebhookWorker(deps: Deps, cfg: WebhooksConfig = deps.config
     return claimed.length;
   }
 
+  let woken = false;
+  let listener: PgClient | null = null;
+  let listening = false;
+  const wake = () => {
+    if (stopped) return;
+    if (running)
+      woken = true; // the pass in progress goes on at once when it ends
+    else if (timer) {
+      clearTimeout(timer);
+      timer = setTimeout(loop, 0);
+    }
+  };
+  async function listen() {
+    if (listening || stopped) return;
+    listening = true;
+    try {
+      const c = await deps.pool.connect();
+      const drop = () => {
+        if (listener !== c) return;
+        listener = null;
+        listening = false;
+        c.removeAllListeners('notification');
+        c.release(true);
+      };
+      c.on('notification', wake);
+      c.on('error', drop);
+      await c.query(`LISTEN ${WAKE_CHANNEL}`);
+      listener = c;
+      if (stopped) drop();
+    } catch (err) {
+      listening = false;
+      deps.logger.debug({ err: (err as Error).message }, 'webhook listener not connected; polling');
+    }
+  }
+
   const loop = async () => {
     if (stopped) return;
+    timer = null;
     let full = false;
+    void listen();
     try {
       running = runOnce();
       full = ((await running) as number) >= perPass; // more may be due: go on at once
@@ -198,9 +238,11 @@ export function startWebhookWorker(deps: Deps, cfg: WebhooksConfig = deps.config
     } finally {
       running = null;
     }
-    if (!stopped) timer = setTimeout(loop, full ? 0 : cfg.intervalMs);
+    const now = full || woken;
+    woken = false;
+    if (!stopped) timer = setTimeout(loop, now ? 0 : cfg.intervalMs);
   };
-  if (cfg.intervalMs > 0) timer = setTimeout(loop, cfg.intervalMs);
+  if (cfg.intervalMs > 0) timer = setTimeout(loop, 0);
 
   return {
     runOnce,
@@ -208,6 +250,13 @@ export function startWebhookWorker(deps: Deps, cfg: WebhooksConfig = deps.config
       stopped = true;
       if (timer) clearTimeout(timer);
       await running?.catch(() => undefined);
+      const c = listener;
+      listener = null;
+      if (c) {
+        c.removeAllListeners('notification');
+        await c.query(`UNLISTEN ${WAKE_CHANNEL}`).catch(() => undefined);
+        c.release();
+      }
     },
   };
 }
