@@ -955,3 +955,46 @@ export const UsageAlertCrossing = Type.Object({
   usage_limit: Nullable(Type.String()),
   crossed_at: Type.String(),
 });
+
+// ---- payments (#12 item 6: a provider interface with the built-in manual provider) ------------------
+
+export const RecordPaymentBody = Type.Object(
+  {
+    provider: Type.Optional(Type.String({ description: 'default "manual" (recorded as paid elsewhere)' })),
+    amount: Type.Optional(Amount),
+    reference: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, description: "the provider's or the caller's id; unique per provider" }),
+    ),
+    note: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+export const RefundBody = Type.Object(
+  { amount: Type.Optional(Amount), note: Type.Optional(Type.String({ maxLength: 500 })) },
+  { additionalProperties: false },
+);
+export const Payment = Type.Object({
+  payment_id: Type.String(),
+  invoice_id: Type.String(),
+  provider: Type.String(),
+  kind: StringEnum(['charge', 'refund'] as const),
+  status: StringEnum(['pending', 'succeeded', 'failed'] as const),
+  amount: Type.String(),
+  currency: Type.String(),
+  reference: Nullable(Type.String()),
+  note: Nullable(Type.String()),
+  refunds: Nullable(Type.String()),
+  created_at: Type.String(),
+});
+export const InvoicePayments = Type.Object({
+  invoice_id: Type.String(),
+  status: Type.String(),
+  payment_status: StringEnum(['unpaid', 'partially_paid', 'paid', 'refunded'] as const),
+  currency: Type.String(),
+  total: Type.String(),
+  amount_paid: Type.String(),
+  amount_refunded: Type.String(),
+  amount_outstanding: Type.String(),
+  payments: Type.Array(Payment),
+});
+export const PaymentParams = Type.Object({ payment_id: Type.String() });

@@ -34,6 +34,8 @@ import { invoiceDocumentRoutes } from './invoices/document-routes.ts';
 import { closeFailureRoutes } from './invoices/close-failures.ts';
 import { creditRoutes } from './credits/routes.ts';
 import { couponRoutes } from './coupons/routes.ts';
+import { alertRoutes } from './alerts/routes.ts';
+import { paymentRoutes } from './payments/routes.ts';
 import { startScheduler } from './invoices/scheduler.ts';
 import { startWebhookWorker } from './webhooks/worker.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
@@ -143,6 +145,8 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await creditRoutes(v1, deps);
     await couponRoutes(v1, deps);
     await webhookRoutes(v1, deps);
+    await alertRoutes(v1, deps);
+    await paymentRoutes(v1, deps);
   });
   return app;
 }

@@ -2,19 +2,24 @@
 // Postgres with a controlled clock and no usage (flat fees only). Expected amounts are the test's own
 // arithmetic in minor units.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgres, type PgPool } from '@meterline/core';
 import { createOrg, startTestBilling } from './helpers.ts';
 import type { BillingHandle, UsageReader } from '../src/index.ts';
 import { runDueSubscriptions } from '../src/invoices/scheduler.ts';
 
 let billing: BillingHandle;
+let pg: PgPool;
 let clock = Date.parse('2026-03-01T00:00:00Z');
 const usage: UsageReader = { versionStatus: async () => 'ready', query: async () => [] };
 
 beforeAll(async () => {
-  ({ billing } = await startTestBilling({ deps: { usage, now: () => new Date(clock) } }));
+  const started = await startTestBilling({ deps: { usage, now: () => new Date(clock) } });
+  billing = started.billing;
+  pg = createPostgres(started.config.postgresUrl, { max: 2 });
 });
 afterAll(async () => {
   await billing?.stop();
+  await pg?.end();
 });
 
 async function setup() {
@@ -34,6 +39,8 @@ const cents = (s: string) => Math.round(Number(s) * 100);
 describe('credits', () => {
   it('a grant larger than the invoice pays it (paid, remainder carried); a smaller one reduces it; history records both', async () => {
     const { api, orgId } = await setup();
+    // an endpoint, so that events are kept in the outbox (no delivery worker in this test)
+    expect((await api.post('/v1/webhook_endpoints', { url: 'http://127.0.0.1:9/hooks', event_types: ['credits.low'] })).status).toBe(201);
     await api.post('/v1/customers', { customer_id: 'big' });
     const g = await api.post('/v1/customers/big/credits', { amount: '100.00', description: 'welcome' });
     expect(g.status, JSON.stringify(g.body)).toBe(201);
@@ -46,6 +53,7 @@ describe('credits', () => {
       ['credit', '-49.00'],
     ]);
     const bal = (await api.get('/v1/customers/big/credits')).body;
+    // 100 → 51 left: not low yet (20 % = 20.00); the next period takes it to 2.00 (below), checked below
     expect(bal.balance).toEqual({ USD: '51.00' });
     expect((await api.get('/v1/customers/big')).body.total_amount_due).toBe('0.00');
     const hist = (await api.get('/v1/customers/big/credits/history')).body.data;
@@ -58,6 +66,8 @@ describe('credits', () => {
     clock = Date.parse('2026-04-01T00:00:01Z');
     await runDueSubscriptions(billing.deps, new Date(clock), { organizationId: orgId });
     expect((await api.get('/v1/customers/big/credits')).body.balance).toEqual({ USD: '2.00' });
+    const low = await pg.query(`SELECT payload FROM webhook_events WHERE organization_id = $1 AND type = 'credits.low'`, [orgId]);
+    expect(low.rows.map((r) => [r.payload.data.grant_id, r.payload.data.remaining])).toEqual([[g.body.grant_id, '2.00']]);
 
     await api.post('/v1/customers', { customer_id: 'small' });
     await api.post('/v1/customers/small/credits', { amount: '20.00' });

@@ -15,6 +15,7 @@ import type { PlanEntitlement } from '../plans/store.ts';
 import { newIdempotencyId } from '../usage/recorder.ts';
 import { ledgerAggregation, type LedgerKey, type UsageReading } from '../usage/ledger.ts';
 import { customerSnapshot, type CustomerSnapshot } from './snapshot.ts';
+import { afterUsage } from '../alerts/service.ts';
 
 export type DeniedReason =
   | 'no_active_subscription'
@@ -348,6 +349,9 @@ export async function check(
         deps.logger.warn({ err: (err as Error).message }, 'settling a grant failed; it stays pending (counted)');
       });
     else if (events.length === 0) await deps.ledger.refund(e.grant.key, e.grant.member).catch(() => undefined);
+    // usage alerts and exhaustion for this customer and feature (alerts/service.ts; not awaited)
+    const limit = e.ent.usage_limit;
+    afterUsage(deps, orgId, input.customer_id, input.feature_id, limit !== null && (e.ent.current_usage ?? 0) >= limit);
   }
   const ent = e.ent;
   return {
@@ -497,6 +501,7 @@ export async function reportUsage(
       deps.logger.warn({ err: (err as Error).message }, 'usage recorded; the ledger entry failed (checks see it once aggregated)');
     });
   }
+  afterUsage(deps, orgId, input.customer_id, feature.feature_id, ent.usage_limit !== null && after >= ent.usage_limit);
   return {
     customer_id: input.customer_id,
     feature_id: feature.feature_id,

@@ -22,6 +22,7 @@ import { eachLimit, usageBatch, type UsageNeed } from '../usage/billable.ts';
 import { countCloseFailures, dueSubscriptions, elapsedPeriods, recordCloseFailure, type DueRef } from './close.ts';
 import { closeSubscription, MAX_CLOSES_PER_TRANSACTION } from './issue.ts';
 import { runDrafts, runLateUsageSweep } from './lifecycle.ts';
+import { evaluateAll } from '../alerts/service.ts';
 import { usageStart } from './price.ts';
 
 export interface RunResult {
@@ -166,6 +167,9 @@ export function startScheduler(deps: Deps, intervalMs: number): Scheduler {
   const tick = () => {
     running = runDueSubscriptions(deps)
       .catch((err) => deps.logger.error({ err }, 'billing scheduler run failed'))
+      // usage alerts on usage that came through the gateway (checks and reports evaluate their own)
+      .then(() => evaluateAll(deps))
+      .catch((err) => deps.logger.error({ err }, 'usage alert pass failed'))
       .finally(() => {
         if (!stopped) schedule();
       });

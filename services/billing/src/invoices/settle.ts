@@ -7,12 +7,14 @@
 //      count the invoices they were applied to.
 //   2. credit grants of the invoice's currency, effective and not expired, lowest priority first, then
 //      soonest expiry, then oldest: a `credit` line each for min(remaining, still due); the grant's
-//      remaining amount goes down and the balance history records it.
+//      remaining amount goes down and the balance history records it; a grant taken to 20 % of its
+//      amount or below writes `credits.low` (webhooks) in the same transaction.
 // Invoices with a total <= 0 before this (credits, refunds) get neither.
 import type { PgClient } from '@meterline/core';
 import { newId } from '../orgs/store.ts';
 import { Decimal, fromMinor } from '../money.ts';
 import type { InvoiceLine } from './store.ts';
+import { enqueueWebhookEvent } from '../webhooks/outbox.ts';
 
 interface Settled {
   lines: InvoiceLine[];
@@ -84,8 +86,8 @@ export async function applyCouponsAndCredits(
   if (total <= 0n) return { lines: out, total };
 
   // 2. credits
-  const { rows: grants } = await db.query<{ grant_id: string; remaining_minor: string; description: string | null }>(
-    `SELECT grant_id, remaining_minor::text AS remaining_minor, description FROM credit_grants
+  const { rows: grants } = await db.query<{ grant_id: string; amount_minor: string; remaining_minor: string; description: string | null }>(
+    `SELECT grant_id, amount_minor::text AS amount_minor, remaining_minor::text AS remaining_minor, description FROM credit_grants
       WHERE organization_id = $1 AND customer_id = $2 AND currency = $3 AND voided_at IS NULL AND remaining_minor > 0
         AND effective_at <= $4 AND (expires_at IS NULL OR expires_at > $4)
       ORDER BY priority, expires_at NULLS LAST, created_at, grant_id FOR UPDATE`,
@@ -114,6 +116,17 @@ export async function applyCouponsAndCredits(
        VALUES ($1, $2, $3, $4, 'applied', $5, $6)`,
       [orgId, newId('ctx'), g.grant_id, inv.customer_id, (-use).toString(), inv.invoice_id],
     );
+    // credits.low: this application took the grant to 20 % of its amount or below (once: from above to below)
+    const low = BigInt(g.amount_minor) / 5n;
+    if (rem > low && rem - use <= low)
+      await enqueueWebhookEvent(db, orgId, 'credits.low', {
+        customer_id: inv.customer_id,
+        grant_id: g.grant_id,
+        currency: cur,
+        amount: fromMinor(g.amount_minor, cur),
+        remaining: fromMinor((rem - use).toString(), cur),
+        invoice_id: inv.invoice_id,
+      });
   }
   return { lines: out, total: sum(out) };
 }
