@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Webhook } from 'standardwebhooks';
 import { startAggregator, type Aggregator } from '@meterline/aggregator';
 import { startGateway, type Gateway } from '@meterline/gateway';
 import { createPostgres, type PgPool } from '@meterline/core';
@@ -20,6 +21,7 @@ let aggregator: Aggregator;
 let pg: PgPool;
 let org: Awaited<ReturnType<typeof createOrg>>;
 let receiver: http.Server;
+let secret: string;
 const received: any[] = [];
 
 beforeAll(async () => {
@@ -38,8 +40,13 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
-      received.push(JSON.parse(body));
-      res.writeHead(200).end();
+      // verified with the Standard Webhooks library, as a receiver would
+      try {
+        received.push(new Webhook(secret).verify(body, req.headers as Record<string, string>));
+        res.writeHead(200).end();
+      } catch {
+        res.writeHead(400).end();
+      }
     });
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
@@ -48,6 +55,7 @@ beforeAll(async () => {
     event_types: ['usage.threshold_reached', 'entitlement.exhausted'],
   });
   expect(ep.status, JSON.stringify(ep.body)).toBe(201);
+  secret = ep.body.secret;
   expect((await api.post('/v1/metrics', { metric_id: 'calls', event_name: 'call', aggregation: 'count' })).status).toBe(201);
   expect((await api.post('/v1/features', { feature_id: 'api', type: 'metered', metric_id: 'calls' })).status).toBe(201);
   expect(
