@@ -466,7 +466,12 @@ export const BillingRunBody = Type.Object(
   { additionalProperties: false },
 );
 export const ListInvoicesQuery = Type.Object(
-  { ...PaginationQuery, customer_id: Type.Optional(Type.String()), subscription_id: Type.Optional(Type.String()) },
+  {
+    ...PaginationQuery,
+    customer_id: Type.Optional(Type.String()),
+    subscription_id: Type.Optional(Type.String()),
+    status: Type.Optional(InvoiceStatus),
+  },
   { additionalProperties: false },
 );
 export const InvoiceParams = Type.Object({ invoice_id: Type.String() });

@@ -239,8 +239,10 @@ export class Meterline {
     return this.billing('GET', `/v1/usage${qs({ ...params })}`);
   }
 
-  /** `GET /v1/invoices` (optionally one customer's or one subscription's; paginated). */
-  invoices(params: PageParams & { customer_id?: string; subscription_id?: string } = {}): Promise<Page<Invoice>> {
+  /** `GET /v1/invoices` (optionally one customer's or one subscription's, one status; paginated). */
+  invoices(
+    params: PageParams & { customer_id?: string; subscription_id?: string; status?: Invoice['status'] } = {},
+  ): Promise<Page<Invoice>> {
     return this.billing('GET', `/v1/invoices${qs({ ...params })}`);
   }
 

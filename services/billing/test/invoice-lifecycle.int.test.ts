@@ -238,6 +238,11 @@ describe('invoice lifecycle', () => {
       .sort((x, y) => x - y);
     expect(numbers).toEqual(Array.from({ length: numbers.length }, (_, i) => i + 1));
     expect(all.filter((i) => i.status === 'draft')).toEqual([]);
+    // the status filter
+    const finalized = (await org.api.get('/v1/invoices?status=finalized&limit=200')).body.data as any[];
+    expect(finalized.length).toBe(all.filter((i) => i.status === 'finalized').length);
+    expect(finalized.every((i) => i.status === 'finalized')).toBe(true);
+    expect((await org.api.get('/v1/invoices?status=issued')).status).toBe(400);
   }, 120_000);
 
   it('late usage of an ended subscription becomes an adjustment invoice of its own, once', async () => {

@@ -261,12 +261,13 @@ export async function recordBilledUsage(
 export async function listInvoices(
   pool: PgPool,
   orgId: string,
-  o: { customer_id?: string; subscription_id?: string; limit: number; offset: number },
+  o: { customer_id?: string; subscription_id?: string; status?: InvoiceStatus; limit: number; offset: number },
 ) {
   const { rows } = await pool.query<InvoiceRow>(
     `SELECT ${COLS} FROM invoices WHERE organization_id = $1 AND ($2::text IS NULL OR customer_id = $2) AND ($3::text IS NULL OR subscription_id = $3)
+       AND ($6::text IS NULL OR status = $6)
      ORDER BY created_at, period_start, invoice_id LIMIT $4 OFFSET $5`,
-    [orgId, o.customer_id ?? null, o.subscription_id ?? null, o.limit + 1, o.offset],
+    [orgId, o.customer_id ?? null, o.subscription_id ?? null, o.limit + 1, o.offset, o.status ?? null],
   );
   return rows;
 }
