@@ -5,7 +5,7 @@ import { sqlNumber, sqlString, type ClickHouseClient } from '../clients/clickhou
 import type { MetricDefinition } from './definition.ts';
 import { MINUTE_BUCKET, STATE_AGGREGATES, metricConditions, metricEventColumns } from './sql.ts';
 
-export type UsageWindow = 'minute' | 'hour' | 'day';
+export type UsageWindow = 'minute' | 'hour' | 'day' | 'month';
 export interface UsageQuery {
   metric: MetricDefinition;
   customerId?: string;
@@ -17,6 +17,12 @@ export interface UsageQuery {
   from: Date;
   to: Date;
   window?: UsageWindow | null;
+  /**
+   * IANA time zone the hour/day/month windows are aligned to (default UTC), e.g. 'America/New_York':
+   * a day window starts at local midnight (its window_start is that instant in UTC). Validate it first
+   * (isTimeZone); it reaches the SQL only through sqlString.
+   */
+  timeZone?: string;
   includeGroups?: boolean;
 }
 export interface UsageRow {
@@ -33,7 +39,33 @@ export interface UsageRow {
   exact?: string;
 }
 
-const WINDOW_SECONDS: Record<UsageWindow, number> = { minute: 60, hour: 3600, day: 86400 };
+const WINDOW_SECONDS: Record<Exclude<UsageWindow, 'month'>, number> = { minute: 60, hour: 3600, day: 86400 };
+
+/** Whether `tz` is an IANA time zone this runtime knows (ClickHouse's tzdata is assumed to agree). */
+export function isTimeZone(tz: string): boolean {
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(tz) || tz.length > 64) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The SQL of a row's window start (epoch seconds) from its minute bucket. UTC hour/day windows are an
+ * integer division (fast, as before); a time zone or a month window uses ClickHouse's zone-aware
+ * toStartOf* (minute buckets align with every zone: offsets are whole quarter hours).
+ */
+function windowStartSql(window: UsageWindow, timeZone: string | undefined): string {
+  const utc = !timeZone || timeZone === 'UTC' || timeZone === 'Etc/UTC';
+  if (window === 'minute' || (utc && window !== 'month'))
+    return `intDiv(toUInt32(bucket), ${WINDOW_SECONDS[window]}) * ${WINDOW_SECONDS[window]}`;
+  const tz = sqlString(utc ? 'UTC' : timeZone!);
+  if (window === 'hour') return `toUInt32(toStartOfHour(bucket, ${tz}))`;
+  if (window === 'day') return `toUInt32(toStartOfDay(bucket, ${tz}))`;
+  return `toUInt32(toDateTime(toStartOfMonth(bucket, ${tz}), ${tz}))`;
+}
 
 /** Each aggregation's value as exact text: Decimal(38, 12) for sums and maxima, integers for counts. */
 const VALUE_SQL = {
@@ -113,8 +145,9 @@ function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId' | 'customerI
  */
 export async function queryUsage(ch: ClickHouseClient, q: UsageQuery): Promise<UsageRow[]> {
   const m = q.metric;
-  const step = q.window ? WINDOW_SECONDS[q.window] : null;
-  if (q.window && !step) throw new TypeError(`unknown usage window ${String(q.window)}`);
+  const step = q.window ?? null;
+  if (q.window && !['minute', 'hour', 'day', 'month'].includes(q.window)) throw new TypeError(`unknown usage window ${String(q.window)}`);
+  if (q.timeZone !== undefined && !isTimeZone(q.timeZone)) throw new TypeError(`unknown time zone ${q.timeZone}`);
   if (!Number.isFinite(q.from.getTime()) || !Number.isFinite(q.to.getTime())) throw new TypeError('from and to must be valid dates');
   // DateTime covers 1970..2105: clamp so that open-ended ranges stay valid
   const fromMs = Math.max(0, q.from.getTime());
@@ -122,7 +155,7 @@ export async function queryUsage(ch: ClickHouseClient, q: UsageQuery): Promise<U
   if (toMs <= fromMs || q.customerIds?.length === 0) return [];
   const groupCount = q.includeGroups ? Math.min(m.groupBy.length, 2) : 0;
   const keys = ['customer_id'];
-  if (step) keys.push(`intDiv(toUInt32(bucket), ${step}) * ${step} AS w`);
+  if (step) keys.push(`${windowStartSql(step, q.timeZone)} AS w`);
   for (let i = 1; i <= groupCount; i++) keys.push(`group_${i}`);
   const groupKeys = keys.map((k) => k.replace(/^.* AS /, ''));
 

@@ -170,7 +170,7 @@ export async function entitlementRoutes(
     '/v1/usage',
     {
       schema: {
-        summary: 'Usage of a customer for a feature or metric over a range, optionally per hour/day',
+        summary: 'Usage of a customer for a feature or metric over a range, optionally per hour/day/month in a time zone',
         tags: ['usage'],
         querystring: UsageQuery,
         response: { 200: UsageSeries, 400: ErrorResponse, 404: ErrorResponse },

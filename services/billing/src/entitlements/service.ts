@@ -5,7 +5,7 @@
 //   send_event   = decide and consume in one atomic Redis script (a pending grant), produce to Kafka like
 //                  a gateway event, then settle the grant at its Kafka offset (refunded if producing fails).
 import type { Entitlement } from '@meterline/contracts';
-import type { MetricDefinition, UsageEvent } from '@meterline/core';
+import { isTimeZone, type MetricDefinition, type UsageEvent } from '@meterline/core';
 import type { Deps } from '../deps.ts';
 import { ApiError, badRequest, notFound } from '../http/errors.ts';
 import * as featureStore from '../features/store.ts';
@@ -523,11 +523,17 @@ export async function usageSeries(
     metric_id?: string;
     from: string;
     to: string;
-    window?: 'hour' | 'day' | null;
+    window?: 'hour' | 'day' | 'month' | null;
+    time_zone?: string;
     group_by?: boolean;
   },
 ) {
   let metricId = q.metric_id;
+  const timeZone = q.time_zone ?? 'UTC';
+  if (!isTimeZone(timeZone))
+    throw new ApiError(400, 'validation_error', `querystring/time_zone "${timeZone}" is not an IANA time zone (e.g. America/New_York)`, [
+      { path: '/time_zone' },
+    ]);
   if (!!q.feature_id === !!q.metric_id) throw badRequest('pass exactly one of feature_id or metric_id');
   if (q.feature_id) {
     const f = await featureStore.getFeature(deps.pool, orgId, q.feature_id);
@@ -542,13 +548,14 @@ export async function usageSeries(
   if (!(to.getTime() > from.getTime())) throw badRequest('to must be after from');
   const window = q.window ?? null;
   const maxBuckets = 10_000;
-  if (window && (to.getTime() - from.getTime()) / (window === 'hour' ? 3_600_000 : 86_400_000) > maxBuckets)
+  const approxMs = window === 'hour' ? 3_600_000 : window === 'day' ? 86_400_000 : 28 * 86_400_000;
+  if (window && (to.getTime() - from.getTime()) / approxMs > maxBuckets)
     throw badRequest(`range too long for window ${window} (at most ${maxBuckets} buckets)`);
   const def = metricStore.toDefinition(orgId, m);
   // metric_version_status: 'ready' = totals include events from before this version was defined;
   // 'backfilling'/'pending' = the aggregator is still recomputing older events (new events count at once).
   const [rows, versionStatus] = await Promise.all([
-    deps.usage.query({ metric: def, customerId: q.customer_id, from, to, window, includeGroups: !!q.group_by }),
+    deps.usage.query({ metric: def, customerId: q.customer_id, from, to, window, timeZone, includeGroups: !!q.group_by }),
     deps.usage.versionStatus(def),
   ]);
   return {
@@ -557,6 +564,7 @@ export async function usageSeries(
     feature_id: q.feature_id ?? null,
     aggregation: m.aggregation,
     window,
+    time_zone: timeZone,
     from: from.toISOString(),
     to: to.toISOString(),
     metric_version: m.version,
