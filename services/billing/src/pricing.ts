@@ -191,6 +191,6 @@ export function flatFeeLine(kind: LineItem['kind'], description: string, fee: st
   };
 }
 
-export function invoiceTotalMinor(lines: LineItem[]): bigint {
+export function invoiceTotalMinor(lines: readonly { amount_minor: string }[]): bigint {
   return lines.reduce((s, l) => s + BigInt(l.amount_minor), 0n);
 }

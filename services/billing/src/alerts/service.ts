@@ -17,6 +17,7 @@ import { newId } from '../orgs/store.ts';
 import { entitlement } from '../entitlements/service.ts';
 import * as features from '../features/store.ts';
 import { enqueueWebhookEvent } from '../webhooks/outbox.ts';
+import { TtlCache } from '../cache.ts';
 
 interface AlertRow {
   alert_id: string;
@@ -202,27 +203,24 @@ export async function evaluateAll(deps: Deps, opts: { organizationId?: string; l
   return crossed;
 }
 
-// Which features of an organization have alerts, cached briefly so that the evaluation after a
-// consuming check costs nothing for organizations without alerts (the worker's pass catches anything
-// a stale entry misses, within one pass).
-const alertFeatures = new Map<string, { until: number; features: Set<string> }>();
-const ALERT_FEATURES_TTL_MS = 5_000;
+// Which features of an organization have alerts, cached briefly (cache.ts's TtlCache: one load per key,
+// bounded) so that the evaluation after a consuming check costs nothing for organizations without
+// alerts (the worker's pass catches anything a stale entry misses, within one pass).
+const alertFeatures = new TtlCache<Set<string>>(5_000, 10_000);
+const alertFeaturesKey = (orgId: string) => `${orgId}\u0000`;
 
-async function featuresWithAlerts(deps: Deps, orgId: string): Promise<Set<string>> {
-  const hit = alertFeatures.get(orgId);
-  if (hit && hit.until > Date.now()) return hit.features;
-  const { rows } = await deps.pool.query<{ feature_id: string }>(
-    'SELECT DISTINCT feature_id FROM usage_alerts WHERE organization_id = $1 AND archived_at IS NULL',
-    [orgId],
-  );
-  const features = new Set(rows.map((r) => r.feature_id));
-  alertFeatures.set(orgId, { until: Date.now() + ALERT_FEATURES_TTL_MS, features });
-  if (alertFeatures.size > 10_000) alertFeatures.delete(alertFeatures.keys().next().value!);
-  return features;
+function featuresWithAlerts(deps: Deps, orgId: string): Promise<Set<string>> {
+  return alertFeatures.get(alertFeaturesKey(orgId), async () => {
+    const { rows } = await deps.pool.query<{ feature_id: string }>(
+      'SELECT DISTINCT feature_id FROM usage_alerts WHERE organization_id = $1 AND archived_at IS NULL',
+      [orgId],
+    );
+    return new Set(rows.map((r) => r.feature_id));
+  });
 }
 
 export function forgetAlertFeatures(orgId: string): void {
-  alertFeatures.delete(orgId);
+  alertFeatures.deletePrefix(alertFeaturesKey(orgId));
 }
 
 /**

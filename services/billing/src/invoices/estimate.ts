@@ -10,11 +10,10 @@
 import type { Deps } from '../deps.ts';
 import { badRequest, conflict, notFound } from '../http/errors.ts';
 import { fromMinor } from '../money.ts';
-import { addInterval } from '../periods.ts';
 import * as plans from '../plans/store.ts';
-import * as customers from '../customers/store.ts';
 import { invoiceTotalMinor } from '../pricing.ts';
 import { currentPeriod, elapsedPeriods } from '../subscriptions/current.ts';
+import { newSubscriptionTerms } from '../subscriptions/service.ts';
 import * as subs from '../subscriptions/store.ts';
 import { componentUsage } from '../usage/billable.ts';
 import { periodCloseLines, planChangeLines, startLines, usageLinesCovering, usageStart, type LineItem } from './price.ts';
@@ -44,7 +43,8 @@ export async function upcomingInvoice(deps: Deps, orgId: string, subscriptionId:
   const s = currentPeriod(stored, now);
   if (s.status !== 'active') throw conflict(`subscription "${subscriptionId}" is ${s.status}: no upcoming invoice`);
   const plan = (await plans.getPlan(deps.pool, orgId, s.plan_id, s.plan_version))!;
-  const close = elapsedPeriods(s, s.end_date && s.end_date < s.current_period_end ? s.end_date : s.current_period_end, 1).closes[0]!;
+  // the current period's close (at its end, or at end_date when that comes first: elapsedPeriods decides)
+  const close = elapsedPeriods(s, s.current_period_end, 1).closes[0]!;
   const from = usageStart(s);
   const usage = await componentUsage(deps, orgId, s.customer_id, plan, from, now);
   return preview(plan.currency.trim(), from, close.closeAt, periodCloseLines(plan, close, usage), {
@@ -57,28 +57,8 @@ export async function upcomingInvoice(deps: Deps, orgId: string, subscriptionId:
 
 /** The first invoice a new subscription would get (nothing is created). */
 export async function previewSubscription(deps: Deps, orgId: string, input: { customer_id: string; plan_id: string; start_date?: string }) {
-  const now = deps.now();
-  const customer = await customers.getCustomer(deps.pool, orgId, input.customer_id);
-  if (!customer) throw notFound('customer', input.customer_id);
-  const plan = await plans.getPlan(deps.pool, orgId, input.plan_id);
-  if (!plan || plan.archived_at) throw notFound('plan', input.plan_id);
-  if (plan.currency.trim() !== customer.currency.trim())
-    throw badRequest(`plan currency ${plan.currency.trim()} differs from the customer's ${customer.currency.trim()}`);
-  const start = input.start_date ? new Date(input.start_date) : now;
-  const row = {
-    subscription_id: 'preview',
-    customer_id: input.customer_id,
-    plan_id: plan.plan_id,
-    plan_version: plan.version,
-    status: 'active',
-    start_date: start,
-    end_date: null,
-    auto_renew: true,
-    current_period_start: start,
-    current_period_end: addInterval(start, plan.interval, 1),
-    plan_started_at: start,
-    trial_end: plan.trial_days > 0 ? new Date(start.getTime() + plan.trial_days * 86_400_000) : null,
-  } as unknown as subs.SubscriptionRow;
+  const { plan, row: first } = await newSubscriptionTerms(deps, orgId, input, deps.now());
+  const row = first as unknown as subs.SubscriptionRow; // the row before it is inserted: what startLines reads
   return preview(plan.currency.trim(), row.current_period_start, row.current_period_end, startLines(plan, row), {
     subscription_id: null,
     customer_id: input.customer_id,

@@ -22,6 +22,7 @@ import { withTransaction, type PgClient } from '@meterline/core';
 import type { Deps } from '../deps.ts';
 import { ApiError, conflict, notFound } from '../http/errors.ts';
 import { Decimal, fromMinor } from '../money.ts';
+import { invoiceTotalMinor } from '../pricing.ts';
 import * as plans from '../plans/store.ts';
 import { componentUsage } from '../usage/billable.ts';
 import { newId } from '../orgs/store.ts';
@@ -37,7 +38,7 @@ type Line = store.InvoiceLine & { period_start?: string; period_end?: string };
 export const lineKey = (l: { metric_id?: string; group?: Record<string, string> }) =>
   `${l.metric_id ?? ''}|${JSON.stringify(Object.entries(l.group ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}`;
 
-const total = (lines: Line[]) => lines.reduce((a, l) => a + BigInt(l.amount_minor), 0n);
+const total = invoiceTotalMinor;
 
 async function planOf(db: PgClient, orgId: string, inv: store.InvoiceRow) {
   if (!inv.plan_id || inv.plan_version === null) return null;

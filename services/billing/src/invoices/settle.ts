@@ -13,6 +13,7 @@
 import type { PgClient } from '@meterline/core';
 import { newId } from '../orgs/store.ts';
 import { Decimal, fromMinor } from '../money.ts';
+import { invoiceTotalMinor } from '../pricing.ts';
 import type { InvoiceLine } from './store.ts';
 import { enqueueWebhookEvent } from '../webhooks/outbox.ts';
 
@@ -21,7 +22,7 @@ interface Settled {
   total: bigint;
 }
 
-const sum = (lines: { amount_minor: string }[]) => lines.reduce((a, l) => a + BigInt(l.amount_minor), 0n);
+const sum = invoiceTotalMinor;
 
 /** Applies running coupons, then credits, to an invoice being finalized (see above). */
 export async function applyCouponsAndCredits(

@@ -87,20 +87,21 @@ export function invoiceJson(r: InvoiceRow) {
   };
 }
 
-export interface NewInvoice {
-  invoice_id: string;
-  customer_id: string;
-  subscription_id: string | null;
-  currency: string;
-  period_start: Date;
-  period_end: Date;
-  reason: string;
-  total_minor: string;
-  line_items: InvoiceLine[];
-  plan_id: string | null;
-  plan_version: number | null;
-  grace_until: Date;
-}
+/** What issue.ts writes; the rest of a row (number, lifecycle timestamps) comes with finalization. */
+export type NewInvoice = Pick<
+  InvoiceRow,
+  | 'invoice_id'
+  | 'customer_id'
+  | 'subscription_id'
+  | 'currency'
+  | 'period_start'
+  | 'period_end'
+  | 'reason'
+  | 'total_minor'
+  | 'line_items'
+  | 'plan_id'
+  | 'plan_version'
+> & { grace_until: Date };
 
 /** Inserts a draft. */
 export async function insertInvoice(c: PgClient | PgPool, orgId: string, inv: NewInvoice) {

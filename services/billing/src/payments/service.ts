@@ -51,13 +51,18 @@ async function paymentsOf(db: PgClient | Deps['pool'], orgId: string, invoiceId:
   return rows;
 }
 
-function summary(inv: invoices.InvoiceRow, rows: PaymentRow[]) {
-  const cur = inv.currency.trim();
+/** Succeeded charges and refunds of an invoice's payment rows (minor units). */
+function settled(rows: PaymentRow[]) {
   const ok = rows.filter((r) => r.status === 'succeeded');
   const paid = ok.filter((r) => r.kind === 'charge').reduce((a, r) => a + BigInt(r.amount_minor), 0n);
   const refunded = ok.filter((r) => r.kind === 'refund').reduce((a, r) => a + BigInt(r.amount_minor), 0n);
+  return { paid, refunded, net: paid - refunded };
+}
+
+function summary(inv: invoices.InvoiceRow, rows: PaymentRow[]) {
+  const cur = inv.currency.trim();
+  const { paid, refunded, net } = settled(rows);
   const total = BigInt(inv.total_minor);
-  const net = paid - refunded;
   const outstanding = total - net > 0n ? total - net : 0n;
   const payment_status: 'unpaid' | 'partially_paid' | 'paid' | 'refunded' =
     refunded > 0n && net <= 0n
@@ -79,16 +84,13 @@ function summary(inv: invoices.InvoiceRow, rows: PaymentRow[]) {
     amount_refunded: fromMinor(refunded, cur),
     amount_outstanding: fromMinor(inv.status === 'void' ? 0n : outstanding, cur),
     payments: rows.map(paymentJson),
-    net,
-    totalMinor: total,
   };
 }
 
 export async function invoicePayments(deps: Deps, orgId: string, invoiceId: string) {
   const inv = await invoices.getInvoice(deps.pool, orgId, invoiceId);
   if (!inv) throw notFound('invoice', invoiceId);
-  const { net: _n, totalMinor: _t, ...s } = summary(inv, await paymentsOf(deps.pool, orgId, invoiceId));
-  return s;
+  return summary(inv, await paymentsOf(deps.pool, orgId, invoiceId));
 }
 
 /** Records a charge through a provider (default manual); marks the invoice paid once it is covered. */
@@ -111,8 +113,9 @@ export async function recordPayment(
         `invoice "${invoiceId}" is ${inv.status}; only a finalized or uncollectible invoice takes payments`,
       );
     const cur = inv.currency.trim();
-    const before = summary(inv, await paymentsOf(db, orgId, invoiceId));
-    const outstanding = before.totalMinor - before.net;
+    const { net } = settled(await paymentsOf(db, orgId, invoiceId));
+    const total = BigInt(inv.total_minor);
+    const outstanding = total - net;
     let amount = outstanding;
     if (input.amount !== undefined) {
       if (!fitsMinor(input.amount, cur)) throw badRequest(`amount has more decimals than ${cur} allows`);
@@ -136,7 +139,7 @@ export async function recordPayment(
       [orgId, paymentId, invoiceId, provider.name, r.status, amount.toString(), cur, r.reference, input.note ?? null],
     );
     if (!ins.rows[0]) throw conflict(`a ${provider.name} payment with reference "${r.reference}" is already recorded`);
-    if (r.status === 'succeeded' && before.net + amount >= before.totalMinor) {
+    if (r.status === 'succeeded' && net + amount >= total) {
       await invoices.setStatus(db, orgId, invoiceId, 'paid', now);
       const paid = (await invoices.lockInvoice(db, orgId, invoiceId, 'update'))!;
       await enqueueWebhookEvent(db, orgId, 'invoice.paid', invoices.invoiceJson(paid));

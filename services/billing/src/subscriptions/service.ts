@@ -68,8 +68,11 @@ export interface CreateInput {
   auto_renew?: boolean;
 }
 
-export async function createSubscription(deps: Deps, orgId: string, input: CreateInput) {
-  const now = deps.now();
+/**
+ * A new subscription's terms, checked (customer and plan exist, currencies agree, end after start) and
+ * its first row as it would be inserted at `now` — shared by creation and its estimate (invoices/estimate.ts).
+ */
+export async function newSubscriptionTerms(deps: Deps, orgId: string, input: CreateInput, now: Date) {
   const customer = await customers.getCustomer(deps.pool, orgId, input.customer_id);
   if (!customer) throw notFound('customer', input.customer_id);
   const plan = await plans.getPlan(deps.pool, orgId, input.plan_id);
@@ -79,8 +82,27 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
   const start = input.start_date ? new Date(input.start_date) : now;
   const end = input.end_date ? new Date(input.end_date) : null;
   if (end && end.getTime() <= start.getTime()) throw badRequest('end_date must be after start_date');
-  const id = input.subscription_id ?? newId('sub');
-  const auto_renew = input.auto_renew ?? true;
+  const row = {
+    subscription_id: input.subscription_id ?? newId('sub'),
+    customer_id: input.customer_id,
+    plan_id: plan.plan_id,
+    plan_version: plan.version,
+    status: start.getTime() > now.getTime() ? 'not_started' : 'active',
+    start_date: start,
+    end_date: end,
+    auto_renew: input.auto_renew ?? true,
+    current_period_start: start,
+    current_period_end: addInterval(start, plan.interval, 1),
+    plan_started_at: start,
+    trial_end: plan.trial_days > 0 ? new Date(start.getTime() + plan.trial_days * 86_400_000) : null,
+  } satisfies Parameters<typeof store.insertSubscription>[2];
+  return { plan, row };
+}
+
+export async function createSubscription(deps: Deps, orgId: string, input: CreateInput) {
+  const now = deps.now();
+  const { plan, row: first } = await newSubscriptionTerms(deps, orgId, input, now);
+  const { subscription_id: id, start_date: start, end_date: end, auto_renew } = first;
 
   const created = await withTransaction(deps.pool, async (db) => {
     // one live subscription per customer and plan; serialize per customer
@@ -104,20 +126,7 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
     const live = (await store.liveSubscriptions(db, orgId, input.customer_id)).map((s) => currentPeriod(s, now));
     if (live.some((s) => s.plan_id === input.plan_id && s.status !== 'ended'))
       throw conflict(`customer "${input.customer_id}" already has a live subscription to plan "${input.plan_id}"`);
-    const row = (await store.insertSubscription(db, orgId, {
-      subscription_id: id,
-      customer_id: input.customer_id,
-      plan_id: plan.plan_id,
-      plan_version: plan.version,
-      status: start.getTime() > now.getTime() ? 'not_started' : 'active',
-      start_date: start,
-      end_date: end,
-      auto_renew,
-      current_period_start: start,
-      current_period_end: addInterval(start, plan.interval, 1),
-      plan_started_at: start,
-      trial_end: plan.trial_days > 0 ? new Date(start.getTime() + plan.trial_days * 86_400_000) : null,
-    }))!;
+    const row = (await store.insertSubscription(db, orgId, first))!;
     await issueInvoice(
       db,
       orgId,
