@@ -2,7 +2,7 @@
 // (`repeating`) or every invoice (`forever`), with optional max redemptions and a redeem-by date.
 // Redeemed for a customer (every invoice) or one subscription; applied when invoices are finalized, as
 // discount lines (invoices/settle.ts).
-import { withTransaction } from '@meterline/core';
+import { withTransaction, type PgClient } from '@meterline/core';
 import type { Deps } from '../deps.ts';
 import { badRequest, conflict, notFound } from '../http/errors.ts';
 import { Decimal, fitsMinor, fromMinor, minorInRange, toMinor } from '../money.ts';
@@ -123,50 +123,60 @@ export async function redeemCoupon(deps: Deps, orgId: string, customerId: string
   const now = deps.now();
   const customer = await customers.getCustomer(deps.pool, orgId, customerId);
   if (!customer) throw notFound('customer', customerId);
-  return withTransaction(deps.pool, async (db) => {
-    if (input.subscription_id) {
-      const s = await db.query('SELECT 1 FROM subscriptions WHERE organization_id = $1 AND subscription_id = $2 AND customer_id = $3', [
-        orgId,
-        input.subscription_id,
-        customerId,
-      ]);
-      if (!s.rowCount) throw notFound('subscription', input.subscription_id);
-    }
-    // one statement takes a redemption, so max_redemptions holds under concurrency
-    const { rows } = await db.query<CouponRow>(
-      `UPDATE coupons SET times_redeemed = times_redeemed + 1
-        WHERE organization_id = $1 AND coupon_id = $2 AND archived_at IS NULL AND (redeem_by IS NULL OR redeem_by > $3)
-          AND (max_redemptions IS NULL OR times_redeemed < max_redemptions) RETURNING ${COLS}`,
-      [orgId, input.coupon_id, now],
-    );
-    if (!rows[0]) {
-      const c = await db.query<CouponRow>(`SELECT ${COLS} FROM coupons WHERE organization_id = $1 AND coupon_id = $2`, [
-        orgId,
-        input.coupon_id,
-      ]);
-      const row = c.rows[0];
-      if (!row) throw notFound('coupon', input.coupon_id);
-      const why = row.archived_at
-        ? 'is archived'
-        : row.redeem_by && row.redeem_by.getTime() <= now.getTime()
-          ? `could be redeemed until ${row.redeem_by.toISOString()}`
-          : `reached its ${row.max_redemptions} redemptions`;
-      throw conflict(`coupon "${input.coupon_id}" ${why}`);
-    }
-    if (rows[0].currency && rows[0].currency.trim() !== customer.currency.trim())
-      throw badRequest(`coupon "${input.coupon_id}" is in ${rows[0].currency.trim()}, the customer pays in ${customer.currency.trim()}`);
-    const id = newId('red');
-    const r = await db.query<{ created_at: Date }>(
-      `INSERT INTO coupon_redemptions (organization_id, redemption_id, coupon_id, customer_id, subscription_id) VALUES ($1, $2, $3, $4, $5) RETURNING created_at`,
-      [orgId, id, input.coupon_id, customerId, input.subscription_id ?? null],
-    );
-    return {
-      redemption_id: id,
-      coupon_id: input.coupon_id,
-      customer_id: customerId,
-      subscription_id: input.subscription_id ?? null,
-      invoices_applied: 0,
-      created_at: r.rows[0]!.created_at.toISOString(),
-    };
-  });
+  return withTransaction(deps.pool, (db) => redeemCouponIn(db, orgId, customer, input, now));
+}
+
+/** redeemCoupon inside the caller's transaction `db` (e.g. a referral's rewards, referrals/service.ts). */
+export async function redeemCouponIn(
+  db: PgClient,
+  orgId: string,
+  customer: { customer_id: string; currency: string },
+  input: { coupon_id: string; subscription_id?: string },
+  now: Date,
+) {
+  const customerId = customer.customer_id;
+  if (input.subscription_id) {
+    const s = await db.query('SELECT 1 FROM subscriptions WHERE organization_id = $1 AND subscription_id = $2 AND customer_id = $3', [
+      orgId,
+      input.subscription_id,
+      customerId,
+    ]);
+    if (!s.rowCount) throw notFound('subscription', input.subscription_id);
+  }
+  // one statement takes a redemption, so max_redemptions holds under concurrency
+  const { rows } = await db.query<CouponRow>(
+    `UPDATE coupons SET times_redeemed = times_redeemed + 1
+      WHERE organization_id = $1 AND coupon_id = $2 AND archived_at IS NULL AND (redeem_by IS NULL OR redeem_by > $3)
+        AND (max_redemptions IS NULL OR times_redeemed < max_redemptions) RETURNING ${COLS}`,
+    [orgId, input.coupon_id, now],
+  );
+  if (!rows[0]) {
+    const c = await db.query<CouponRow>(`SELECT ${COLS} FROM coupons WHERE organization_id = $1 AND coupon_id = $2`, [
+      orgId,
+      input.coupon_id,
+    ]);
+    const row = c.rows[0];
+    if (!row) throw notFound('coupon', input.coupon_id);
+    const why = row.archived_at
+      ? 'is archived'
+      : row.redeem_by && row.redeem_by.getTime() <= now.getTime()
+        ? `could be redeemed until ${row.redeem_by.toISOString()}`
+        : `reached its ${row.max_redemptions} redemptions`;
+    throw conflict(`coupon "${input.coupon_id}" ${why}`);
+  }
+  if (rows[0].currency && rows[0].currency.trim() !== customer.currency.trim())
+    throw badRequest(`coupon "${input.coupon_id}" is in ${rows[0].currency.trim()}, the customer pays in ${customer.currency.trim()}`);
+  const id = newId('red');
+  const r = await db.query<{ created_at: Date }>(
+    `INSERT INTO coupon_redemptions (organization_id, redemption_id, coupon_id, customer_id, subscription_id) VALUES ($1, $2, $3, $4, $5) RETURNING created_at`,
+    [orgId, id, input.coupon_id, customerId, input.subscription_id ?? null],
+  );
+  return {
+    redemption_id: id,
+    coupon_id: input.coupon_id,
+    customer_id: customerId,
+    subscription_id: input.subscription_id ?? null,
+    invoices_applied: 0,
+    created_at: r.rows[0]!.created_at.toISOString(),
+  };
 }

@@ -74,22 +74,31 @@ export async function grantCredit(
   const now = deps.now();
   const customer = await customers.getCustomer(deps.pool, orgId, customerId);
   if (!customer) throw notFound('customer', customerId);
+  return withTransaction(deps.pool, (db) => grantCreditIn(db, orgId, customer, input, now));
+}
+
+/** grantCredit inside the caller's transaction `db` (e.g. a referral's rewards, referrals/service.ts). */
+export async function grantCreditIn(
+  db: PgClient,
+  orgId: string,
+  customer: { customer_id: string; currency: string },
+  input: { amount: string; currency?: string; effective_at?: string; expires_at?: string | null; priority?: number; description?: string },
+  now: Date,
+) {
+  const customerId = customer.customer_id;
   const currency = input.currency ?? customer.currency.trim();
   const amount = minorOf(input.amount, currency);
   const effective = input.effective_at ? new Date(input.effective_at) : now;
   const expires = input.expires_at ? new Date(input.expires_at) : null;
   if (expires && expires.getTime() <= effective.getTime()) throw badRequest('expires_at must be after effective_at');
   const grantId = newId('cg');
-  const row = await withTransaction(deps.pool, async (db) => {
-    const { rows } = await db.query<GrantRow>(
-      `INSERT INTO credit_grants (organization_id, grant_id, customer_id, currency, amount_minor, remaining_minor, priority, effective_at, expires_at, description)
-       VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9) RETURNING ${COLS}`,
-      [orgId, grantId, customerId, currency, amount.toString(), input.priority ?? 0, effective, expires, input.description ?? null],
-    );
-    await record(db, orgId, { grant_id: grantId, customer_id: customerId }, 'grant', amount);
-    return rows[0]!;
-  });
-  return grantJson(row, now);
+  const { rows } = await db.query<GrantRow>(
+    `INSERT INTO credit_grants (organization_id, grant_id, customer_id, currency, amount_minor, remaining_minor, priority, effective_at, expires_at, description)
+     VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9) RETURNING ${COLS}`,
+    [orgId, grantId, customerId, currency, amount.toString(), input.priority ?? 0, effective, expires, input.description ?? null],
+  );
+  await record(db, orgId, { grant_id: grantId, customer_id: customerId }, 'grant', amount);
+  return grantJson(rows[0]!, now);
 }
 
 async function lockGrant(db: PgClient, orgId: string, grantId: string) {
