@@ -1007,3 +1007,133 @@ export const InvoicePayments = Type.Object({
   payments: Type.Array(Payment),
 });
 export const PaymentParams = Type.Object({ payment_id: Type.String() });
+
+// ---- referrals (#15 item 4: Autumn referral codes; rewards are coupons and/or credit grants) ----------
+
+/** What one side of a redemption gets: a coupon (redeemed for the customer), a credit grant, or both. */
+export const ReferralRewardInput = Type.Object(
+  {
+    coupon_id: Type.Optional(Type.String({ description: 'an existing coupon, redeemed for the customer (all its invoices)' })),
+    credit_amount: Type.Optional(Amount),
+    credit_currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: 'required with credit_amount' })),
+    credit_expires_in_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export const ReferralReward = Type.Object({
+  coupon_id: Nullable(Type.String()),
+  credit_amount: Nullable(Type.String()),
+  credit_currency: Nullable(Type.String()),
+  credit_expires_in_days: Nullable(Type.Integer()),
+});
+export const CreateReferralProgramBody = Type.Object(
+  {
+    program_id: Id,
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    referrer_reward: Type.Optional(ReferralRewardInput),
+    redeemer_reward: Type.Optional(ReferralRewardInput),
+    max_redemptions: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'per code; default unlimited' })),
+    expires_at: Type.Optional(Nullable(DateTime)),
+  },
+  { additionalProperties: false },
+);
+export type CreateReferralProgramInput = Static<typeof CreateReferralProgramBody>;
+export const ReferralProgram = Type.Object({
+  program_id: Type.String(),
+  name: Type.String(),
+  referrer_reward: Nullable(ReferralReward),
+  redeemer_reward: Nullable(ReferralReward),
+  max_redemptions: Nullable(Type.Integer()),
+  expires_at: Nullable(Type.String()),
+  archived_at: Nullable(Type.String()),
+  created_at: Type.String(),
+});
+export const ReferralProgramParams = Type.Object({ program_id: Type.String() });
+export const ReferralCodeBody = Type.Object({ customer_id: Type.String(), program_id: Type.String() }, { additionalProperties: false });
+export const ReferralCode = Type.Object({
+  code: Type.String(),
+  program_id: Type.String(),
+  customer_id: Type.String(),
+  times_redeemed: Type.Integer(),
+  max_redemptions: Nullable(Type.Integer()),
+  expires_at: Nullable(Type.String()),
+  created_at: Type.String(),
+});
+export const ReferralCodeParams = Type.Object({ code: Type.String() });
+export const RedeemReferralBody = Type.Object(
+  { code: Type.String({ minLength: 1, maxLength: 64 }), customer_id: Type.String() },
+  { additionalProperties: false },
+);
+export const GrantedReward = Type.Object({
+  coupon_redemption_id: Nullable(Type.String()),
+  credit_grant_id: Nullable(Type.String()),
+});
+export const ReferralRedemption = Type.Object({
+  redemption_id: Type.String(),
+  code: Type.String(),
+  program_id: Type.String(),
+  referrer_id: Type.String(),
+  customer_id: Type.String(),
+  referrer_reward: GrantedReward,
+  redeemer_reward: GrantedReward,
+  created_at: Type.String(),
+});
+export type ReferralRedemption = Static<typeof ReferralRedemption>;
+
+// ---- checkout and billing portal (#15 item 5: Autumn attach/checkout, hosted payment providers) -------
+
+export const AttachBody = Type.Object(
+  {
+    ...CreateSubscriptionBody.properties,
+    provider: Type.Optional(Type.String({ description: 'payment provider; default "manual" (no checkout: subscribed at once)' })),
+    success_url: Type.Optional(Type.String({ format: 'uri', maxLength: 2000 })),
+    force_checkout: Type.Optional(
+      Type.Boolean({ description: 'open a checkout even when nothing is due now (refused by a provider without checkout)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type AttachInput = Static<typeof AttachBody>;
+export const CHECKOUT_STATUSES = ['open', 'completed', 'expired', 'canceled'] as const;
+export const Checkout = Type.Object({
+  checkout_id: Type.String(),
+  customer_id: Type.String(),
+  plan_id: Type.String(),
+  subscription_id: Type.String({ description: 'reserved: the subscription that completing creates' }),
+  provider: Type.String(),
+  status: StringEnum(CHECKOUT_STATUSES),
+  payment_url: Nullable(Type.String()),
+  success_url: Nullable(Type.String()),
+  amount_due: Type.String({ description: 'the first invoice before coupons and credits' }),
+  currency: Type.String(),
+  provider_reference: Nullable(Type.String()),
+  expires_at: Nullable(Type.String()),
+  completed_at: Nullable(Type.String()),
+  created_at: Type.String(),
+});
+/** `subscription` when subscribed now; `payment_url` + `checkout_id` when the customer must pay first. */
+export const AttachResult = Type.Object({
+  status: StringEnum(['subscribed', 'checkout_required'] as const),
+  subscription: Nullable(Subscription),
+  checkout_id: Nullable(Type.String()),
+  payment_url: Nullable(Type.String()),
+});
+export type AttachResult = Static<typeof AttachResult>;
+export const CheckoutParams = Type.Object({ checkout_id: Type.String() });
+export const CompleteCheckoutBody = Type.Object(
+  {
+    provider_reference: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, description: "the provider's session id; must match when the checkout has one" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const CompletedCheckout = Type.Object({ checkout: Checkout, subscription: Subscription });
+export const BillingPortalBody = Type.Object(
+  {
+    provider: Type.Optional(Type.String({ description: 'default "manual" (no portal: 501 not_supported)' })),
+    return_url: Type.Optional(Type.String({ format: 'uri', maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+export const BillingPortal = Type.Object({ url: Type.String() });

@@ -45,6 +45,9 @@ import { kafkaUsageProgress } from './usage/progress.ts';
 import { UsageLedger } from './usage/ledger.ts';
 import { UsageReadings } from './usage/readings.ts';
 import { billingMetrics } from './telemetry.ts';
+import { PROVIDERS } from './payments/provider.ts';
+import { referralRoutes } from './referrals/routes.ts';
+import { checkoutRoutes } from './checkout/routes.ts';
 
 export interface BillingOptions {
   /** How often due subscriptions are renewed/ended (ms); 0 disables the loop. */
@@ -98,6 +101,7 @@ export function buildDeps(config: Config, partial: Partial<Deps> = {}, opts: Bil
         onError: (err) => logger.debug({ err: err.message }, 'catalog change subscriber error'),
       }),
     now: partial.now ?? (() => new Date()),
+    paymentProviders: partial.paymentProviders ?? PROVIDERS,
   };
 }
 
@@ -147,6 +151,8 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await webhookRoutes(v1, deps);
     await alertRoutes(v1, deps);
     await paymentRoutes(v1, deps);
+    await referralRoutes(v1, deps);
+    await checkoutRoutes(v1, deps);
   });
   return app;
 }

@@ -7,6 +7,7 @@ import type { UsageReadings } from './usage/readings.ts';
 import type { CatalogCache } from './cache.ts';
 import type { Registry } from 'prom-client';
 import type { BillingMetrics } from './telemetry.ts';
+import type { PaymentProvider } from './payments/provider.ts';
 
 /** Everything the routes and services use, built once by startBilling (tests may inject parts). */
 export interface Deps {
@@ -27,4 +28,6 @@ export interface Deps {
   now: () => Date;
   registry: Registry;
   metrics: BillingMetrics;
+  /** Payment providers by name for attach/checkout and the billing portal (default payments/provider.ts PROVIDERS; tests add fakes). */
+  paymentProviders?: Record<string, PaymentProvider>;
 }

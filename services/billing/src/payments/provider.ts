@@ -22,6 +22,39 @@ export interface ChargeRequest {
   reference?: string;
 }
 
+/**
+ * A hosted checkout for POST /v1/attach (checkout/service.ts). Billing has stored the checkout row
+ * (status open, subscription id reserved) before calling; the provider shows the payment page at `url`.
+ */
+export interface CheckoutRequest {
+  /** = checkout_id: a retried call with the same key must return the same session */
+  idempotency_key: string;
+  checkout_id: string;
+  organization_id: string;
+  customer: { customer_id: string; name: string | null; email: string | null; currency: string };
+  plan: { plan_id: string; version: number; name: string; interval: string };
+  /** the first invoice of the subscription (before coupons and credits), minor units of `currency` */
+  amount_due_minor: bigint;
+  currency: string;
+  /** where the payment page sends the customer afterwards (the caller's, passed through) */
+  success_url: string | null;
+  /** the path the provider (or its webhook receiver) calls, with the organization's API key, once paid */
+  complete_path: string;
+}
+
+export interface CheckoutSession {
+  url: string;
+  /** the provider's id of the session (unique per provider); completion may be asked to repeat it */
+  reference: string | null;
+  expires_at?: Date | null;
+}
+
+export interface PortalRequest {
+  organization_id: string;
+  customer: { customer_id: string; name: string | null; email: string | null; currency: string };
+  return_url: string | null;
+}
+
 export interface PaymentProvider {
   readonly name: string;
   charge(req: ChargeRequest): Promise<{ status: PaymentStatus; reference: string | null }>;
@@ -29,6 +62,15 @@ export interface PaymentProvider {
     status: PaymentStatus;
     reference: string | null;
   }>;
+  /**
+   * Hosted providers only (absent: attach subscribes at once). Opens a payment page for the first
+   * invoice; idempotent on idempotency_key. When the customer has paid, the provider's side (its
+   * webhook receiver, verified by the adapter) calls POST {complete_path} with { provider_reference };
+   * completion is idempotent (a repeat answers the same subscription), so at-least-once delivery is fine.
+   */
+  createCheckout?(req: CheckoutRequest): Promise<CheckoutSession>;
+  /** Hosted providers only (absent: 501 not_supported). A short-lived URL of the customer's billing portal. */
+  createPortalSession?(req: PortalRequest): Promise<{ url: string }>;
 }
 
 /** Payments made outside Meterline, recorded through the API: they succeed as recorded. */
