@@ -168,6 +168,23 @@ export const Metric = Type.Object({
 });
 export type Metric = Static<typeof Metric>;
 export const MetricParams = Type.Object({ metric_id: Type.String() });
+/** One version of a metric's definition (GET /v1/metrics/:id/versions; invoice lines name theirs in metric_version). */
+export const MetricVersion = Type.Object({
+  metric_id: Type.String(),
+  version: Type.Integer(),
+  name: Nullable(Type.String()),
+  event_name: Type.String(),
+  aggregation: StringEnum(AGGREGATIONS),
+  property: Nullable(Type.String()),
+  filters: Type.Array(FreeObject<MetricFilter>()),
+  group_by: Type.Array(Type.String()),
+  valid_from: Type.String({ description: 'when this version became the current definition' }),
+  superseded_at: Nullable(Type.String({ description: 'when the next version replaced it; null for the current version' })),
+  created_at: Type.String(),
+});
+export type MetricVersion = Static<typeof MetricVersion>;
+/** GET /v1/metrics/:id: the metric and its version history (oldest first, at most 100; the versions list pages further). */
+export const MetricWithVersions = Type.Object({ ...Metric.properties, versions: Type.Array(MetricVersion) });
 
 // ---- plans and pricing -----------------------------------------------------------------------------
 
@@ -405,12 +422,31 @@ export const SubscriptionParams = Type.Object({ subscription_id: Type.String() }
 
 // ---- invoices --------------------------------------------------------------------------------------
 
+/** `csv`: the answer as an RFC 4180 CSV file (also Accept: text/csv); `json` (default) forces JSON. */
+export const ExportFormat = StringEnum(['json', 'csv'] as const, {
+  description: 'csv: an RFC 4180 CSV download of the whole answer (also chosen by Accept: text/csv); json (default)',
+});
 export const InvoiceStatus = Type.Union(
   [Type.Literal('draft'), Type.Literal('finalized'), Type.Literal('paid'), Type.Literal('void'), Type.Literal('uncollectible')],
   {
     description: 'draft (usage still counted during the grace period) -> finalized (numbered, owed, frozen) -> paid | void | uncollectible',
   },
 );
+/**
+ * One invoice line (free-form: kind, description, quantity, amount, amount_minor, amount_due, period_start/end, ...).
+ * Usage and usage_adjustment lines carry metric_id and metric_version: the metric version whose rollups priced
+ * the line (null on lines written before migration 0011); GET /v1/metrics/:id/versions has its definition.
+ */
+export const InvoiceLine = Type.Unsafe<Record<string, unknown> & { metric_id?: string; metric_version?: number | null }>({
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    metric_version: {
+      type: ['integer', 'null'],
+      description: 'usage lines: the metric version whose rollups priced this line (null: written before metric versions were recorded)',
+    },
+  },
+});
 export const Invoice = Type.Object({
   invoice_id: Type.String(),
   /** per organization, gapless, assigned at finalization (INV-000001, ...) */
@@ -423,7 +459,7 @@ export const Invoice = Type.Object({
   period_end: Type.String(),
   reason: Type.String(),
   total: Type.String(),
-  line_items: Type.Array(FreeObject()),
+  line_items: Type.Array(InvoiceLine),
   grace_until: Nullable(Type.String({ description: 'drafts: when the grace period for late usage ends' })),
   finalized_at: Nullable(Type.String()),
   paid_at: Nullable(Type.String()),
@@ -471,6 +507,11 @@ export const ListInvoicesQuery = Type.Object(
     customer_id: Type.Optional(Type.String()),
     subscription_id: Type.Optional(Type.String()),
     status: Type.Optional(InvoiceStatus),
+    created_from: Type.Optional(Type.String({ format: 'date-time', description: 'created_at >= this' })),
+    created_to: Type.Optional(Type.String({ format: 'date-time', description: 'created_at < this' })),
+    period_from: Type.Optional(Type.String({ format: 'date-time', description: 'period_start >= this' })),
+    period_to: Type.Optional(Type.String({ format: 'date-time', description: 'period_start < this' })),
+    format: Type.Optional(ExportFormat),
   },
   { additionalProperties: false },
 );
@@ -637,6 +678,7 @@ export const UsageQuery = Type.Object(
     ),
     group_by: Type.Optional(Type.Boolean({ default: false })),
     ...PaginationQuery,
+    format: Type.Optional(ExportFormat),
   },
   { additionalProperties: false },
 );

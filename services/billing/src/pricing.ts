@@ -39,6 +39,8 @@ export interface LineItem {
   kind: 'flat_fee' | 'usage' | 'proration_credit' | 'proration_charge';
   description: string;
   metric_id?: string;
+  /** usage lines: the metric version whose rollups priced the line (absent on lines written before migration 0011) */
+  metric_version?: number;
   group?: Record<string, string>;
   quantity: string;
   amount: string; // exact decimal, major units

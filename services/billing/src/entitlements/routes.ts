@@ -25,6 +25,8 @@ import * as svc from './service.ts';
 import { ApiError } from '../http/errors.ts';
 import { IdempotencyStore, requestFingerprint, type IdempotencyOptions } from '../usage/idempotency.ts';
 import { idempotentEventIds } from '../usage/recorder.ts';
+import { csvHeaders, wantsCsv } from '../exports/csv.ts';
+import { usageCsv, usageCsvFileName } from '../exports/usage.ts';
 
 const KEY_RE = new RegExp(ID_PATTERN);
 
@@ -170,16 +172,18 @@ export async function entitlementRoutes(
     '/v1/usage',
     {
       schema: {
-        summary: 'Usage of a customer for a feature or metric over a range, optionally per hour/day/month in a time zone',
+        summary:
+          'Usage of a customer for a feature or metric over a range, optionally per hour/day/month in a time zone (format=csv or Accept: text/csv: the whole series as CSV)',
         tags: ['usage'],
         querystring: UsageQuery,
         response: { 200: UsageSeries, 400: ErrorResponse, 404: ErrorResponse },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const q = req.query;
       const page = pageParams(q);
       const r = await svc.usageSeries(deps, req.orgId, q);
+      if (wantsCsv(req, q.format)) return csvHeaders(reply, usageCsvFileName(r)).send(usageCsv(r) as never);
       return { ...r, ...pageOf(r.data.slice(page.offset, page.offset + page.limit + 1), page) };
     },
   );

@@ -570,6 +570,7 @@ export async function usageSeries(
     metric_version: m.version,
     metric_version_status: versionStatus,
     total: sumRows(def, rows),
-    data: rows.map((r) => ({ window_start: r.windowStart?.toISOString() ?? null, groups: r.groups, value: r.value })),
+    // exact: the decimal text for the CSV export (exports/usage.ts); the JSON schema (UsagePoint) leaves it out
+    data: rows.map((r) => ({ window_start: r.windowStart?.toISOString() ?? null, groups: r.groups, value: r.value, exact: r.exact })),
   };
 }

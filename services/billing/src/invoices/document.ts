@@ -95,7 +95,8 @@ export function renderInvoiceDocument({ invoice, customer, organizationName }: I
     .map((l) => {
       const line = l as (typeof inv.line_items)[number] & { group?: Record<string, string>; period_start?: string; period_end?: string };
       const group = line.group && Object.keys(line.group).length ? Object.entries(line.group).map(([k, v]) => `${k}: ${v}`) : [];
-      const detail = [line.kind.replaceAll('_', ' '), ...group].join(' · ');
+      const version = typeof line.metric_version === 'number' ? [`${line.metric_id ?? 'metric'} v${line.metric_version}`] : [];
+      const detail = [line.kind.replaceAll('_', ' '), ...group, ...version].join(' · ');
       return `<tr>
 <td>${esc(line.description)}<span class="kind">${esc(detail)}</span></td>
 <td>${esc(period(line.period_start ?? inv.period_start, line.period_end ?? inv.period_end))}</td>

@@ -87,6 +87,7 @@ async function adjustmentLines(
         kind: 'usage_adjustment',
         description: `Late usage: ${now_?.description ?? key} (${label}, invoice ${prior.number ?? prior.invoice_id})`,
         ...(now_?.metric_id ? { metric_id: now_.metric_id } : {}),
+        ...(now_?.metric_version !== undefined ? { metric_version: now_.metric_version } : {}),
         ...(now_?.group ? { group: now_.group } : {}),
         quantity: q.toFixed(),
         amount: fromMinor(a.toString(), cur),

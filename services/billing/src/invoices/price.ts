@@ -49,9 +49,13 @@ export function usageLinesCovering(plan: PlanVersion, usage: ComponentUsage[], f
   return usageLines(plan, usage).map(covering(from, to));
 }
 
-/** Usage lines of a plan version for some usage. */
+/** Usage lines of a plan version for some usage; each names the metric version whose rollups it priced. */
 export function usageLines(plan: PlanVersion, usage: ComponentUsage[]): PricedLine[] {
-  return usage.flatMap((u) => priceComponent(u.component, u.rows, plan.currency.trim()));
+  return usage.flatMap((u) =>
+    priceComponent(u.component, u.rows, plan.currency.trim()).map((l) =>
+      u.metric_version === undefined ? l : { ...l, metric_version: u.metric_version },
+    ),
+  );
 }
 
 export function startLines(plan: PlanVersion, s: SubscriptionRow): LineItem[] {

@@ -17,6 +17,8 @@ import { typed } from '../http/typed.ts';
 import { transition } from './lifecycle.ts';
 import { runDueSubscriptions } from './scheduler.ts';
 import * as store from './store.ts';
+import { wantsCsv } from '../exports/csv.ts';
+import { exportFilter, invoiceExportRoutes, sendInvoiceCsv } from '../exports/invoices.ts';
 
 const TRANSITIONS = {
   finalize: {
@@ -33,13 +35,22 @@ export async function invoiceRoutes(instance: FastifyInstance, deps: Deps): Prom
   app.get(
     '/v1/invoices',
     {
-      schema: { summary: 'List invoices', tags: ['invoices'], querystring: ListInvoicesQuery, response: { 200: Page(Invoice) } },
+      schema: {
+        summary: 'List invoices (format=csv or Accept: text/csv: the CSV export of every matching invoice, as /v1/invoices/export.csv)',
+        tags: ['invoices'],
+        querystring: ListInvoicesQuery,
+        response: { 200: Page(Invoice), 400: ErrorResponse },
+      },
     },
-    async (req) => {
+    async (req, reply) => {
       const q = req.query;
-      return pageOf((await store.listInvoices(deps.pool, req.orgId, { ...q, ...pageParams(q) })).map(store.invoiceJson), q);
+      if (wantsCsv(req, q.format)) return sendInvoiceCsv(deps, req.orgId, q, reply);
+      const { created_from, created_to, period_from, period_to } = exportFilter(q);
+      const filter = { ...q, created_from, created_to, period_from, period_to, ...pageParams(q) };
+      return pageOf((await store.listInvoices(deps.pool, req.orgId, filter)).map(store.invoiceJson), q);
     },
   );
+  await invoiceExportRoutes(instance, deps);
   app.get(
     '/v1/invoices/:invoice_id',
     { schema: { summary: 'Get an invoice', tags: ['invoices'], params: InvoiceParams, response: { 200: Invoice, 404: ErrorResponse } } },

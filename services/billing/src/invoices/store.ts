@@ -11,6 +11,8 @@ export interface AdjustmentLine {
   kind: 'usage_adjustment';
   description: string;
   metric_id?: string;
+  /** the metric version whose rollups priced the period's usage now (metric-version history: migration 0011) */
+  metric_version?: number;
   group?: Record<string, string>;
   /** the change of the billed quantity (exact decimal; negative when usage went down) */
   quantity: string;
@@ -31,6 +33,7 @@ export interface SettlementLine {
   coupon_id?: string;
   grant_id?: string;
   metric_id?: undefined;
+  metric_version?: undefined;
   group?: undefined;
 }
 
@@ -77,7 +80,12 @@ export function invoiceJson(r: InvoiceRow) {
     period_end: r.period_end.toISOString(),
     reason: r.reason,
     total: fromMinor(r.total_minor, cur),
-    line_items: r.line_items.map((l) => ({ ...l, amount_due: fromMinor(l.amount_minor, cur) })),
+    line_items: r.line_items.map((l) => ({
+      ...l,
+      // usage lines name the metric version that priced them; null on lines written before migration 0011
+      ...(l.kind === 'usage' || l.kind === 'usage_adjustment' ? { metric_version: l.metric_version ?? null } : {}),
+      amount_due: fromMinor(l.amount_minor, cur),
+    })),
     /** drafts: when the grace period for late usage ends and the invoice is finalized */
     grace_until: r.status === 'draft' ? iso(r.grace_until) : null,
     finalized_at: iso(r.finalized_at),
@@ -262,13 +270,37 @@ export async function recordBilledUsage(
 export async function listInvoices(
   pool: PgPool,
   orgId: string,
-  o: { customer_id?: string; subscription_id?: string; status?: InvoiceStatus; limit: number; offset: number },
+  o: {
+    customer_id?: string;
+    subscription_id?: string;
+    status?: InvoiceStatus;
+    /** created_at in [created_from, created_to), period_start in [period_from, period_to) (the CSV export's filters too) */
+    created_from?: Date | null;
+    created_to?: Date | null;
+    period_from?: Date | null;
+    period_to?: Date | null;
+    limit: number;
+    offset: number;
+  },
 ) {
   const { rows } = await pool.query<InvoiceRow>(
     `SELECT ${COLS} FROM invoices WHERE organization_id = $1 AND ($2::text IS NULL OR customer_id = $2) AND ($3::text IS NULL OR subscription_id = $3)
        AND ($6::text IS NULL OR status = $6)
+       AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8)
+       AND ($9::timestamptz IS NULL OR period_start >= $9) AND ($10::timestamptz IS NULL OR period_start < $10)
      ORDER BY created_at, period_start, invoice_id LIMIT $4 OFFSET $5`,
-    [orgId, o.customer_id ?? null, o.subscription_id ?? null, o.limit + 1, o.offset, o.status ?? null],
+    [
+      orgId,
+      o.customer_id ?? null,
+      o.subscription_id ?? null,
+      o.limit + 1,
+      o.offset,
+      o.status ?? null,
+      o.created_from ?? null,
+      o.created_to ?? null,
+      o.period_from ?? null,
+      o.period_to ?? null,
+    ],
   );
   return rows;
 }

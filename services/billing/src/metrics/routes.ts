@@ -1,5 +1,16 @@
 import type { FastifyInstance } from 'fastify';
-import { CreateMetricBody, ErrorResponse, ListArchivableQuery, Metric, MetricParams, Page, UpdateMetricBody } from '@meterline/contracts';
+import {
+  CreateMetricBody,
+  ErrorResponse,
+  ListArchivableQuery,
+  Metric,
+  MetricParams,
+  MetricVersion,
+  MetricWithVersions,
+  Page,
+  PageQuery,
+  UpdateMetricBody,
+} from '@meterline/contracts';
 import type { Deps } from '../deps.ts';
 import { notFound } from '../http/errors.ts';
 import { pageOf, pageParams } from '../http/pagination.ts';
@@ -43,13 +54,43 @@ export async function metricRoutes(instance: FastifyInstance, deps: Deps): Promi
   app.get(
     '/v1/metrics/:metric_id',
     {
-      schema: { summary: 'Get a billable metric', tags: ['metrics'], params: MetricParams, response: { 200: Metric, 404: ErrorResponse } },
+      schema: {
+        summary: 'Get a billable metric and its version history (oldest first, at most 100 versions)',
+        tags: ['metrics'],
+        params: MetricParams,
+        response: { 200: MetricWithVersions, 404: ErrorResponse },
+      },
     },
     async (req) => {
       const id = req.params.metric_id;
-      const row = await store.getMetric(deps.pool, req.orgId, id);
+      const [row, versions] = await Promise.all([
+        store.getMetric(deps.pool, req.orgId, id),
+        store.listMetricVersions(deps.pool, req.orgId, id, { limit: 99, offset: 0 }),
+      ]);
       if (!row) throw notFound('metric', id);
-      return store.metricJson(row);
+      return { ...store.metricJson(row), versions: versions.map(store.metricVersionJson) };
+    },
+  );
+  app.get(
+    '/v1/metrics/:metric_id/versions',
+    {
+      schema: {
+        summary: "A metric's definition versions, oldest first: what each version aggregated, valid_from / superseded_at",
+        tags: ['metrics'],
+        params: MetricParams,
+        querystring: PageQuery,
+        response: { 200: Page(MetricVersion), 404: ErrorResponse },
+      },
+    },
+    async (req) => {
+      const id = req.params.metric_id;
+      const q = req.query;
+      const [row, versions] = await Promise.all([
+        store.getMetric(deps.pool, req.orgId, id),
+        store.listMetricVersions(deps.pool, req.orgId, id, pageParams(q)),
+      ]);
+      if (!row) throw notFound('metric', id);
+      return pageOf(versions.map(store.metricVersionJson), q);
     },
   );
   app.patch(

@@ -92,3 +92,40 @@ export async function archiveMetric(pool: PgPool, orgId: string, metricId: strin
   );
   return rows[0] ?? null;
 }
+
+// ---- version history (migration 0011_metric_versions.sql: a trigger on billable_metrics writes it in
+// the same transaction as every create and update) --------------------------------------------------
+
+export interface MetricVersionRow {
+  metric_id: string;
+  version: number;
+  name: string | null;
+  event_name: string;
+  aggregation: MetricDefinition['aggregation'];
+  property: string | null;
+  filters: MetricDefinition['filters'];
+  group_by: string[];
+  valid_from: Date;
+  superseded_at: Date | null;
+  created_at: Date;
+}
+const VERSION_COLS =
+  'metric_id, version, name, event_name, aggregation, property, filters, group_by, valid_from, superseded_at, created_at';
+
+export function metricVersionJson(r: MetricVersionRow) {
+  return {
+    ...r,
+    valid_from: r.valid_from.toISOString(),
+    superseded_at: r.superseded_at?.toISOString() ?? null,
+    created_at: r.created_at.toISOString(),
+  };
+}
+
+/** A metric's versions, oldest first (limit + 1 rows: pageOf tells has_more). */
+export async function listMetricVersions(pool: PgPool, orgId: string, metricId: string, o: { limit: number; offset: number }) {
+  const { rows } = await pool.query<MetricVersionRow>(
+    `SELECT ${VERSION_COLS} FROM billable_metric_versions WHERE organization_id = $1 AND metric_id = $2 ORDER BY version LIMIT $3 OFFSET $4`,
+    [orgId, metricId, o.limit + 1, o.offset],
+  );
+  return rows;
+}

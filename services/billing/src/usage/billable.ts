@@ -10,6 +10,8 @@ import type { UsageQuery, UsageRow } from './reader.ts';
 export interface ComponentUsage {
   component: PlanComponent;
   rows: UsageAmount[];
+  /** The metric version whose rollups were read (invoice lines record it: metric_version). */
+  metric_version?: number;
 }
 
 /** Usage per component of `plan` for one customer over [from, to); components whose metric is gone are skipped. */
@@ -37,7 +39,7 @@ export async function componentUsage(
           })
         : [];
     // the exact decimal text (Decimal(38, 12) rollups), never the JS number: 0.1 + 0.2 is priced as 0.3
-    out.push({ component: c, rows: rows.map((r) => ({ groups: r.groups, value: r.exact ?? String(r.value) })) });
+    out.push({ component: c, rows: rows.map((r) => ({ groups: r.groups, value: r.exact ?? String(r.value) })), metric_version: m.version });
   }
   return out;
 }
@@ -148,7 +150,11 @@ export async function usageBatch(
           if (!got) return undefined;
           rows = got;
         }
-        out.push({ component: c, rows: rows.map((r) => ({ groups: r.groups, value: r.exact ?? String(r.value) })) });
+        out.push({
+          component: c,
+          rows: rows.map((r) => ({ groups: r.groups, value: r.exact ?? String(r.value) })),
+          metric_version: m.version,
+        });
       }
       return out;
     },
