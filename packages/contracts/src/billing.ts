@@ -300,7 +300,12 @@ const PlanFields = {
   components: Type.Optional(Type.Array(PlanComponent, { maxItems: 50 })),
   entitlements: Type.Optional(Type.Array(PlanEntitlement, { maxItems: 200 })),
 };
-export const CreatePlanBody = Type.Object({ plan_id: Id, ...PlanFields }, { additionalProperties: false });
+/** base: a plan a customer subscribes to; add_on: attached to a base subscription with a quantity (POST /v1/subscriptions/{id}/add_ons). */
+export const PLAN_TYPES = ['base', 'add_on'] as const;
+export const CreatePlanBody = Type.Object(
+  { plan_id: Id, ...PlanFields, plan_type: Type.Optional(StringEnum(PLAN_TYPES, { default: 'base' })) },
+  { additionalProperties: false },
+);
 export type CreatePlanInput = Static<typeof CreatePlanBody>;
 export const EditPlanBody = Type.Partial(Type.Object(PlanFields), { additionalProperties: false, minProperties: 1 });
 export type EditPlanInput = Static<typeof EditPlanBody>;
@@ -320,6 +325,7 @@ export const Plan = Type.Object({
   created_at: Type.String(),
   version_created_at: Type.String(),
   archived_at: Nullable(Type.String()),
+  plan_type: Type.Optional(StringEnum(PLAN_TYPES)),
   versions: Type.Optional(Type.Array(PlanVersionSummary, { description: 'GET /v1/plans/{plan_id} only' })),
 });
 export type Plan = Static<typeof Plan>;
@@ -536,6 +542,18 @@ export const ACCESS_DENIED_REASONS = [
   'requested_usage_exceeds_limit',
 ] as const;
 export type AccessDeniedReason = (typeof ACCESS_DENIED_REASONS)[number];
+/** Where an entitlement's grant comes from (services/billing/README.md, "Promotional entitlements", "Add-ons"). */
+export const GRANT_SOURCES = ['plan', 'add_on', 'promotional'] as const;
+/** One contribution to an entitlement: a plan, an add-on (limit x quantity) or a promotional grant. */
+export const EntitlementGrant = Type.Object({
+  source: StringEnum(GRANT_SOURCES),
+  plan_id: Nullable(Type.String()),
+  subscription_id: Nullable(Type.String()),
+  quantity: Nullable(Type.Integer()),
+  usage_limit: Nullable(Type.Number({ description: 'this contribution (an add-on: its limit x quantity); null = unlimited or boolean' })),
+  expires_at: Nullable(Type.String()),
+});
+export type EntitlementGrant = Static<typeof EntitlementGrant>;
 export const Entitlement = Type.Object({
   customer_id: Type.String(),
   feature_id: Type.String(),
@@ -553,6 +571,11 @@ export const Entitlement = Type.Object({
   usage_period_start: Nullable(Type.String()),
   usage_period_end: Nullable(Type.String()),
   subscription_id: Nullable(Type.String()),
+  source: Type.Optional(
+    Nullable(StringEnum(GRANT_SOURCES, { description: 'the grant in force: plan (with its add-ons), add_on, promotional' })),
+  ),
+  expires_at: Type.Optional(Nullable(Type.String({ description: 'a promotional grant in force: when it expires (null = lifetime)' }))),
+  grants: Type.Optional(Type.Array(EntitlementGrant, { description: 'every grant of the feature in force now' })),
 });
 export type Entitlement = Static<typeof Entitlement>;
 export const EntitlementParams = Type.Object({ customer_id: Type.String(), feature_id: Type.String() });
@@ -871,6 +894,8 @@ export const WEBHOOK_EVENT_TYPES = [
   'credits.low',
   'usage.threshold_reached',
   'entitlement.exhausted',
+  'entitlement.granted',
+  'entitlement.revoked',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 /** The payload envelope's version (api_version); a breaking change of any `data` shape gets a new one. */
@@ -1179,3 +1204,63 @@ export const BillingPortalBody = Type.Object(
   { additionalProperties: false },
 );
 export const BillingPortal = Type.Object({ url: Type.String() });
+
+// ---- promotional entitlements and add-ons (services/billing/README.md) ---------------------------------
+
+/** How long a promotional grant lasts (Stigg's periods); custom = until expires_at. */
+export const PROMOTION_PERIODS = ['one_week', 'one_month', 'three_months', 'six_months', 'one_year', 'lifetime', 'custom'] as const;
+export const PROMOTION_RESET_PERIODS = ['day', 'week', 'month', 'year', 'never'] as const;
+export const GrantPromotionalEntitlementBody = Type.Object(
+  {
+    feature_id: Type.String({ minLength: 1 }),
+    usage_limit: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_QUANTITY, description: 'metered features: the limit' })),
+    unlimited: Type.Optional(Type.Boolean({ description: 'metered features: no limit (instead of usage_limit)' })),
+    period: Type.Optional(StringEnum(PROMOTION_PERIODS, { description: 'from now; custom (or expires_at alone) = until expires_at' })),
+    expires_at: Type.Optional(DateTime),
+    reset_period: Type.Optional(
+      StringEnum(PROMOTION_RESET_PERIODS, {
+        description: 'usage windows anchored on the grant instant; never (default) = the whole grant',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type GrantPromotionalEntitlementInput = Static<typeof GrantPromotionalEntitlementBody>;
+export const PromotionalEntitlement = Type.Object({
+  customer_id: Type.String(),
+  feature_id: Type.String(),
+  usage_limit: Nullable(Type.Number()),
+  has_unlimited_usage: Type.Boolean(),
+  reset_period: StringEnum(PROMOTION_RESET_PERIODS),
+  period: StringEnum(PROMOTION_PERIODS),
+  granted_at: Type.String(),
+  expires_at: Nullable(Type.String()),
+  revoked_at: Nullable(Type.String()),
+  status: StringEnum(['active', 'expired', 'revoked'] as const),
+});
+export type PromotionalEntitlement = Static<typeof PromotionalEntitlement>;
+export const ListPromotionalEntitlementsQuery = Type.Object(
+  { ...PaginationQuery, include_inactive: Type.Optional(Type.Boolean({ description: 'also expired and revoked grants' })) },
+  { additionalProperties: false },
+);
+export const PromotionalEntitlementParams = Type.Object({ customer_id: Type.String(), feature_id: Type.String() });
+
+export const AttachAddOnBody = Type.Object(
+  { plan_id: Type.String({ minLength: 1 }), quantity: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 })) },
+  { additionalProperties: false },
+);
+export const UpdateAddOnBody = Type.Object({ quantity: Type.Integer({ minimum: 1, maximum: 1_000_000 }) }, { additionalProperties: false });
+export const AddOnParams = Type.Object({ subscription_id: Type.String(), plan_id: Type.String() });
+export const SubscriptionAddOn = Type.Object({
+  subscription_id: Type.String(),
+  plan_id: Type.String(),
+  plan_version: Type.Integer(),
+  name: Type.String(),
+  quantity: Type.Integer(),
+  started_at: Type.String({ description: 'when the current quantity took effect' }),
+  ended_at: Nullable(Type.String()),
+  unit_price: Amount,
+  flat_fee_timing: Type.String(),
+  invoice_id: Type.Optional(Nullable(Type.String({ description: 'an in-advance add-on: the proration invoice of this change' }))),
+});
+export type SubscriptionAddOn = Static<typeof SubscriptionAddOn>;

@@ -30,6 +30,8 @@ import { planRoutes } from './plans/routes.ts';
 import { subscriptionRoutes } from './subscriptions/routes.ts';
 import { invoiceAdminRoutes, invoiceRoutes } from './invoices/routes.ts';
 import { entitlementRoutes } from './entitlements/routes.ts';
+import { promotionRoutes } from './promotions/routes.ts';
+import { addOnRoutes } from './addons/routes.ts';
 import { invoiceDocumentRoutes } from './invoices/document-routes.ts';
 import { closeFailureRoutes } from './invoices/close-failures.ts';
 import { creditRoutes } from './credits/routes.ts';
@@ -145,6 +147,8 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await invoiceRoutes(v1, deps);
     await invoiceDocumentRoutes(v1, deps);
     await entitlementRoutes(v1, deps);
+    await promotionRoutes(v1, deps);
+    await addOnRoutes(v1, deps);
     await closeFailureRoutes(v1, deps);
     await creditRoutes(v1, deps);
     await couponRoutes(v1, deps);

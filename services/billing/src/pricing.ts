@@ -36,7 +36,7 @@ export interface UsageAmount {
 }
 
 export interface LineItem {
-  kind: 'flat_fee' | 'usage' | 'proration_credit' | 'proration_charge';
+  kind: 'flat_fee' | 'usage' | 'proration_credit' | 'proration_charge' | 'add_on';
   description: string;
   metric_id?: string;
   /** usage lines: the metric version whose rollups priced the line (absent on lines written before migration 0011) */

@@ -11,11 +11,12 @@ import { ApiError, badRequest, notFound } from '../http/errors.ts';
 import * as featureStore from '../features/store.ts';
 import * as metricStore from '../metrics/store.ts';
 import { usageWindow, type UsageWindow } from '../periods.ts';
-import type { PlanEntitlement } from '../plans/store.ts';
+import { bestGrant, grantsFor } from './grants.ts';
 import { newIdempotencyId } from '../usage/recorder.ts';
 import { ledgerAggregation, type LedgerKey, type UsageReading } from '../usage/ledger.ts';
 import { customerSnapshot, type CustomerSnapshot } from './snapshot.ts';
 import { afterUsage } from '../alerts/service.ts';
+import { inForce } from '../promotions/store.ts';
 
 export type DeniedReason =
   | 'no_active_subscription'
@@ -26,29 +27,6 @@ export type DeniedReason =
 
 /** The entitlement answer: the wire contract's type (defined once in @meterline/contracts). */
 export type { Entitlement };
-
-interface Grant {
-  sub: CustomerSnapshot['subscriptions'][number];
-  ent: PlanEntitlement;
-}
-
-/** The most generous grant among active subscriptions: unlimited beats any limit, then the largest limit. */
-function bestGrant(snap: CustomerSnapshot, featureId: string): Grant | null {
-  let best: Grant | null = null;
-  for (const sub of snap.subscriptions) {
-    const ent = sub.plan.entitlements.find((e) => e.feature_id === featureId);
-    if (!ent) continue;
-    const lim = ent.limit ?? null;
-    if (!best) {
-      best = { sub, ent };
-      continue;
-    }
-    const bl = best.ent.limit ?? null;
-    if (bl === null) continue;
-    if (lim === null || lim > bl) best = { sub, ent };
-  }
-  return best;
-}
 
 const sumRows = (m: MetricDefinition, rows: { value: number }[]) =>
   m.aggregation === 'max' || m.aggregation === 'latest'
@@ -140,26 +118,29 @@ async function evaluate(
     usage_period_start: null,
     usage_period_end: null,
     subscription_id: null,
+    source: null,
+    expires_at: null,
+    grants: [],
   };
   const none = (reason: DeniedReason): Evaluated => ({ ent: { ...base, access_denied_reason: reason }, grant: null, metric: null });
-  if (snap.subscriptions.length === 0) return none('no_active_subscription');
-  const grant = bestGrant(snap, feature.feature_id);
-  if (!grant || feature.archived_at) return none('feature_not_in_plan');
-  base.subscription_id = grant.sub.row.subscription_id;
+  const now = deps.now();
+  // plans with their add-ons, and promotional grants (grants.ts): the most generous one is in force
+  const all = feature.archived_at ? [] : grantsFor(snap, feature.feature_id, now);
+  const grant = bestGrant(all);
+  if (!grant) return none(snap.subscriptions.length === 0 ? 'no_active_subscription' : 'feature_not_in_plan');
+  base.subscription_id = grant.sub?.row.subscription_id ?? null;
+  base.source = grant.source;
+  base.expires_at = grant.expiresAt?.toISOString() ?? null;
+  base.grants = all.flatMap((g) => g.grants);
   if (feature.type === 'boolean') return { ent: { ...base, is_granted: true, has_unlimited_usage: true }, grant: null, metric: null };
 
   const m = snap.metrics.get(feature.metric_id!);
   if (!m) return none('feature_not_in_plan');
-  const reset = grant.ent.reset_period ?? 'billing_period';
-  const now = deps.now();
-  const win = usageWindow(
-    reset,
-    { startDate: grant.sub.row.start_date, periodStart: grant.sub.row.current_period_start, periodEnd: grant.sub.row.current_period_end },
-    now,
-  );
-  const limit = grant.ent.limit ?? null;
-  const hard = (grant.ent.limit_type ?? 'hard') === 'hard';
-  const component = grant.sub.plan.components.find((c) => c.metric_id === m.metric_id);
+  const reset = grant.reset;
+  const win = usageWindow(reset, grant.anchor, now);
+  const limit = grant.limit;
+  const hard = grant.limitType === 'hard';
+  const component = grant.sub?.plan.components.find((c) => c.metric_id === m.metric_id);
   const d = await usageDecision(deps, orgId, snap.customer.customer_id, m, win, {
     required: requested,
     limit: hard ? limit : null,
@@ -172,7 +153,7 @@ async function evaluate(
     is_granted: r.allowed,
     access_denied_reason: r.allowed ? null : usageBefore >= (limit ?? Infinity) ? 'usage_limit_exceeded' : 'requested_usage_exceeds_limit',
     usage_limit: limit,
-    limit_type: grant.ent.limit_type ?? 'hard',
+    limit_type: grant.limitType,
     has_unlimited_usage: limit === null,
     current_usage: r.usage,
     remaining: limit === null ? null : Math.max(0, limit - r.usage),
@@ -200,7 +181,16 @@ export async function entitlement(deps: Deps, orgId: string, customerId: string,
 
 export async function allEntitlements(deps: Deps, orgId: string, customerId: string) {
   const snap = await customerSnapshot(deps, orgId, customerId);
-  const ids = [...new Set(snap.subscriptions.flatMap((s) => s.plan.entitlements.map((e) => e.feature_id)))].sort();
+  const now = deps.now();
+  const ids = [
+    ...new Set([
+      ...snap.subscriptions.flatMap((s) => [
+        ...s.plan.entitlements.map((e) => e.feature_id),
+        ...(s.addOns ?? []).flatMap((a) => a.plan.entitlements.map((e) => e.feature_id)),
+      ]),
+      ...(snap.promotions ?? []).filter((p) => inForce(p, now)).map((p) => p.feature_id),
+    ]),
+  ].sort();
   const out: Entitlement[] = [];
   for (const id of ids) {
     const f = snap.features.get(id);

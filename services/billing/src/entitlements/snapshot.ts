@@ -10,10 +10,15 @@ import * as metricStore from '../metrics/store.ts';
 import * as plans from '../plans/store.ts';
 import * as subs from '../subscriptions/store.ts';
 import { currentPeriod } from '../subscriptions/current.ts';
+import { openAddOns } from '../addons/load.ts';
+import type { AddOnSegment } from '../addons/store.ts';
+import * as promotions from '../promotions/store.ts';
 
 export interface CustomerSnapshot {
   customer: customers.CustomerRow;
-  subscriptions: { row: subs.SubscriptionRow; plan: plans.PlanVersion }[];
+  subscriptions: { row: subs.SubscriptionRow; plan: plans.PlanVersion; addOns?: { seg: AddOnSegment; plan: plans.PlanVersion }[] }[];
+  /** Promotional entitlements in force when loaded (each is checked again against the clock when read). */
+  promotions?: promotions.PromotionRow[];
   features: Map<string, featureStore.FeatureRow>;
   metrics: Map<string, metricStore.MetricRow>;
   /** The snapshot is stale from this instant (earliest period end or start among live subscriptions). */
@@ -31,7 +36,23 @@ async function load(deps: Deps, orgId: string, customerId: string): Promise<Cust
   const withPlans = await Promise.all(
     active.map(async (row) => ({ row, plan: (await plans.getPlan(deps.pool, orgId, row.plan_id, row.plan_version))! })),
   );
-  const featureIds = [...new Set(withPlans.flatMap((s) => s.plan.entitlements.map((e) => e.feature_id)))];
+  // add-ons attached to the active subscriptions, and promotional grants (migration 0012)
+  const [addOns, promos] = await Promise.all([
+    openAddOns(
+      deps.pool,
+      orgId,
+      withPlans.map((s) => s.row.subscription_id),
+    ),
+    promotions.customerPromotions(deps.pool, orgId, customerId),
+  ]);
+  const inForce = promos.filter((p) => promotions.inForce(p, now));
+  const featureIds = [
+    ...new Set([
+      ...withPlans.flatMap((s) => s.plan.entitlements.map((e) => e.feature_id)),
+      ...addOns.flatMap((a) => a.plan.entitlements.map((e) => e.feature_id)),
+      ...inForce.map((p) => p.feature_id),
+    ]),
+  ];
   const features = new Map((await featureStore.getFeatures(deps.pool, orgId, featureIds)).map((f) => [f.feature_id, f]));
   const metricIds = new Set([...features.values()].flatMap((f) => (f.metric_id ? [f.metric_id] : [])));
   for (const s of withPlans) for (const c of s.plan.components) metricIds.add(c.metric_id);
@@ -45,7 +66,11 @@ async function load(deps: Deps, orgId: string, customerId: string): Promise<Cust
     ...(s.end_date ? [s.end_date.getTime()] : []),
     ...(s.status === 'not_started' ? [s.start_date.getTime()] : []),
   ]);
-  return { customer, subscriptions: withPlans, features, metrics, validUntilMs: Math.min(Infinity, ...boundaries) };
+  // a promotion's expiry is a boundary too: the first read at or after it loads afresh
+  for (const p of inForce) if (p.expires_at) boundaries.push(p.expires_at.getTime());
+  for (const a of addOns) if (a.seg.started_at.getTime() > now.getTime()) boundaries.push(a.seg.started_at.getTime());
+  const subscriptions = withPlans.map((s) => ({ ...s, addOns: addOns.filter((a) => a.seg.subscription_id === s.row.subscription_id) }));
+  return { customer, subscriptions, promotions: inForce, features, metrics, validUntilMs: Math.min(Infinity, ...boundaries) };
 }
 
 export async function customerSnapshot(deps: Deps, orgId: string, customerId: string): Promise<CustomerSnapshot> {

@@ -16,6 +16,7 @@ import { currentPeriod, elapsedPeriods } from '../subscriptions/current.ts';
 import { newSubscriptionTerms } from '../subscriptions/service.ts';
 import * as subs from '../subscriptions/store.ts';
 import { componentUsage } from '../usage/billable.ts';
+import { periodCloseAddOnLines } from '../addons/load.ts';
 import { periodCloseLines, planChangeLines, startLines, usageLinesCovering, usageStart, type LineItem } from './price.ts';
 
 function preview<E extends { subscription_id: string | null; customer_id: string; reason: string }>(
@@ -47,7 +48,8 @@ export async function upcomingInvoice(deps: Deps, orgId: string, subscriptionId:
   const close = elapsedPeriods(s, s.current_period_end, 1).closes[0]!;
   const from = usageStart(s);
   const usage = await componentUsage(deps, orgId, s.customer_id, plan, from, now);
-  return preview(plan.currency.trim(), from, close.closeAt, periodCloseLines(plan, close, usage), {
+  const addOns = await periodCloseAddOnLines(deps.pool, orgId, close);
+  return preview(plan.currency.trim(), from, close.closeAt, [...periodCloseLines(plan, close, usage), ...addOns], {
     subscription_id: subscriptionId,
     customer_id: s.customer_id,
     reason: 'period_close',

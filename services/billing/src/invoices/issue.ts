@@ -22,6 +22,7 @@ import { periodCloseLines, usageStart, type LineItem } from './price.ts';
 import { finalizeWritten } from './lifecycle.ts';
 import { graceSeconds, insertInvoice } from './store.ts';
 import { invoiceEvent, periodEvents } from '../webhooks/emit.ts';
+import { periodCloseAddOnLines } from '../addons/load.ts';
 
 import { USAGE_REASONS, type InvoiceReason } from './reasons.ts';
 
@@ -118,7 +119,8 @@ export async function closeElapsedLocked(
         'period_close',
         from, // the invoice covers the usage it prices (after a plan change: from the change)
         c.closeAt,
-        periodCloseLines(plan, c, usage),
+        // the subscription's add-ons (addons/price.ts): their own add_on lines
+        [...periodCloseLines(plan, c, usage), ...(await periodCloseAddOnLines(db, orgId, c))],
         now,
       );
       if (id) invoices.push(id);

@@ -8,7 +8,8 @@ export type InvoiceReason =
   | 'plan_change_usage'
   | 'cancel'
   | 'cancel_credit'
-  | 'usage_adjustment';
+  | 'usage_adjustment'
+  | 'add_on_change';
 
 /** Invoices whose lines include usage of their own period. */
 export const USAGE_REASONS: readonly string[] = ['period_close', 'plan_change_usage', 'cancel'];

@@ -9,7 +9,7 @@ import { validatePricing } from '../pricing.ts';
 import { dec } from '../money.ts';
 import * as store from './store.ts';
 
-export type PlanInput = Partial<store.PlanDefinition> & { plan_id?: string };
+export type PlanInput = Partial<store.PlanDefinition> & { plan_id?: string; plan_type?: store.PlanVersion['plan_type'] };
 
 const DEFAULTS: Omit<store.PlanDefinition, 'name' | 'interval'> = {
   currency: 'USD',
@@ -70,13 +70,26 @@ async function validate(deps: Deps, orgId: string, d: store.PlanDefinition): Pro
 export async function createPlan(deps: Deps, orgId: string, input: PlanInput & { plan_id: string }) {
   const d = definitionFrom(input);
   await validate(deps, orgId, d);
-  if (await store.insertPlan(deps.pool, orgId, input.plan_id, d)) {
+  const planType = input.plan_type ?? 'base';
+  // an add-on is priced by its flat fee per unit; usage is priced by the base plan (README, "Add-ons")
+  if (planType === 'add_on' && d.components.length > 0)
+    throw badRequest('an add-on plan has no usage components (price: flat_fee per unit)');
+  if (await store.insertPlan(deps.pool, orgId, input.plan_id, d, planType)) {
     await deps.cache.invalidateOrg(orgId);
     return { created: true, plan: store.planJson((await store.getPlan(deps.pool, orgId, input.plan_id))!) };
   }
   const existing = (await store.getPlan(deps.pool, orgId, input.plan_id))!;
-  const { plan_id: _a, version: _b, current_version: _c, created_at: _d, version_created_at: _e, archived_at, ...def } = existing;
-  if (!archived_at && isDeepStrictEqual(normalizeForCompare(def), normalizeForCompare(d)))
+  const {
+    plan_id: _a,
+    version: _b,
+    current_version: _c,
+    created_at: _d,
+    version_created_at: _e,
+    archived_at,
+    plan_type,
+    ...def
+  } = existing;
+  if (!archived_at && plan_type === planType && isDeepStrictEqual(normalizeForCompare(def), normalizeForCompare(d)))
     return { created: false, plan: store.planJson(existing) };
   throw conflict(`plan "${input.plan_id}" already exists with a different definition; PATCH it to create a new version`);
 }
@@ -91,8 +104,19 @@ export async function editPlan(deps: Deps, orgId: string, planId: string, patch:
   if (!current || current.archived_at) throw notFound('plan', planId);
   next = definitionFrom(patch, current);
   await validate(deps, orgId, next);
+  if (current.plan_type === 'add_on' && next.components.length > 0)
+    throw badRequest('an add-on plan has no usage components (price: flat_fee per unit)');
   const row = await store.addVersion(deps.pool, orgId, planId, (cur) => {
-    const { plan_id: _a, version: _b, current_version: _c, created_at: _d, version_created_at: _e, archived_at: _f, ...def } = cur;
+    const {
+      plan_id: _a,
+      version: _b,
+      current_version: _c,
+      created_at: _d,
+      version_created_at: _e,
+      archived_at: _f,
+      plan_type: _g,
+      ...def
+    } = cur;
     return isDeepStrictEqual(normalizeForCompare(def), normalizeForCompare(next!)) ? null : next;
   });
   if (!row) throw notFound('plan', planId);

@@ -25,10 +25,12 @@ export interface PlanVersion extends PlanDefinition {
   created_at: Date;
   version_created_at: Date;
   archived_at: Date | null;
+  /** base, or add_on (attached to subscriptions with a quantity: addons/service.ts); set at creation */
+  plan_type: 'base' | 'add_on';
 }
 
 const SELECT = `SELECT p.plan_id, v.version, p.current_version, v.name, v.billing_interval AS interval, v.currency, v.flat_fee::text AS flat_fee, v.flat_fee_timing,
-  v.trial_days, v.components, v.entitlements, p.created_at, v.created_at AS version_created_at, p.archived_at
+  v.trial_days, v.components, v.entitlements, p.created_at, v.created_at AS version_created_at, p.archived_at, p.plan_type
   FROM plans p JOIN plan_versions v ON v.organization_id = p.organization_id AND v.plan_id = p.plan_id`;
 
 export function planJson(r: PlanVersion) {
@@ -47,6 +49,7 @@ export function planJson(r: PlanVersion) {
     created_at: r.created_at.toISOString(),
     version_created_at: r.version_created_at.toISOString(),
     archived_at: r.archived_at?.toISOString() ?? null,
+    plan_type: r.plan_type,
   };
 }
 
@@ -71,9 +74,19 @@ async function insertVersion(c: PgClient | PgPool, orgId: string, planId: string
 }
 
 /** Creates plan + version 1; false when the plan id exists. */
-export async function insertPlan(pool: PgPool, orgId: string, planId: string, d: PlanDefinition): Promise<boolean> {
+export async function insertPlan(
+  pool: PgPool,
+  orgId: string,
+  planId: string,
+  d: PlanDefinition,
+  planType: PlanVersion['plan_type'] = 'base',
+): Promise<boolean> {
   return withTransaction(pool, async (c) => {
-    const r = await c.query('INSERT INTO plans (organization_id, plan_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [orgId, planId]);
+    const r = await c.query('INSERT INTO plans (organization_id, plan_id, plan_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
+      orgId,
+      planId,
+      planType,
+    ]);
     if (!r.rowCount) return false;
     await insertVersion(c, orgId, planId, 1, d);
     return true;
