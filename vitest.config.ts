@@ -1,4 +1,9 @@
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
+
+// Workspaces resolve @meterline/sdk to its source through the "@meterline/source" export condition
+// (tsc has it in tsconfig.base.json's customConditions); only installs of the package use its dist/.
+const sourceConditions = { resolve: { conditions: ['@meterline/source', ...defaultServerConditions] } };
 
 // Two projects run by one command (`npm test`):
 //   unit:        *.unit.test.ts, no services, fakes allowed, run in parallel.
@@ -8,6 +13,7 @@ export default defineConfig({
   test: {
     projects: [
       {
+        ssr: sourceConditions,
         test: {
           name: 'unit',
           include: ['packages/*/test/**/*.unit.test.ts', 'services/*/test/**/*.unit.test.ts', 'test/**/*.unit.test.ts'],
@@ -15,6 +21,7 @@ export default defineConfig({
         },
       },
       {
+        ssr: sourceConditions,
         test: {
           name: 'integration',
           include: ['packages/*/test/**/*.int.test.ts', 'services/*/test/**/*.int.test.ts', 'test/**/*.int.test.ts'],
