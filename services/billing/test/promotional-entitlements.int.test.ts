@@ -188,6 +188,23 @@ describe('promotional entitlements', () => {
     expect((await org.api.del(`/v1/customers/${c}/promotional_entitlements/sso`)).status).toBe(404);
   });
 
+  it('grant and revoke write entitlement.granted / entitlement.revoked webhook events (pending deliveries)', async () => {
+    clock = Date.now();
+    const o = await createOrg(billing.url);
+    expect((await o.api.post('/v1/features', { feature_id: 'beta', type: 'boolean' })).status).toBe(201);
+    expect((await o.api.post('/v1/customers', { customer_id: 'w1' })).status).toBe(201);
+    const ep = await o.api.post('/v1/webhook_endpoints', {
+      url: 'http://127.0.0.1:9/hook',
+      event_types: ['entitlement.granted', 'entitlement.revoked'],
+    });
+    expect(ep.status, JSON.stringify(ep.body)).toBe(201);
+    expect((await o.api.post('/v1/customers/w1/promotional_entitlements', { feature_id: 'beta', period: 'one_month' })).status).toBe(201);
+    expect((await o.api.del('/v1/customers/w1/promotional_entitlements/beta')).status).toBe(200);
+    const d = await o.api.get(`/v1/webhook_endpoints/${ep.body.endpoint_id}/deliveries`);
+    expect(d.status, JSON.stringify(d.body)).toBe(200);
+    expect(d.body.data.map((x: any) => x.event_type).sort()).toEqual(['entitlement.granted', 'entitlement.revoked']);
+  });
+
   it('rejects grants that do not fit the feature with precise 400s', async () => {
     clock = Date.now();
     const c = await customer();
