@@ -394,7 +394,7 @@ describe('invoice CSV export', () => {
       })),
     );
     const pick = (r: Record<string, string>) => Object.fromEntries(Object.keys(expected[0]!).map((k) => [k, r[k]]));
-    const byLine = (a: Record<string, string>, b: Record<string, string>) =>
+    const byLine = (a: Record<string, string | undefined>, b: Record<string, string | undefined>) =>
       a.invoice_id! < b.invoice_id! ? -1 : a.invoice_id! > b.invoice_id! ? 1 : Number(a.line_index) - Number(b.line_index);
     expect(rows.map(pick).sort(byLine)).toEqual(expected.sort(byLine));
     expect(rows.length).toBeGreaterThanOrEqual(6);
