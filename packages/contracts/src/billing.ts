@@ -286,6 +286,9 @@ export const PlanEntitlement = Type.Object(
     ),
     limit_type: Type.Optional(StringEnum(['hard', 'soft'] as const)),
     reset_period: Type.Optional(ResetPeriod),
+    per_entity: Type.Optional(
+      Type.Boolean({ description: 'the limit applies to each entity of the customer separately (e.g. 1000 messages per seat)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -602,6 +605,15 @@ export const CheckBody = Type.Object(
   {
     customer_id: Type.String(),
     feature_id: Type.String(),
+    entity_id: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: ID_MAX_LENGTH,
+        pattern: ID_PATTERN,
+        description:
+          "the customer's entity (seat, workspace; POST /v1/customers/:id/entities): usage recorded with it, per_entity limits are its own",
+      }),
+    ),
     required_balance: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_QUANTITY, default: 1 })),
     send_event: Type.Optional(Type.Boolean({ default: false })),
     properties: Type.Optional(Properties),
@@ -614,6 +626,7 @@ export type CheckInput = Static<typeof CheckBody>;
 export const CheckResult = Type.Object({
   allowed: Type.Boolean(),
   customer_id: Type.String(),
+  entity_id: Type.Optional(Type.String()),
   feature_id: Type.String(),
   required_balance: Type.Number(),
   balance: Nullable(Type.Number()),
@@ -665,6 +678,15 @@ export const ReportUsageBody = Type.Object(
   {
     customer_id: Type.String(),
     feature_id: Type.String(),
+    entity_id: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: ID_MAX_LENGTH,
+        pattern: ID_PATTERN,
+        description:
+          "the customer's entity (seat, workspace; POST /v1/customers/:id/entities): usage recorded with it, per_entity limits are its own",
+      }),
+    ),
     value: Type.Number({ minimum: -MAX_QUANTITY, maximum: MAX_QUANTITY }),
     update_behavior: Type.Optional(StringEnum(['delta', 'set'] as const, { default: 'delta' })),
     properties: Type.Optional(Properties),
@@ -691,6 +713,15 @@ export type ReportUsageResult = Static<typeof ReportUsageResult>;
 export const UsageQuery = Type.Object(
   {
     customer_id: Type.String(),
+    entity_id: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: ID_MAX_LENGTH,
+        pattern: ID_PATTERN,
+        description:
+          "the customer's entity (seat, workspace; POST /v1/customers/:id/entities): usage recorded with it, per_entity limits are its own",
+      }),
+    ),
     feature_id: Type.Optional(Type.String()),
     metric_id: Type.Optional(Type.String()),
     from: DateTime,

@@ -5,3 +5,4 @@ export * from './limits.ts';
 export * from './common.ts';
 export * from './ingest.ts';
 export * from './billing.ts';
+export * from './entities.ts';

@@ -39,6 +39,7 @@ export async function insertRaw(ch: ClickHouseClient, rows: RawRow[]): Promise<v
       ingested_at: now,
       properties: JSON.stringify(e.properties),
       source: e.source,
+      entity_id: e.entityId ?? '',
       kafka_topic: topic,
       kafka_partition: partition,
       kafka_offset: offset,

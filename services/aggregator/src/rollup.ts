@@ -16,6 +16,8 @@ export const METRIC_USAGE_COLUMNS = [
   'window_id',
   'version',
   ...METRIC_USAGE_STATE_COLUMNS,
+  // last in rollupSelect's output and in the sort key (clickhouse/0008): '' = customer-level
+  'entity_id',
 ].join(', ');
 
 /** Metrics per statement: one UNION ALL statement per group keeps queries short. */

@@ -32,6 +32,7 @@ import { invoiceAdminRoutes, invoiceRoutes } from './invoices/routes.ts';
 import { entitlementRoutes } from './entitlements/routes.ts';
 import { promotionRoutes } from './promotions/routes.ts';
 import { addOnRoutes } from './addons/routes.ts';
+import { entityRoutes } from './entities/routes.ts';
 import { invoiceDocumentRoutes } from './invoices/document-routes.ts';
 import { closeFailureRoutes } from './invoices/close-failures.ts';
 import { creditRoutes } from './credits/routes.ts';
@@ -149,6 +150,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await entitlementRoutes(v1, deps);
     await promotionRoutes(v1, deps);
     await addOnRoutes(v1, deps);
+    await entityRoutes(v1, deps);
     await closeFailureRoutes(v1, deps);
     await creditRoutes(v1, deps);
     await couponRoutes(v1, deps);

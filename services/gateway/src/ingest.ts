@@ -111,6 +111,7 @@ export class Ingestor {
             const usage: UsageEvent = {
               organizationId,
               customerId: e.customerId,
+              ...(e.entityId !== undefined ? { entityId: e.entityId } : {}),
               eventName: e.eventName,
               idempotencyId: e.idempotencyId,
               timeCreatedMs: e.timeCreatedMs,

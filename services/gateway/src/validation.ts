@@ -24,6 +24,8 @@ export interface TimeRules {
 export interface ValidEvent {
   eventName: string;
   customerId: string;
+  /** The customer's entity (seat, workspace), when sent: the same rules as customer_id. */
+  entityId?: string;
   idempotencyId: string;
   /** True when the client sent no id and the gateway generated one (never a duplicate). */
   idempotencyIdGenerated: boolean;
@@ -236,6 +238,7 @@ export function validateEvent(raw: unknown, nowMs: number, rules: TimeRules): Va
   const eventName = identifier(raw, ['event_name'], LIMITS.eventNameMaxLength, errors, true);
   const customerId = identifier(raw, ['customer_id'], LIMITS.customerIdMaxLength, errors, true);
   const idempotencyId = identifier(raw, ['idempotency_id', 'idempotency_key'], LIMITS.idempotencyIdMaxLength, errors, false);
+  const entityId = identifier(raw, ['entity_id'], LIMITS.entityIdMaxLength, errors, false);
 
   let timeCreatedMs: number | undefined = nowMs;
   let timeField = 'time_created';
@@ -286,6 +289,7 @@ export function validateEvent(raw: unknown, nowMs: number, rules: TimeRules): Va
     event: {
       eventName,
       customerId,
+      ...(entityId !== undefined ? { entityId } : {}),
       idempotencyId: idempotencyId ?? randomUUID(),
       idempotencyIdGenerated: idempotencyId === undefined,
       timeCreatedMs,

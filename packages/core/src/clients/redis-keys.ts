@@ -34,8 +34,9 @@ export const redisKeys = {
    * (not yet produced: a pending score); `floors` = hash partition -> lowest offset a reading may have.
    * Both hold state that ClickHouse may not show yet: renaming them forgets recent grants.
    */
-  billingUsage: (k: { orgId: string; customerId: string; metricId: string; metricVersion: number }) => {
-    const base = `ml:billing:usage:{${k.orgId}:${k.customerId}}:${k.metricId}:v${k.metricVersion}`;
+  billingUsage: (k: { orgId: string; customerId: string; metricId: string; metricVersion: number; entityId?: string }) => {
+    // an entity's own balance (per_entity entitlements): `#<entity_id>` ('#' is in no billing id)
+    const base = `ml:billing:usage:{${k.orgId}:${k.customerId}}:${k.metricId}:v${k.metricVersion}${k.entityId ? `#${k.entityId}` : ''}`;
     return { grants: `${base}:grants`, floors: `${base}:floors` };
   },
   /**

@@ -24,6 +24,19 @@ export const USAGE_EVENT_SCHEMA_V1 = {
   ],
 } as const;
 
+/**
+ * Version 2 (entities): V1 + `entity_id` (default '', so V1 records resolve to it). The writer uses V1
+ * for events without an entity and V2 only for events with one, so a reader that knows only V1 keeps
+ * decoding everything until entities are used (upgrade aggregators before sending entity_id).
+ */
+export const USAGE_EVENT_SCHEMA_V2 = {
+  ...USAGE_EVENT_SCHEMA_V1,
+  fields: [
+    ...USAGE_EVENT_SCHEMA_V1.fields,
+    { name: 'entity_id', type: 'string', default: '', doc: "The customer's entity (seat, workspace); '' = customer-level." },
+  ],
+} as const;
+
 const MAGIC = Buffer.from([0xc3, 0x01]);
 const HEADER_LENGTH = MAGIC.length + 8;
 
@@ -36,9 +49,12 @@ interface AvroRecord {
   received_at: number;
   properties: string;
   source: string;
+  entity_id?: string;
 }
 
-const readerType = avro.Type.forSchema(USAGE_EVENT_SCHEMA_V1 as unknown as avro.Schema);
+const v1Type = avro.Type.forSchema(USAGE_EVENT_SCHEMA_V1 as unknown as avro.Schema);
+/** Records are read with the newest schema; older writer schemas resolve to it (defaults fill new fields). */
+const readerType = avro.Type.forSchema(USAGE_EVENT_SCHEMA_V2 as unknown as avro.Schema);
 
 /** Parsing Canonical Form of a schema (avsc's schema() without options returns it). */
 export function canonicalForm(type: avro.Type): string {
@@ -49,12 +65,19 @@ function fingerprintOf(type: avro.Type): Buffer {
   return fingerprintBytesLE(rabinFingerprint64(Buffer.from(canonicalForm(type), 'utf8')));
 }
 
-const writerFingerprint = fingerprintOf(readerType);
+const writerFingerprint = fingerprintOf(v1Type);
+const v2Fingerprint = fingerprintOf(readerType);
 
 /** Every schema version a record on the topic may have been written with, keyed by fingerprint (hex). */
-const resolvers = new Map<string, avro.Resolver | null>([[writerFingerprint.toString('hex'), null]]);
+const resolvers = new Map<string, avro.Resolver | null>([
+  [writerFingerprint.toString('hex'), readerType.createResolver(v1Type)],
+  [v2Fingerprint.toString('hex'), null],
+]);
 
+/** Fingerprint of V1: the writer schema of events without an entity. */
 export const SCHEMA_FINGERPRINT_HEX = writerFingerprint.toString('hex');
+/** Fingerprint of V2: the writer schema of events with an entity_id. */
+export const SCHEMA_V2_FINGERPRINT_HEX = v2Fingerprint.toString('hex');
 
 export class EventDecodeError extends Error {
   constructor(
@@ -76,7 +99,8 @@ export function encodeEvent(e: UsageEvent): Buffer {
     properties: JSON.stringify(e.properties),
     source: e.source,
   };
-  return Buffer.concat([MAGIC, writerFingerprint, readerType.toBuffer(record)]);
+  if (e.entityId) return Buffer.concat([MAGIC, v2Fingerprint, readerType.toBuffer({ ...record, entity_id: e.entityId })]);
+  return Buffer.concat([MAGIC, writerFingerprint, v1Type.toBuffer(record)]);
 }
 
 export function decodeEvent(buf: Buffer): UsageEvent {
@@ -108,5 +132,6 @@ export function decodeEvent(buf: Buffer): UsageEvent {
     receivedAtMs: Number(r.received_at),
     properties,
     source: r.source,
+    ...(r.entity_id ? { entityId: r.entity_id } : {}),
   };
 }

@@ -17,6 +17,11 @@ export interface UsageEvent {
   properties: Properties;
   /** Which intake produced it: "api" or "segment". */
   source: string;
+  /**
+   * The customer's entity (seat, workspace) the usage belongs to, when any: same rules as customerId.
+   * Absent or '' = customer-level. Entity usage also counts toward the customer (services/billing/README.md, "Entities").
+   */
+  entityId?: string;
 }
 
 /** Kafka record key: one customer's events stay on one partition, in order. */

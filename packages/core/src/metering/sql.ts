@@ -95,16 +95,17 @@ export const MINUTE_BUCKET = `toDateTime(intDiv(toUInt32(time_created), 60) * 60
  * SELECT producing metric_usage rows (all columns but computed_at, in table order) for one metric
  * over `source` (a table or subquery with the events_by_offset columns, already deduplicated by Kafka
  * partition/offset). One row per key and offset window; version = the highest offset of the key in
- * the window, so a row holds every event of its key with offset <= version.
+ * the window, so a row holds every event of its key with offset <= version. The entity (entity_id, ''
+ * = customer-level) is part of the key and comes last (metric_usage's sort key ends with it: 0008).
  */
 export function rollupSelect(m: MetricDefinition, source: string, windowSize: number, extraWhere: string[] = []): string {
   const { num, dec, str, g1, g2 } = metricEventColumns(m);
   const W = sqlNumber(windowSize);
   return `SELECT organization_id, ${sqlString(m.metricId)} AS metric_id, toUInt32(${sqlNumber(m.version)}) AS metric_version, customer_id,
       ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, kafka_topic, kafka_partition,
-      intDiv(kafka_offset, ${W}) AS window_id, max(kafka_offset) AS version, ${STATE_AGGREGATES}
-    FROM (SELECT organization_id, customer_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
+      intDiv(kafka_offset, ${W}) AS window_id, max(kafka_offset) AS version, ${STATE_AGGREGATES}, entity_id
+    FROM (SELECT organization_id, customer_id, entity_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
                  ${num} AS num, ${dec} AS dec, ${str} AS str, ${g1} AS g1, ${g2} AS g2
           FROM ${source} WHERE ${[...metricConditions(m), ...extraWhere].join(' AND ')})
-    GROUP BY organization_id, customer_id, bucket, group_1, group_2, kafka_topic, kafka_partition, window_id`;
+    GROUP BY organization_id, customer_id, entity_id, bucket, group_1, group_2, kafka_topic, kafka_partition, window_id`;
 }

@@ -14,6 +14,11 @@ export interface UsageQuery {
    * (customer_id is always a grouping key). An empty list reads nothing. Combined with customerId: both apply.
    */
   customerIds?: readonly string[];
+  /**
+   * Only the usage of this entity of the customer(s) (events sent with this entity_id). Absent: every
+   * event of the customer, with or without an entity (entity usage counts toward the customer).
+   */
+  entityId?: string;
   from: Date;
   to: Date;
   window?: UsageWindow | null;
@@ -88,16 +93,21 @@ export function normalizeDecimalText(text: string): string {
 const MINUTE_MS = 60_000;
 const MAX_TIME_MS = Date.UTC(2100, 0, 1);
 
-/** customer_id conditions of a query (a single customer and/or a list: `IN (...)`, every value through sqlString). */
-function customerConditions(q: Pick<UsageQuery, 'customerId' | 'customerIds'>): string[] {
+/** customer_id conditions of a query (a single customer and/or a list: `IN (...)`, every value through sqlString), and the entity's. */
+function customerConditions(q: Pick<UsageQuery, 'customerId' | 'customerIds' | 'entityId'>): string[] {
   return [
     ...(q.customerId !== undefined ? [`customer_id = ${sqlString(q.customerId)}`] : []),
     ...(q.customerIds !== undefined ? [`customer_id IN (${[...new Set(q.customerIds)].map(sqlString).join(', ')})`] : []),
+    ...(q.entityId !== undefined ? [`entity_id = ${sqlString(q.entityId)}`] : []),
   ];
 }
 
 /** The rollup rows of one metric version with bucket start in [fromMs, toMs) (minute-aligned), as SQL conditions. */
-export function usageConditions(q: Pick<UsageQuery, 'metric' | 'customerId' | 'customerIds'>, fromMs: number, toMs: number): string[] {
+export function usageConditions(
+  q: Pick<UsageQuery, 'metric' | 'customerId' | 'customerIds' | 'entityId'>,
+  fromMs: number,
+  toMs: number,
+): string[] {
   const m = q.metric;
   return [
     `organization_id = ${sqlString(m.organizationId)}`,
@@ -110,7 +120,7 @@ export function usageConditions(q: Pick<UsageQuery, 'metric' | 'customerId' | 'c
 }
 
 /** State rows (like metric_usage's) computed from raw events with time_created_ms in any of the [from, to) ranges. */
-function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId' | 'customerIds'>, ranges: [number, number][]): string {
+function rawStateSelect(q: Pick<UsageQuery, 'metric' | 'customerId' | 'customerIds' | 'entityId'>, ranges: [number, number][]): string {
   const m = q.metric;
   const { num, dec, str, g1, g2 } = metricEventColumns(m);
   const inRange = ranges.map(

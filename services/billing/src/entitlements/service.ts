@@ -16,6 +16,7 @@ import { newIdempotencyId } from '../usage/recorder.ts';
 import { ledgerAggregation, type LedgerKey, type UsageReading } from '../usage/ledger.ts';
 import { customerSnapshot, type CustomerSnapshot } from './snapshot.ts';
 import { afterUsage } from '../alerts/service.ts';
+import { activeEntities, requireActiveEntity } from '../entities/service.ts';
 import { inForce } from '../promotions/store.ts';
 
 export type DeniedReason =
@@ -34,13 +35,23 @@ const sumRows = (m: MetricDefinition, rows: { value: number }[]) =>
     : rows.reduce((a, r) => a + r.value, 0);
 
 /** A ClickHouse usage reading for a window: watermarks first, then the query (usage/readings.ts caches it). */
-function readUsage(deps: Deps, orgId: string, customerId: string, m: metricStore.MetricRow, win: UsageWindow) {
+function readUsage(deps: Deps, orgId: string, customerId: string, m: metricStore.MetricRow, win: UsageWindow, entityId?: string) {
   return async (): Promise<UsageReading> => {
     const readAtMs = Date.now();
     const watermarks = await deps.ledger.watermarks(deps.config.kafka.eventsTopic);
     const def = metricStore.toDefinition(orgId, m);
     const to = win.end ?? new Date(deps.now().getTime() + deps.config.gateway.maxFutureMs + 1);
-    const usage = sumRows(def, await deps.usage.query({ metric: def, customerId, from: win.start, to, window: null }));
+    const usage = sumRows(
+      def,
+      await deps.usage.query({
+        metric: def,
+        customerId,
+        ...(entityId !== undefined ? { entityId } : {}),
+        from: win.start,
+        to,
+        window: null,
+      }),
+    );
     return { usage, watermarks, readAtMs };
   };
 }
@@ -58,21 +69,23 @@ async function usageDecision(
   customerId: string,
   m: metricStore.MetricRow,
   win: UsageWindow,
-  p: { required: number; limit: number | null; consume: boolean },
+  p: { required: number; limit: number | null; consume: boolean; entityId?: string },
 ): Promise<{ allowed: boolean; usage: number; grant: string | null; key: LedgerKey }> {
-  const key: LedgerKey = { orgId, customerId, metricId: m.metric_id, metricVersion: m.version };
-  const cacheKey = `${orgId}\u0000${customerId}\u0000${m.metric_id}\u0000${m.version}\u0000${win.start.getTime()}`;
+  // entityId (per_entity entitlements): the entity's own reading and ledger key (entities/, README "Entities")
+  const { entityId, ...decision } = p;
+  const key: LedgerKey = { orgId, customerId, metricId: m.metric_id, metricVersion: m.version, ...(entityId ? { entityId } : {}) };
+  const cacheKey = `${orgId}\u0000${customerId}\u0000${m.metric_id}\u0000${m.version}\u0000${win.start.getTime()}${entityId ? `\u0000${entityId}` : ''}`;
   let newerThan: number | undefined;
   for (let attempt = 0; attempt < STALE_RETRIES; attempt++) {
     const t0 = performance.now();
-    const reading = await deps.readings.get(cacheKey, readUsage(deps, orgId, customerId, m, win), {
+    const reading = await deps.readings.get(cacheKey, readUsage(deps, orgId, customerId, m, win, entityId || undefined), {
       strict: p.consume,
       newerThanMs: newerThan,
     });
     const t1 = performance.now();
     deps.metrics.checkStageSeconds.observe({ stage: 'reading' }, (t1 - t0) / 1000);
     const out = await deps.ledger.check(key, reading, {
-      ...p,
+      ...decision,
       aggregation: ledgerAggregation(m.aggregation),
       windowStartMs: win.start.getTime(),
       windowEndMs: win.end?.getTime() ?? null,
@@ -91,6 +104,8 @@ interface Evaluated {
   /** The pending grant a consuming check took (settle after producing, refund on failure). */
   grant: { key: LedgerKey; member: string } | null;
   metric: metricStore.MetricRow | null;
+  /** The entity whose own balance was used (a per_entity entitlement checked with entity_id). */
+  ledgerEntity?: string;
 }
 
 async function evaluate(
@@ -100,6 +115,8 @@ async function evaluate(
   feature: featureStore.FeatureRow,
   requested: number,
   consume: boolean,
+  /** The entity the request names (already checked to be active), when any. */
+  entityId?: string,
 ): Promise<Evaluated> {
   const base: Entitlement = {
     customer_id: snap.customer.customer_id,
@@ -138,13 +155,28 @@ async function evaluate(
   if (!m) return none('feature_not_in_plan');
   const reset = grant.reset;
   const win = usageWindow(reset, grant.anchor, now);
-  const limit = grant.limit;
+  let limit = grant.limit;
+  // per_entity (the plan's entitlement): each entity has the limit as its own balance; without an
+  // entity a consuming check is refused and a read compares the customer's total with limit x active entities
+  const perEntity = !!grant.sub?.plan.entitlements.find((e) => e.feature_id === feature.feature_id)?.per_entity;
+  let ledgerEntity: string | undefined;
+  if (perEntity && entityId) ledgerEntity = entityId;
+  else if (perEntity) {
+    if (consume)
+      throw new ApiError(
+        400,
+        'entity_required',
+        `feature "${feature.feature_id}" is limited per entity: a consuming check or usage report needs entity_id`,
+      );
+    if (limit !== null) limit *= (await activeEntities(deps, orgId, snap.customer.customer_id)).size;
+  }
   const hard = grant.limitType === 'hard';
   const component = grant.sub?.plan.components.find((c) => c.metric_id === m.metric_id);
   const d = await usageDecision(deps, orgId, snap.customer.customer_id, m, win, {
     required: requested,
     limit: hard ? limit : null,
     consume,
+    ...(ledgerEntity ? { entityId: ledgerEntity } : {}),
   });
   const r = { allowed: d.allowed, usage: d.usage };
   const usageBefore = consume && r.allowed ? r.usage - requested : r.usage;
@@ -162,7 +194,7 @@ async function evaluate(
     usage_period_start: win.start.toISOString(),
     usage_period_end: win.end?.toISOString() ?? null,
   };
-  return { ent, grant: d.grant ? { key: d.key, member: d.grant } : null, metric: m };
+  return { ent, grant: d.grant ? { key: d.key, member: d.grant } : null, metric: m, ...(ledgerEntity ? { ledgerEntity } : {}) };
 }
 
 /** The feature, cached with the catalog; "not found" is cached too, for at most 1 s (cache.ts). */
@@ -174,9 +206,10 @@ async function featureOrThrow(deps: Deps, orgId: string, featureId: string) {
   return f;
 }
 
-export async function entitlement(deps: Deps, orgId: string, customerId: string, featureId: string, requested = 1) {
+export async function entitlement(deps: Deps, orgId: string, customerId: string, featureId: string, requested = 1, entityId?: string) {
   const [snap, feature] = await Promise.all([customerSnapshot(deps, orgId, customerId), featureOrThrow(deps, orgId, featureId)]);
-  return (await evaluate(deps, orgId, snap, feature, requested, false)).ent;
+  if (entityId !== undefined) await requireActiveEntity(deps, orgId, customerId, entityId);
+  return (await evaluate(deps, orgId, snap, feature, requested, false, entityId)).ent;
 }
 
 export async function allEntitlements(deps: Deps, orgId: string, customerId: string) {
@@ -248,6 +281,8 @@ export function consumptionEvents(
   extra: Record<string, string | number | boolean> = {},
   /** Event i's idempotency id (derived from the request's idempotency_key); default: a random id. */
   eventId: (index: number) => string = newIdempotencyId,
+  /** The customer's entity the usage belongs to (carried on every event as entity_id). */
+  entityId?: string,
 ): UsageEvent[] {
   const base = { ...extra, ...satisfyingProperties(m.filters) };
   let n = 0;
@@ -260,6 +295,7 @@ export function consumptionEvents(
     receivedAtMs: nowMs,
     properties,
     source: 'api',
+    ...(entityId ? { entityId } : {}),
   });
   switch (m.aggregation) {
     case 'count':
@@ -288,6 +324,7 @@ export async function check(
   input: {
     customer_id: string;
     feature_id: string;
+    entity_id?: string;
     required_balance?: number;
     send_event?: boolean;
     properties?: Record<string, string | number | boolean>;
@@ -300,12 +337,13 @@ export async function check(
     featureOrThrow(deps, orgId, input.feature_id),
   ]);
   const consume = !!input.send_event && feature.type === 'metered';
+  if (input.entity_id !== undefined) await requireActiveEntity(deps, orgId, input.customer_id, input.entity_id);
   if (consume) {
     const m = snap.metrics.get(feature.metric_id!);
     if (m && (m.aggregation === 'count' || m.aggregation === 'unique_count') && (!Number.isInteger(required) || required > 1000))
       throw badRequest('required_balance must be a whole number up to 1000 for count metrics');
   }
-  const e = await evaluate(deps, orgId, snap, feature, required, consume);
+  const e = await evaluate(deps, orgId, snap, feature, required, consume, input.entity_id);
   let eventsRecorded = 0;
   if (consume && e.ent.is_granted && e.metric && e.grant) {
     const now = deps.now().getTime();
@@ -318,6 +356,7 @@ export async function check(
       now,
       input.properties,
       opts.eventId,
+      input.entity_id,
     );
     let at: Awaited<ReturnType<Deps['recorder']['record']>>;
     const t0 = performance.now();
@@ -347,6 +386,7 @@ export async function check(
   return {
     allowed: ent.is_granted,
     customer_id: ent.customer_id,
+    ...(input.entity_id !== undefined ? { entity_id: input.entity_id } : {}),
     feature_id: ent.feature_id,
     required_balance: required,
     balance: ent.usage_limit === null || ent.current_usage === null ? null : ent.usage_limit - ent.current_usage,
@@ -440,6 +480,7 @@ export async function reportUsage(
   input: {
     customer_id: string;
     feature_id: string;
+    entity_id?: string;
     value: number;
     update_behavior?: 'delta' | 'set';
     properties?: Record<string, string | number | boolean>;
@@ -454,27 +495,37 @@ export async function reportUsage(
   if (feature.type !== 'metered') throw badRequest(`feature "${feature.feature_id}" is not metered`);
   const m = snap.metrics.get(feature.metric_id!) ?? (await metricStore.getMetric(deps.pool, orgId, feature.metric_id!));
   if (!m) throw notFound('metric', feature.metric_id!);
-  const ent = await entitlement(deps, orgId, input.customer_id, feature.feature_id, 0);
+  const entityId = input.entity_id;
+  if (entityId !== undefined) await requireActiveEntity(deps, orgId, input.customer_id, entityId);
+  // per_entity: the entity's own usage is "current" (and its ledger key records the change); otherwise the
+  // customer's (an entity_id then only tags the events)
+  const evaluated = await evaluate(deps, orgId, snap, feature, 0, false, entityId);
+  const ent = evaluated.ent;
+  const perEntity = !!snap.subscriptions.some((s) => s.plan.entitlements.some((e) => e.feature_id === feature.feature_id && e.per_entity));
+  if (perEntity && entityId === undefined)
+    throw new ApiError(400, 'entity_required', `feature "${feature.feature_id}" is limited per entity: a usage report needs entity_id`);
+  if (entityId !== undefined && behavior === 'set' && !evaluated.ledgerEntity)
+    throw badRequest('SET with entity_id needs a per_entity entitlement (the entity then has its own usage)');
   const current = ent.current_usage ?? 0;
   const now = deps.now().getTime();
   let events: UsageEvent[];
   let after: number;
   if (behavior === 'set') {
     if (m.aggregation === 'latest' || m.aggregation === 'max') {
-      events = consumptionEvents(orgId, input.customer_id, m, 0, input.value, now, input.properties, opts.eventId);
+      events = consumptionEvents(orgId, input.customer_id, m, 0, input.value, now, input.properties, opts.eventId, entityId);
       after = m.aggregation === 'max' ? Math.max(current, input.value) : input.value;
     } else if (m.aggregation === 'sum') {
       const delta = input.value - current;
-      events = consumptionEvents(orgId, input.customer_id, m, delta, 0, now, input.properties, opts.eventId);
+      events = consumptionEvents(orgId, input.customer_id, m, delta, 0, now, input.properties, opts.eventId, entityId);
       after = input.value;
     } else throw badRequest(`SET needs a metric aggregated by latest, max or sum; "${m.metric_id}" uses ${m.aggregation}`);
   } else {
     if (m.aggregation === 'latest' || m.aggregation === 'max') {
       after = current + input.value;
-      events = consumptionEvents(orgId, input.customer_id, m, 0, after, now, input.properties, opts.eventId);
+      events = consumptionEvents(orgId, input.customer_id, m, 0, after, now, input.properties, opts.eventId, entityId);
     } else {
       if (input.value < 0 && m.aggregation !== 'sum') throw badRequest('a negative delta needs a sum metric');
-      events = consumptionEvents(orgId, input.customer_id, m, input.value, 0, now, input.properties, opts.eventId);
+      events = consumptionEvents(orgId, input.customer_id, m, input.value, 0, now, input.properties, opts.eventId, entityId);
       after = current + input.value;
     }
   }
@@ -485,7 +536,13 @@ export async function reportUsage(
   // Every instance's next check sees it at once (the ledger counts it until the aggregator passes it):
   // for counts and sums the delta, for gauges (latest, max) the new value.
   if (at) {
-    const key: LedgerKey = { orgId, customerId: input.customer_id, metricId: m.metric_id, metricVersion: m.version };
+    const key: LedgerKey = {
+      orgId,
+      customerId: input.customer_id,
+      metricId: m.metric_id,
+      metricVersion: m.version,
+      ...(evaluated.ledgerEntity ? { entityId: evaluated.ledgerEntity } : {}),
+    };
     const value = ledgerAggregation(m.aggregation) === 'sum' ? after - current : after;
     await deps.ledger.record(key, value, now, at).catch((err) => {
       deps.logger.warn({ err: (err as Error).message }, 'usage recorded; the ledger entry failed (checks see it once aggregated)');
@@ -494,6 +551,7 @@ export async function reportUsage(
   afterUsage(deps, orgId, input.customer_id, feature.feature_id, ent.usage_limit !== null && after >= ent.usage_limit);
   return {
     customer_id: input.customer_id,
+    ...(entityId !== undefined ? { entity_id: entityId } : {}),
     feature_id: feature.feature_id,
     update_behavior: behavior,
     previous_usage: current,
@@ -509,6 +567,8 @@ export async function usageSeries(
   orgId: string,
   q: {
     customer_id: string;
+    /** Only this entity's usage (any entity_id: events may name entities before they are created). */
+    entity_id?: string;
     feature_id?: string;
     metric_id?: string;
     from: string;
@@ -545,11 +605,21 @@ export async function usageSeries(
   // metric_version_status: 'ready' = totals include events from before this version was defined;
   // 'backfilling'/'pending' = the aggregator is still recomputing older events (new events count at once).
   const [rows, versionStatus] = await Promise.all([
-    deps.usage.query({ metric: def, customerId: q.customer_id, from, to, window, timeZone, includeGroups: !!q.group_by }),
+    deps.usage.query({
+      metric: def,
+      customerId: q.customer_id,
+      ...(q.entity_id !== undefined ? { entityId: q.entity_id } : {}),
+      from,
+      to,
+      window,
+      timeZone,
+      includeGroups: !!q.group_by,
+    }),
     deps.usage.versionStatus(def),
   ]);
   return {
     customer_id: q.customer_id,
+    ...(q.entity_id !== undefined ? { entity_id: q.entity_id } : {}),
     metric_id: m.metric_id,
     feature_id: q.feature_id ?? null,
     aggregation: m.aggregation,

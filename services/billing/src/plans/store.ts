@@ -7,6 +7,8 @@ export interface PlanEntitlement {
   limit?: number | null;
   limit_type?: 'hard' | 'soft';
   reset_period?: ResetPeriod;
+  /** The limit applies to each entity of the customer separately (entities/, README "Entities"). */
+  per_entity?: boolean;
 }
 export interface PlanDefinition {
   name: string;

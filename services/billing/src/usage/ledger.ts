@@ -121,6 +121,8 @@ export interface LedgerKey {
   customerId: string;
   metricId: string;
   metricVersion: number;
+  /** Set for a per_entity entitlement: the entity's own grants (its own key, same script and guarantee). */
+  entityId?: string;
 }
 
 /** A ClickHouse usage value and the aggregator watermarks read just before it ("p:o,p:o"). */
