@@ -40,7 +40,7 @@ const config: UserConfig = defineConfig({
   // TypeBox types they are Static<> of are inlined, so the package needs nothing at install. TypeBox
   // is the only thing from node_modules allowed in (types only: no runtime code of it or of the
   // contracts reaches dist/*.js, the test checks the imports); anything else fails the build.
-  dts: { tsgo: { path: tsc }, resolve: true },
+  dts: { tsgo: { path: tsc } },
   deps: { onlyBundle: ['@sinclair/typebox'] },
   plugins: [noTopLevelAwaitCrypto],
   clean: true,
