@@ -2,9 +2,14 @@ import type { EventError, EventResult } from './types.ts';
 
 /**
  * Every failure the SDK reports. `status` is the HTTP status (0 when no answer arrived: network error,
- * timeout, or a client-side condition such as `queue_full`), `code` the server's error code
+ * timeout, abort, or a client-side condition such as `disabled`), `code` the server's error code
  * (`error.code`) or one of the SDK's own: `network_error`, `timeout`, `retries_exhausted`,
- * `events_rejected`, `queue_full`, `closed`, `invalid_response`.
+ * `events_rejected`, `events_dropped`, `aborted`, `disabled`, `invalid_response`, `invalid_options`.
+ *
+ * Network errors name their underlying cause in the message (Node's fetch throws `TypeError('fetch
+ * failed')` whose `cause` holds the real reason): `network error: POST http://…/v1/events: fetch failed
+ * (ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9)`; the code is also in `causeCode`, the original
+ * error in `cause`.
  */
 export class MeterlineError extends Error {
   override readonly name = 'MeterlineError';
@@ -18,6 +23,8 @@ export class MeterlineError extends Error {
   readonly eventErrors?: EventError[];
   /** Seconds the server asked to wait (Retry-After), if it said. */
   readonly retryAfterSeconds?: number;
+  /** The system error code under a network failure (`ECONNREFUSED`, `ECONNRESET`, `ENOTFOUND`, `UND_ERR_SOCKET`, …). */
+  readonly causeCode?: string;
 
   constructor(
     message: string,
@@ -28,6 +35,7 @@ export class MeterlineError extends Error {
       results?: EventResult[];
       eventErrors?: EventError[];
       retryAfterSeconds?: number;
+      causeCode?: string;
       cause?: unknown;
     },
   ) {
@@ -38,5 +46,6 @@ export class MeterlineError extends Error {
     if (opts.results) this.results = opts.results;
     if (opts.eventErrors) this.eventErrors = opts.eventErrors;
     if (opts.retryAfterSeconds !== undefined) this.retryAfterSeconds = opts.retryAfterSeconds;
+    if (opts.causeCode !== undefined) this.causeCode = opts.causeCode;
   }
 }

@@ -1,6 +1,6 @@
 // Event ingest against the gateway: ids before the first attempt, splitting, per-event retry.
 import { MeterlineError } from './errors.ts';
-import { attempt, errorOf, isRetryableStatus, retryDelay, type RawResponse, type Transport } from './http.ts';
+import { attempt, errorOf, isRetryableStatus, retryDelay, sleepFor, type CallOptions, type RawResponse, type Transport } from './http.ts';
 import { randomId } from './ids.ts';
 import type { EventError, EventResult, IngestResponse, UsageEventInput } from './types.ts';
 
@@ -85,7 +85,13 @@ function perEventResults(res: RawResponse, sent: number): EventResult[] | undefi
  * MeterlineError (with `results` as far as known; unfinished events have status `retry`) when a request
  * fails for good.
  */
-export async function sendEvents(t: Transport, ingestUrl: string, events: WireEvent[], limits: IngestLimits): Promise<EventResult[]> {
+export async function sendEvents(
+  t: Transport,
+  ingestUrl: string,
+  events: WireEvent[],
+  limits: IngestLimits,
+  opts: CallOptions = {},
+): Promise<EventResult[]> {
   const results: (EventResult | undefined)[] = new Array(events.length);
   const indexed = events.map((event, index) => ({ index, event }));
   const url = `${ingestUrl.replace(/\/+$/, '')}/v1/events`;
@@ -100,6 +106,7 @@ export async function sendEvents(t: Transport, ingestUrl: string, events: WireEv
           'POST',
           url,
           pending.map((p) => p.event),
+          opts,
         );
         const per = perEventResults(res, pending.length);
         if (per && (res.status < 300 || res.status === 207 || res.status === 400 || res.status === 503 || res.status === 429)) {
@@ -137,7 +144,7 @@ export async function sendEvents(t: Transport, ingestUrl: string, events: WireEv
         }
       } catch (err) {
         if (!(err instanceof MeterlineError)) throw err;
-        if (err.status !== 0) throw withResults(err, results, events);
+        if (err.status !== 0 || err.code === 'aborted') throw withResults(err, results, events);
         failure = err; // network error or timeout: the ids make a resend safe
       }
       if (n >= t.retry.maxRetries) {
@@ -147,13 +154,22 @@ export async function sendEvents(t: Transport, ingestUrl: string, events: WireEv
             code: failure.code,
             details: failure.details,
             cause: failure,
+            ...(failure.causeCode !== undefined ? { causeCode: failure.causeCode } : {}),
             ...(failure.retryAfterSeconds !== undefined ? { retryAfterSeconds: failure.retryAfterSeconds } : {}),
           }),
           results,
           events,
         );
       }
-      await t.sleep(retryDelay(t, n, retryAfterMs));
+      const delay = retryDelay(t, n, retryAfterMs);
+      t.logger.debug?.(
+        `[meterline] ingest: retry ${n + 1}/${t.retry.maxRetries} of ${pending.length} event(s) in ${delay} ms: ${failure.message}`,
+      );
+      try {
+        await sleepFor(t, delay, opts.signal, `POST ${url}`);
+      } catch (err) {
+        throw withResults(err as MeterlineError, results, events);
+      }
     }
   }
   return results as EventResult[];
@@ -173,6 +189,7 @@ function withResults(err: MeterlineError, results: (EventResult | undefined)[], 
     results: all,
     eventErrors: eventErrorsOf(all),
     cause: err.cause ?? err,
+    ...(err.causeCode !== undefined ? { causeCode: err.causeCode } : {}),
     ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
   });
 }

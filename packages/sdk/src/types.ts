@@ -5,7 +5,38 @@
 // serialize with (@meterline/contracts): `import type` only, so the SDK still has no runtime
 // dependency (nothing of @meterline/contracts or TypeBox is loaded at run time). Changing a field in a
 // contract breaks the type-check of the service and of this SDK at once.
-import type { FieldError, IngestSummary, PageParams, PropertyValue, UsageSeries } from '@meterline/contracts';
+import type {
+  CancelSubscriptionBody,
+  CouponRedemption as CouponRedemptionSchema,
+  CreateApiKeyBody,
+  CreateCouponBody,
+  CreateCreditGrantBody,
+  CreateUsageAlertBody,
+  CreateWebhookEndpointBody,
+  CreditBalance as CreditBalanceSchema,
+  CreditTransaction as CreditTransactionSchema,
+  FieldError,
+  IngestSummary,
+  InvoicePayments as InvoicePaymentsSchema,
+  InvoicePreview,
+  InvoiceStatus as InvoiceStatusSchema,
+  ListArchivableQuery,
+  ListSubscriptionsQuery,
+  ListWebhookDeliveriesQuery,
+  PageParams,
+  Payment as PaymentSchema,
+  PlanVersionSummary as PlanVersionSummarySchema,
+  PropertyValue,
+  RecordPaymentBody,
+  RefundBody,
+  UpdateWebhookEndpointBody,
+  UsageAlert as UsageAlertSchema,
+  UsageAlertCrossing as UsageAlertCrossingSchema,
+  UsageSeries,
+} from '@meterline/contracts';
+
+/** The static type of a contract schema that has no exported type (TypeBox's `Static<T>` is `T['static']`). */
+type Static<T extends { static: unknown }> = T['static'];
 
 export type {
   AccessDeniedReason,
@@ -100,15 +131,71 @@ export interface ListCustomersParams extends PageParams {
   email?: string;
 }
 
-/** Query of `usage()`: dates may be Date objects; exactly one of feature_id / metric_id. */
+/** Query of `usage.query()`: dates may be Date objects; exactly one of feature_id / metric_id. */
 export type UsageQueryParams = {
   customer_id: string;
   from: string | Date;
   to: string | Date;
-  window?: 'hour' | 'day';
+  /** Series windows (default: none, total only). */
+  window?: 'hour' | 'day' | 'month';
+  /** IANA zone the windows align to (default UTC), e.g. `America/New_York`. */
+  time_zone?: string;
   group_by?: boolean;
 } & PageParams &
   ({ feature_id: string; metric_id?: never } | { metric_id: string; feature_id?: never });
 
 /** GET /v1/usage's answer (contracts' UsageSeries). */
 export type UsageQueryResult = UsageSeries;
+
+/** `GET /v1/plans|features|metrics` query: paging and whether archived ones are listed. */
+export type ListArchivableParams = Partial<Static<typeof ListArchivableQuery>>;
+/** One version of a plan as listed in `plans.get()`'s `versions`. */
+export type PlanVersionSummary = Static<typeof PlanVersionSummarySchema>;
+/** `subscriptions.list()` filters. */
+export type ListSubscriptionsParams = Partial<Static<typeof ListSubscriptionsQuery>>;
+/** `subscriptions.cancel()` body: `turn_off_auto_renew` (default: ends at period end) or end now (billed or not). */
+export type CancelSubscriptionInput = Static<typeof CancelSubscriptionBody>;
+/** An invoice's lifecycle state. */
+export type InvoiceStatus = Static<typeof InvoiceStatusSchema>;
+/** `invoices.list()` filters. */
+export type ListInvoicesParams = PageParams & { customer_id?: string; subscription_id?: string; status?: InvoiceStatus };
+/** `subscriptions.preview()` body. */
+export interface PreviewSubscriptionInput {
+  customer_id: string;
+  plan_id: string;
+  /** RFC 3339 (default now). */
+  start_date?: string;
+}
+/** What `subscriptions.previewChange()` answers: the estimate with the proration lines. */
+export type PlanChangePreview = InvoicePreview & { proration_credit?: string; proration_charge?: string };
+export interface InvoicingSettings {
+  /** How long after a period ends its draft still takes late usage before it is finalized (0..2,592,000; default 3,600). */
+  grace_period_seconds: number;
+}
+/** The lifecycle transitions of `invoices.*` (and the deprecated `invoiceAction`). */
+export type InvoiceAction = 'finalize' | 'mark_paid' | 'void' | 'mark_uncollectible';
+export type CreateApiKeyInput = Static<typeof CreateApiKeyBody>;
+export type CreateCreditGrantInput = Static<typeof CreateCreditGrantBody>;
+export type CreditBalance = Static<typeof CreditBalanceSchema>;
+export type CreditTransaction = Static<typeof CreditTransactionSchema>;
+export type CreateCouponInput = Static<typeof CreateCouponBody>;
+export type CouponRedemption = Static<typeof CouponRedemptionSchema>;
+export type CreateWebhookEndpointInput = Static<typeof CreateWebhookEndpointBody>;
+export type UpdateWebhookEndpointInput = Static<typeof UpdateWebhookEndpointBody>;
+export type ListWebhookDeliveriesParams = Partial<Static<typeof ListWebhookDeliveriesQuery>>;
+export type CreateUsageAlertInput = Static<typeof CreateUsageAlertBody>;
+export type UsageAlert = Static<typeof UsageAlertSchema>;
+export type UsageAlertCrossing = Static<typeof UsageAlertCrossingSchema>;
+export type RecordPaymentInput = Static<typeof RecordPaymentBody>;
+export type RefundInput = Static<typeof RefundBody>;
+export type Payment = Static<typeof PaymentSchema>;
+export type InvoicePayments = Static<typeof InvoicePaymentsSchema>;
+/** A subscription whose period close failed and is retried with backoff. */
+export interface SubscriptionCloseFailure {
+  subscription_id: string;
+  customer_id: string;
+  close_error: string | null;
+  close_failed_at: string | null;
+  close_attempts: number;
+  next_retry_at: string | null;
+}

@@ -243,6 +243,7 @@ describe('enqueue / flush / close', () => {
     const ids = [0, 1, 2].map((i) => m.enqueue(ev(i)));
     await vi.waitFor(() => expect(calls).toHaveLength(1));
     expect(calls[0]!.body.map((e: any) => e.idempotency_id)).toEqual(ids);
+    await vi.waitFor(() => expect(m.stats()).toMatchObject({ inFlight: 0, sent: 3 }));
     ids.push(m.enqueue(ev(3)));
     expect(m.queued).toBe(1);
     expect(calls).toHaveLength(1); // below flushAt, no timer: waits
@@ -262,22 +263,27 @@ describe('enqueue / flush / close', () => {
     await m.close();
   });
 
-  it('is bounded: enqueue beyond maxQueueSize throws queue_full', () => {
+  it('is bounded: enqueue beyond maxQueueSize never throws, it drops the oldest and counts it', () => {
     const { fetch } = fakeFetch((c) => gatewayAnswer(c.body));
     const { m } = client(fetch, { maxQueueSize: 2, flushAt: 10, flushIntervalMs: 0 });
-    m.enqueue(ev(1));
+    const first = m.enqueue(ev(1));
     m.enqueue(ev(2));
-    expect(() => m.enqueue(ev(3))).toThrow(expect.objectContaining({ code: 'queue_full' }));
+    expect(() => m.enqueue(ev(3))).not.toThrow();
+    expect(m.stats()).toMatchObject({ queued: 2, inFlight: 0, dropped: 1 });
+    expect(first).toBeTypeOf('string');
   });
 
-  it('close() flushes what is buffered and refuses new events', async () => {
+  it('close() flushes what is buffered; later events are dropped (counted), not thrown', async () => {
     const { fetch, calls } = fakeFetch((c) => gatewayAnswer(c.body));
     const { m } = client(fetch, { flushAt: 100, flushIntervalMs: 0 });
     for (let i = 0; i < 5; i++) m.enqueue(ev(i));
     const r = await m.close();
     expect(r.accepted).toBe(5);
     expect(calls).toHaveLength(1);
-    expect(() => m.enqueue(ev(9))).toThrow(expect.objectContaining({ code: 'closed' }));
+    expect(r.undelivered).toEqual([]);
+    expect(() => m.enqueue(ev(9))).not.toThrow();
+    expect(m.stats()).toMatchObject({ queued: 0, dropped: 1, sent: 5 });
+    expect(calls).toHaveLength(1);
   });
 
   it('a failed background flush reports through onError and keeps the events (same ids) for the next flush', async () => {
