@@ -161,6 +161,39 @@ describe('referrals', () => {
     }
   });
 
+  it('one customer redeeming at once: the same code 8 times → one 201 and 200s; two codes of one program → one wins, the other 409', async () => {
+    const { api } = await setup();
+    await customers(api, 'o1', 'o2', 'z', 'y');
+    await api.post('/v1/referral_programs', {
+      program_id: 'p',
+      name: 'P',
+      referrer_reward: { credit_amount: '2.00', credit_currency: 'USD' },
+      redeemer_reward: { credit_amount: '1.00', credit_currency: 'USD' },
+    });
+    const c1 = (await api.post('/v1/referrals/code', { customer_id: 'o1', program_id: 'p' })).body.code;
+    const c2 = (await api.post('/v1/referrals/code', { customer_id: 'o2', program_id: 'p' })).body.code;
+    const same = await Promise.all(Array.from({ length: 8 }, () => api.post('/v1/referrals/redeem', { code: c1, customer_id: 'z' })));
+    expect(same.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    expect(new Set(same.map((r) => r.body.redemption_id)).size).toBe(1);
+    expect((await api.get('/v1/customers/z/credits')).body.balance).toEqual({ USD: '1.00' });
+    expect((await api.get('/v1/customers/o1/credits')).body.balance).toEqual({ USD: '2.00' });
+
+    const both = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => api.post('/v1/referrals/redeem', { code: i % 2 ? c1 : c2, customer_id: 'y' })),
+    );
+    const won = both.filter((r) => r.status === 201);
+    expect(won.length).toBe(1);
+    const winner = won[0]!.body.code;
+    for (const r of both)
+      if (r.status !== 201)
+        expect([r.status, r.body.error?.code ?? r.body.code]).toEqual(r.status === 200 ? [200, winner] : [409, 'already_referred']);
+    expect((await api.get('/v1/customers/y/credits')).body.balance).toEqual({ USD: '1.00' });
+    const owners = { [c1]: 'o1', [c2]: 'o2' };
+    const loser = winner === c1 ? c2 : c1;
+    expect((await api.get(`/v1/customers/${owners[loser]}/credits`)).body.balance).toEqual(loser === c1 ? { USD: '2.00' } : {});
+    expect((await api.get(`/v1/referrals/codes/${loser}`)).body.times_redeemed).toBe(loser === c1 ? 1 : 0);
+  });
+
   it('a refused reward refuses the whole redemption (nothing granted, use not taken); expiry, archive, currencies, validation', async () => {
     const { api, orgId } = await setup();
     await customers(api, 'ref', 'r1', 'r2', 'r3');

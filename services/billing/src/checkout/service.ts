@@ -192,12 +192,13 @@ export async function getCheckout(deps: Deps, orgId: string, checkoutId: string)
 
 /**
  * The provider's side reports the checkout paid: creates the reserved subscription (entitlements follow
- * from it) and marks the checkout completed. Idempotent; a refused creation (e.g. the customer was
- * archived meanwhile) answers its error and leaves the checkout open.
+ * from it) and marks the checkout completed. Idempotent; accepted after expires_at too (a late webhook
+ * for a payment made in time); refused once canceled. A refused creation (e.g. the customer was archived
+ * meanwhile) answers its error and leaves the checkout open.
  */
 export async function completeCheckout(deps: Deps, orgId: string, checkoutId: string, input: { provider_reference?: string }) {
   const now = deps.now();
-  const step = await withTransaction(deps.pool, async (db) => {
+  const c = await withTransaction(deps.pool, async (db) => {
     const { rows } = await db.query<CheckoutRow>(
       `SELECT ${COLS} FROM checkouts WHERE organization_id = $1 AND checkout_id = $2 FOR UPDATE`,
       [orgId, checkoutId],
@@ -207,23 +208,15 @@ export async function completeCheckout(deps: Deps, orgId: string, checkoutId: st
     if (input.provider_reference !== undefined && c.provider_reference !== null && input.provider_reference !== c.provider_reference)
       throw new ApiError(409, 'reference_mismatch', `checkout "${checkoutId}" belongs to another provider session`);
     if (c.status === 'canceled') throw new ApiError(409, 'checkout_canceled', `checkout "${checkoutId}" was canceled`);
-    if (c.status === 'expired') throw new ApiError(409, 'checkout_expired', `checkout "${checkoutId}" has expired`);
-    if (c.status === 'open' && c.expires_at && c.expires_at.getTime() <= now.getTime()) return { expired: true as const, c };
-    if (c.status === 'open' && !c.start_date) {
+    // past expires_at is no refusal: a provider delivers its webhook late (retries for days) for a payment
+    // made before the session expired, and the money is taken — the subscription must follow
+    if (c.status !== 'completed' && !c.start_date) {
       // the subscription starts when the first completion attempt came in; retries repeat this instant
       await db.query('UPDATE checkouts SET start_date = $3 WHERE organization_id = $1 AND checkout_id = $2', [orgId, checkoutId, now]);
       c.start_date = now;
     }
-    return { expired: false as const, c };
+    return c;
   });
-  if (step.expired) {
-    await deps.pool.query(`UPDATE checkouts SET status = 'expired' WHERE organization_id = $1 AND checkout_id = $2 AND status = 'open'`, [
-      orgId,
-      checkoutId,
-    ]);
-    throw new ApiError(409, 'checkout_expired', `checkout "${checkoutId}" has expired`);
-  }
-  const c = step.c;
   if (c.status === 'completed') {
     const sub = (await subs.getSubscription(deps.pool, orgId, c.subscription_id))!;
     return { checkout: checkoutJson(c), subscription: subscriptionJson(sub, now), created: false };
