@@ -18,6 +18,8 @@ export interface ClickHouseConfig {
   username: string;
   password: string;
   database: string;
+  /** CLICKHOUSE_ALLOW_NON_UTC: setup only warns (instead of refusing) when the server's zone is not UTC. */
+  allowNonUtcTimezone?: boolean;
 }
 
 export interface GatewayConfig {
@@ -154,6 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
       username: str(env, 'CLICKHOUSE_USER', 'default'),
       password: str(env, 'CLICKHOUSE_PASSWORD', ''),
       database: str(env, 'CLICKHOUSE_DATABASE', 'meterline'),
+      allowNonUtcTimezone: allowNonUtc(env),
     },
     redisUrl: str(env, 'REDIS_URL', 'redis://127.0.0.1:6380'),
     postgresUrl: str(env, 'DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/meterline'),
@@ -225,4 +228,12 @@ function webhooksConfig(env: Env): WebhooksConfig {
     timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100),
     retryScheduleMs: schedule,
   };
+}
+
+// --- ClickHouse server time zone (packages/core/src/setup/timezone.ts) -------------------------------
+function allowNonUtc(env: Env): boolean {
+  const v = str(env, 'CLICKHOUSE_ALLOW_NON_UTC', 'false').toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new ConfigError(`CLICKHOUSE_ALLOW_NON_UTC must be true or false, got "${v}"`);
 }

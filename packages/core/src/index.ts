@@ -12,6 +12,8 @@ export * from './telemetry/http-server.ts';
 export * from './auth/api-keys.ts';
 export * from './migrate/migrate.ts';
 export * from './setup/setup.ts';
+export * from './setup/timezone.ts';
+export * from './setup/views.ts';
 export * from './metering/definition.ts';
 export * from './metering/properties.ts';
 export * from './metering/sql.ts';

@@ -1,7 +1,7 @@
 // Dead letters: the record (value as-is, key kept) to the dead-letter topic with the reason in headers,
 // and a row in ClickHouse dead_letters for the events debugger. Replays may publish a record twice
 // (at-least-once); the table deduplicates by (organization, topic, partition, offset).
-import { toClickHouseDateTime, type ClickHouseClient, type UsageEvent } from '@meterline/core';
+import { toClickHouseEpochSeconds, type ClickHouseClient, type UsageEvent } from '@meterline/core';
 import type { Producer } from 'kafkajs';
 
 export interface DeadLetter {
@@ -41,7 +41,8 @@ const text = (v: unknown, max = 1000) => (typeof v === 'string' ? v.slice(0, max
 
 export async function storeDeadLetters(ch: ClickHouseClient, letters: DeadLetter[]): Promise<void> {
   if (letters.length === 0) return;
-  const now = toClickHouseDateTime(Date.now());
+  // epoch seconds: dead_lettered_at is a zone-less DateTime (a partition key 18.16 cannot alter)
+  const now = toClickHouseEpochSeconds(Date.now());
   await ch.insert({
     table: 'dead_letters',
     format: 'JSONEachRow',

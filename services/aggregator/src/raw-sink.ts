@@ -1,7 +1,7 @@
 // Raw events into ClickHouse. One INSERT per partition chunk, rows in offset order; the sink's progress
 // for a partition is max(kafka_offset) in events_by_offset (fed from events by a materialized view in
 // the same INSERT), so a replay after a crash skips what is already stored.
-import { propertyColumns, sqlNumber, sqlString, toClickHouseDateTime, type ClickHouseClient, type UsageEvent } from '@meterline/core';
+import { propertyColumns, sqlNumber, sqlString, toClickHouseEpochSeconds, type ClickHouseClient, type UsageEvent } from '@meterline/core';
 
 export interface RawRow {
   event: UsageEvent;
@@ -23,7 +23,8 @@ export async function sinkProgress(ch: ClickHouseClient, topic: string, partitio
 
 export async function insertRaw(ch: ClickHouseClient, rows: RawRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const now = toClickHouseDateTime(Date.now());
+  // DateTimes as epoch seconds: the same instant whatever the column's or the server's zone (0007)
+  const now = toClickHouseEpochSeconds(Date.now());
   await ch.insert({
     table: 'events',
     format: 'JSONEachRow',
@@ -32,9 +33,9 @@ export async function insertRaw(ch: ClickHouseClient, rows: RawRow[]): Promise<v
       customer_id: e.customerId,
       event_name: e.eventName,
       idempotency_id: e.idempotencyId,
-      time_created: toClickHouseDateTime(e.timeCreatedMs),
+      time_created: toClickHouseEpochSeconds(e.timeCreatedMs),
       time_created_ms: e.timeCreatedMs,
-      received_at: toClickHouseDateTime(e.receivedAtMs),
+      received_at: toClickHouseEpochSeconds(e.receivedAtMs),
       received_at_ms: e.receivedAtMs,
       ingested_at: now,
       properties: JSON.stringify(e.properties),

@@ -81,7 +81,19 @@ export function sqlStringArray(values: readonly string[]): string {
   return `[${values.map(sqlString).join(',')}]`;
 }
 
-/** Formats epoch milliseconds as ClickHouse DateTime text (UTC, seconds precision). */
+/**
+ * Formats epoch milliseconds as ClickHouse DateTime text (UTC, seconds precision). ClickHouse parses
+ * such text in the zone of the column or function it meets (a DateTime without a zone: the SERVER's):
+ * only for DateTime('UTC') columns or `toDateTime(text, 'UTC')`. Writers send toClickHouseEpochSeconds.
+ */
 export function toClickHouseDateTime(ms: number): string {
   return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+}
+
+/**
+ * Epoch milliseconds as the epoch seconds a DateTime holds: a JSONEachRow number (or `toDateTime(n)` in
+ * SQL) means the same instant whatever the column's or the server's time zone (docs/analytics.md).
+ */
+export function toClickHouseEpochSeconds(ms: number): number {
+  return Math.floor(ms / 1000);
 }

@@ -4,6 +4,8 @@ import type { Config } from '../config.ts';
 import { createClickHouse } from '../clients/clickhouse.ts';
 import { createKafka, ensureTopics } from '../clients/kafka.ts';
 import { migrateClickHouse, migratePostgres } from '../migrate/migrate.ts';
+import { checkServerTimezone } from './timezone.ts';
+import { ensureAnalystViews } from './views.ts';
 
 export async function setupBackingServices(config: Config, log: (msg: string) => void = () => undefined): Promise<void> {
   const pgApplied = await migratePostgres(config.postgresUrl);
@@ -11,8 +13,14 @@ export async function setupBackingServices(config: Config, log: (msg: string) =>
 
   const ch = createClickHouse(config.clickhouse, { database: null });
   try {
+    // before migrating: a non-UTC server is refused unless CLICKHOUSE_ALLOW_NON_UTC (./timezone.ts)
+    const tz = await checkServerTimezone(ch, config.clickhouse.allowNonUtcTimezone ?? false, (m) => log(`clickhouse: WARNING ${m}`));
+    log(`clickhouse: server time zone ${tz.timezone}${tz.utc ? ' (UTC)' : ''}`);
     const chApplied = await migrateClickHouse(ch, config.clickhouse.database);
     log(`clickhouse: ${chApplied.length ? `applied ${chApplied.join(', ')}` : 'up to date'}`);
+    // after the migrations: the views follow the tables' current schema (./views.ts)
+    const views = await ensureAnalystViews(ch, config.clickhouse.database);
+    if (views.length) log(`clickhouse: analyst views ${views.join(', ')} (re)created`);
   } finally {
     await ch.close();
   }
