@@ -17,19 +17,6 @@ const require = createRequire(import.meta.url);
 // rolldown-plugin-dts runs it to emit declarations, then bundles them itself (no TypeScript API needed).
 const tsc = path.join(path.dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
 
-// src/ids.ts reaches node:crypto with a top-level `await import()` (Node 18 has no global crypto).
-// A published build must not contain top-level await (CJS cannot, and require() of an ESM graph with
-// top-level await fails), so the build swaps that expression for a static import. If the source
-// stops using it, this is a no-op; if it changes to another top-level await, the CJS build fails.
-const TLA_CRYPTO = "(await import('node:crypto')).webcrypto";
-const noTopLevelAwaitCrypto = {
-  name: 'meterline:no-top-level-await-crypto',
-  transform(code: string, id: string) {
-    if (!id.endsWith('/src/ids.ts') || !code.includes(TLA_CRYPTO)) return null;
-    return { code: `import { webcrypto as __nodeWebcrypto } from 'node:crypto';\n${code.replace(TLA_CRYPTO, '__nodeWebcrypto')}` };
-  },
-};
-
 const config: UserConfig = defineConfig({
   entry: ['src/index.ts'],
   format: ['esm', 'cjs'],
@@ -42,7 +29,6 @@ const config: UserConfig = defineConfig({
   // contracts reaches dist/*.js, the test checks the imports); anything else fails the build.
   dts: { tsgo: { path: tsc } },
   deps: { onlyBundle: ['@sinclair/typebox'] },
-  plugins: [noTopLevelAwaitCrypto],
   clean: true,
   outDir: 'dist',
 });
