@@ -60,7 +60,7 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
         where.push(`time_created >= toDateTime(${sqlNumber(Math.floor(from / 1000))})`, `time_created_ms >= ${sqlNumber(from)}`);
       if (to !== null) where.push(`time_created <= toDateTime(${sqlNumber(Math.floor(to / 1000))})`, `time_created_ms < ${sqlNumber(to)}`);
       const rs = await deps.ch.query({
-        query: `SELECT customer_id, event_name, idempotency_id, time_created_ms, received_at_ms, toString(ingested_at) AS ingested_at, properties, source, kafka_partition, kafka_offset
+        query: `SELECT customer_id, event_name, idempotency_id, time_created_ms, received_at_ms, toString(ingested_at, 'UTC') AS ingested_at, properties, source, kafka_partition, kafka_offset
                   FROM events WHERE ${where.join(' AND ')}
                  ORDER BY time_created_ms DESC, kafka_offset DESC LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset LIMIT ${parseLimit(q.limit)}`,
         format: 'JSONEachRow',
@@ -93,7 +93,7 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
       if (from !== null) where.push(`dead_lettered_at >= toDateTime(${sqlNumber(Math.floor(from / 1000))})`);
       if (to !== null) where.push(`dead_lettered_at < toDateTime(${sqlNumber(Math.ceil(to / 1000))})`);
       const rs = await deps.ch.query({
-        query: `SELECT customer_id, event_name, idempotency_id, reason, error, payload_base64, kafka_topic, kafka_partition, kafka_offset, toString(dead_lettered_at) AS at
+        query: `SELECT customer_id, event_name, idempotency_id, reason, error, payload_base64, kafka_topic, kafka_partition, kafka_offset, toString(dead_lettered_at, 'UTC') AS at
                   FROM dead_letters WHERE ${where.join(' AND ')}
                  ORDER BY dead_lettered_at DESC, kafka_offset DESC LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset LIMIT ${parseLimit(q.limit)}`,
         format: 'JSONEachRow',
