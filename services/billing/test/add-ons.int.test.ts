@@ -200,6 +200,33 @@ describe('add-ons', () => {
     expect((await org.api.get(`/v1/customers/${c}/entitlements/api`)).body.usage_limit).toBe(10); // boost grants no feature
   });
 
+  it('ending the subscription early bills in-arrears add-ons until then and credits in-advance ones; their segments end', async () => {
+    const S = Math.floor(Date.now() / 60_000) * 60_000 - 5 * DAY;
+    const { c, sub } = await subscription(S);
+    clock = S + DAY;
+    expect((await org.api.post(`/v1/subscriptions/${sub}/add_ons`, { plan_id: 'pack', quantity: 2 })).status).toBe(201);
+    const boost = await org.api.post(`/v1/subscriptions/${sub}/add_ons`, { plan_id: 'boost', quantity: 1 });
+    expect((await org.api.get(`/v1/invoices/${boost.body.invoice_id}`)).body.total).toBe(expected('10.00', 1, 6 * DAY));
+    clock = S + 4 * DAY;
+    const e = await org.api.patch(`/v1/subscriptions/${sub}`, { replace_immediately_type: 'end_current_subscription_and_bill' });
+    expect(e.status, JSON.stringify(e.body)).toBe(200);
+    const cancel = (await invoicesOf(sub)).find((i) => i.reason === 'cancel');
+    expect(cancel, JSON.stringify(await invoicesOf(sub))).toBeDefined();
+    expect(addOnLines(cancel).map((l: any) => [l.add_on_id, l.quantity, l.amount_due])).toEqual([
+      ['pack', '2', expected('7.50', 2, 3 * DAY)], // 45/7 -> 6.43
+      ['boost', '-1', `-${expected('10.00', 1, 3 * DAY)}`], // 30/7 -> -4.29
+    ]);
+    const fee = expected('20.00', 1, 4 * DAY); // the plan's in-arrears fee until the end: 80/7 -> 11.43
+    expect(cancel.total).toBe(
+      new X(fee)
+        .plus(expected('7.50', 2, 3 * DAY))
+        .minus(expected('10.00', 1, 3 * DAY))
+        .toFixed(2),
+    );
+    expect((await org.api.get(`/v1/subscriptions/${sub}/add_ons`)).body.data).toEqual([]);
+    expect((await org.api.get(`/v1/customers/${c}/entitlements/api`)).body.is_granted).toBe(false);
+  });
+
   it('refuses what is not an add-on, a second attach, another billing interval, other organizations', async () => {
     const S = Math.floor(Date.now() / 60_000) * 60_000;
     const { sub } = await subscription(S);

@@ -3,7 +3,8 @@ import type { PgClient, PgPool } from '@meterline/core';
 import * as plans from '../plans/store.ts';
 import { inTrial } from '../invoices/price.ts';
 import type { PeriodClose } from '../subscriptions/current.ts';
-import { addOnCloseLines, type AddOnLine } from './price.ts';
+import type { SubscriptionRow } from '../subscriptions/store.ts';
+import { addOnCloseLines, addOnLine, type AddOnLine } from './price.ts';
 import * as store from './store.ts';
 
 /** Plan versions of segments, loaded once each. */
@@ -42,4 +43,53 @@ export async function periodCloseAddOnLines(db: PgPool | PgClient, orgId: string
     trialNow: inTrial(s, c.periodStart),
     trialNext: inTrial(s, c.nextStart),
   });
+}
+
+/**
+ * Ending a subscription early at `at` (end_current_subscription_*): its in-arrears add-ons' part of the
+ * period until `at` (billed only by ..._and_bill) and, unless `prorate` is false, a credit for the unused
+ * part of in-advance add-ons; every open segment ends at `at`.
+ */
+export async function cancelAddOnLines(
+  db: PgClient,
+  orgId: string,
+  s: SubscriptionRow,
+  at: Date,
+  prorate: boolean,
+): Promise<{ charge: AddOnLine[]; credit: AddOnLine[] }> {
+  const out = { charge: [] as AddOnLine[], credit: [] as AddOnLine[] };
+  const segs = await store.segmentsOverlapping(db, orgId, s.subscription_id, s.current_period_start, at);
+  if (segs.length === 0) return out;
+  const trial = inTrial(s, s.current_period_start);
+  if (s.status === 'active' && !trial) {
+    for (const { seg, plan } of await withPlans(db, orgId, segs)) {
+      const end = seg.ended_at && seg.ended_at.getTime() < at.getTime() ? seg.ended_at : at;
+      if (plan.flat_fee_timing === 'in_arrears' && seg.started_at.getTime() < at.getTime())
+        out.charge.push(
+          addOnLine(
+            plan,
+            seg.quantity,
+            seg.started_at,
+            end,
+            s.current_period_start,
+            s.current_period_end,
+            `${plan.name} x ${seg.quantity}`,
+          ),
+        );
+      else if (plan.flat_fee_timing === 'in_advance' && prorate && seg.ended_at === null)
+        out.credit.push(
+          addOnLine(
+            plan,
+            -seg.quantity,
+            at,
+            s.current_period_end,
+            s.current_period_start,
+            s.current_period_end,
+            `${plan.name} unused time`,
+          ),
+        );
+    }
+  }
+  for (const seg of segs) if (seg.ended_at === null) await store.endSegment(db, orgId, seg.segment_id, at);
+  return { charge: out.charge.filter((l) => l.amount_minor !== '0'), credit: out.credit.filter((l) => l.amount_minor !== '0') };
 }

@@ -31,6 +31,7 @@ import { componentUsage } from '../usage/billable.ts';
 import { currentPeriod } from './current.ts';
 import * as store from './store.ts';
 import { subscriptionCreatedEvent, subscriptionUpdateEvents } from '../webhooks/emit.ts';
+import { cancelAddOnLines } from '../addons/load.ts';
 
 export type SubscriptionRow = store.SubscriptionRow;
 export { currentPeriod } from './current.ts';
@@ -222,10 +223,13 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
       s = { ...s, plan_id: np.plan_id, plan_version: np.version, plan_started_at: at };
     } else if (type === 'end_current_subscription_and_bill' || type === 'end_current_subscription_and_dont_bill') {
       const at = now.getTime() < s.current_period_start.getTime() ? s.current_period_start : now;
-      const credit = input.prorate === false ? [] : cancelCreditLines(plan, s, at);
+      // add-ons (addons/load.ts): in-arrears ones billed until now, in-advance ones credited; their segments end now
+      const addOns = await cancelAddOnLines(db, orgId, s, at, input.prorate !== false);
+      const credit = [...(input.prorate === false ? [] : cancelCreditLines(plan, s, at)), ...addOns.credit];
       if (type === 'end_current_subscription_and_bill' && s.status === 'active') {
         const usage = await componentUsage(deps, orgId, s.customer_id, plan, usageStart(s), at);
-        await issueInvoice(db, orgId, s, plan, cur, 'cancel', usageStart(s), at, [...cancelLines(plan, s, at, usage), ...credit], now);
+        const lines = [...cancelLines(plan, s, at, usage), ...addOns.charge, ...credit];
+        await issueInvoice(db, orgId, s, plan, cur, 'cancel', usageStart(s), at, lines, now);
       } else if (credit.length > 0) {
         // not billed: no usage, no arrears fee; only the unused in-advance fee comes back (finalized at once)
         await issueInvoice(db, orgId, s, plan, cur, 'cancel_credit', at, s.current_period_end, credit, now);
