@@ -29,7 +29,14 @@ export const Amount = Type.String({
   description: 'exact decimal in major units, < 10^12, at most 12 decimals',
 });
 export const Currency = Type.String({ pattern: '^[A-Za-z]{3}$' });
-export const DateTime = Type.String({ format: 'date-time' });
+/**
+ * An instant: RFC 3339 date-time, or a date `YYYY-MM-DD` read as 00:00:00Z of that day (the billing
+ * service normalizes it before validation: services/billing/src/http/friendly.ts).
+ */
+export const DateTime = Type.String({
+  format: 'date-time',
+  description: 'RFC 3339 date-time, or a date YYYY-MM-DD (= 00:00:00Z that day)',
+});
 /** Event property values / check and usage properties: flat string | number | boolean. */
 export const PropertyValue = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
 export type PropertyValue = Static<typeof PropertyValue>;
@@ -383,6 +390,33 @@ export const CreateSubscriptionBody = Type.Object(
   { additionalProperties: false },
 );
 export type CreateSubscriptionInput = Static<typeof CreateSubscriptionBody>;
+export const CANCEL_TYPES = ['turn_off_auto_renew', 'end_current_subscription_and_bill', 'end_current_subscription_and_dont_bill'] as const;
+export type CancelType = (typeof CANCEL_TYPES)[number];
+/**
+ * The cancel options, the same on POST /v1/subscriptions/{id}/cancel and PATCH /v1/subscriptions/{id}
+ * (Lotus Python's turn_off_auto_renew / replace_immediately_type, Lotus Node's bill_now / revoke_access,
+ * or `type`); at most one way per request. On …/cancel an empty body is turn_off_auto_renew.
+ */
+const CancelFields = {
+  type: Type.Optional(StringEnum(CANCEL_TYPES, { description: 'how to cancel (…/cancel default: turn_off_auto_renew)' })),
+  turn_off_auto_renew: Type.Optional(Type.Boolean({ description: 'true: ends at period end, no renewal' })),
+  revoke_access: Type.Optional(
+    Type.Boolean({
+      description: 'Lotus: true = end now (access ends now; bill_now picks how); false = run out at period end (turn_off_auto_renew)',
+    }),
+  ),
+  bill_now: Type.Optional(
+    Type.Boolean({
+      description:
+        'Lotus: ending now, bill the usage so far (true, the default with revoke_access: true = end_current_subscription_and_bill) or not (false = end_current_subscription_and_dont_bill); true needs revoke_access true or absent',
+    }),
+  ),
+  prorate: Type.Optional(
+    Type.Boolean({
+      description: 'ending now: credit the unused part of an in-advance flat fee already billed (default true; false: no credit)',
+    }),
+  ),
+};
 export const REPLACE_TYPES = [
   'end_current_subscription_and_bill',
   'end_current_subscription_and_dont_bill',
@@ -390,34 +424,26 @@ export const REPLACE_TYPES = [
 ] as const;
 export const UpdateSubscriptionBody = Type.Object(
   {
-    turn_off_auto_renew: Type.Optional(Type.Boolean()),
+    ...CancelFields,
     auto_renew: Type.Optional(Type.Boolean()),
     end_date: Type.Optional(Nullable(DateTime)),
     replace_immediately_type: Type.Optional(StringEnum(REPLACE_TYPES)),
     plan_id: Type.Optional(Type.String()),
-    prorate: Type.Optional(
-      Type.Boolean({ description: 'with end_current_subscription_*: credit the unused part of an in-advance flat fee (default true)' }),
-    ),
   },
   { additionalProperties: false, minProperties: 1 },
 );
 export type UpdateSubscriptionInput = Static<typeof UpdateSubscriptionBody>;
+/** POST /v1/subscriptions/{id}/cancel: the cancel options of PATCH (CancelFields); `{}` or no body = turn_off_auto_renew. */
 export const CancelSubscriptionBody = Type.Object(
   {
-    type: Type.Optional(
-      StringEnum(['turn_off_auto_renew', 'end_current_subscription_and_bill', 'end_current_subscription_and_dont_bill'] as const, {
-        default: 'turn_off_auto_renew',
-      }),
-    ),
-    prorate: Type.Optional(
-      Type.Boolean({
-        default: true,
-        description: 'ending now: credit the unused part of an in-advance flat fee already billed (false: no credit)',
-      }),
+    ...CancelFields,
+    replace_immediately_type: Type.Optional(
+      StringEnum(['end_current_subscription_and_bill', 'end_current_subscription_and_dont_bill'] as const),
     ),
   },
   { additionalProperties: false },
 );
+export type CancelSubscriptionInput = Static<typeof CancelSubscriptionBody>;
 export const ListSubscriptionsQuery = Type.Object(
   {
     ...PaginationQuery,
@@ -569,7 +595,9 @@ export const Entitlement = Type.Object({
   current_usage: Nullable(Type.Number()),
   requested_usage: Type.Number(),
   remaining: Nullable(Type.Number()),
-  included_usage: Nullable(Type.Number()),
+  included_usage: Nullable(
+    Type.Number({ description: "the free units of the plan's priced component for the feature's metric (not the limit: usage_limit)" }),
+  ),
   reset_period: Nullable(ResetPeriod),
   usage_period_start: Nullable(Type.String()),
   usage_period_end: Nullable(Type.String()),
@@ -604,7 +632,7 @@ export const IdempotencyKey = Type.String({
 export const CheckBody = Type.Object(
   {
     customer_id: Type.String(),
-    feature_id: Type.String(),
+    feature_id: Type.String({ description: "the feature's id, or its name when exactly one feature has that name (an id wins)" }),
     entity_id: Type.Optional(
       Type.String({
         minLength: 1,
@@ -631,7 +659,12 @@ export const CheckResult = Type.Object({
   required_balance: Type.Number(),
   balance: Nullable(Type.Number()),
   usage: Nullable(Type.Number()),
-  included_usage: Nullable(Type.Number()),
+  usage_limit: Nullable(
+    Type.Number({
+      description:
+        'the limit of the entitlement (null = unlimited); was `included_usage` before 2026-12 (entitlement.included_usage is the free units)',
+    }),
+  ),
   unlimited: Type.Boolean(),
   event_recorded: Type.Boolean(),
   events_recorded: Type.Integer(),
@@ -642,7 +675,9 @@ export type CheckResult = Static<typeof CheckResult>;
 export const CustomerAccessQuery = Type.Object(
   {
     customer_id: Type.String(),
-    feature_name: Type.Optional(Type.String()),
+    feature_name: Type.Optional(
+      Type.String({ description: "the feature's name or its id (an id wins; a name shared by several features: 400 naming them)" }),
+    ),
     event_name: Type.Optional(Type.String()),
     event_limit_type: Type.Optional(StringEnum(['free', 'total'] as const, { default: 'total' })),
   },

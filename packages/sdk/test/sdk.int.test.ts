@@ -161,7 +161,7 @@ describe('@meterline/sdk against the real services', () => {
     );
 
     const check = await sdk.check({ customer_id: customer, feature_id: 'api', required_balance: 2, send_event: true });
-    expect(check).toMatchObject({ allowed: true, usage: 5, balance: 5, included_usage: 10, event_recorded: true });
+    expect(check).toMatchObject({ allowed: true, usage: 5, balance: 5, usage_limit: 10, event_recorded: true });
 
     const denied = await sdk.check({ customer_id: customer, feature_id: 'api', required_balance: 6 });
     expect(denied.allowed).toBe(false);

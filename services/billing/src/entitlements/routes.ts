@@ -25,6 +25,7 @@ import * as svc from './service.ts';
 import { ApiError } from '../http/errors.ts';
 import { IdempotencyStore, requestFingerprint, type IdempotencyOptions } from '../usage/idempotency.ts';
 import { idempotentEventIds } from '../usage/recorder.ts';
+import { resolveFeatureRef } from './feature-ref.ts';
 import { csvHeaders, wantsCsv } from '../exports/csv.ts';
 import { usageCsv, usageCsvFileName } from '../exports/usage.ts';
 
@@ -130,7 +131,14 @@ export async function entitlementRoutes(
         response: { 200: CustomerAccessResult, 400: ErrorResponse, 404: ErrorResponse },
       },
     },
-    async (req) => svc.customerAccess(deps, req.orgId, req.query),
+    async (req) => {
+      const q = req.query;
+      if (q.feature_name === undefined) return svc.customerAccess(deps, req.orgId, q);
+      // a name or an id (entitlements/feature-ref.ts); the answer echoes what was asked
+      const id = await resolveFeatureRef(deps, req.orgId, q.feature_name, 'feature_name');
+      const r = await svc.customerAccess(deps, req.orgId, { ...q, feature_name: id });
+      return { ...r, feature_name: q.feature_name };
+    },
   );
 
   app.post(
@@ -144,6 +152,8 @@ export async function entitlementRoutes(
       },
     },
     async (req, reply) => {
+      // feature_id may be a feature's name (entitlements/feature-ref.ts): resolved before the idempotency fingerprint
+      req.body.feature_id = await resolveFeatureRef(deps, req.orgId, req.body.feature_id, 'feature_id');
       const key = idempotencyKeyOf(req.body.idempotency_key, req.headers['idempotency-key']);
       // only a consuming check needs it; a pure check is safe to repeat and ignores the key
       if (key === undefined || !req.body.send_event) return svc.check(deps, req.orgId, req.body);

@@ -391,7 +391,7 @@ export async function check(
     required_balance: required,
     balance: ent.usage_limit === null || ent.current_usage === null ? null : ent.usage_limit - ent.current_usage,
     usage: ent.current_usage,
-    included_usage: ent.usage_limit,
+    usage_limit: ent.usage_limit,
     unlimited: ent.has_unlimited_usage,
     event_recorded: eventsRecorded > 0,
     events_recorded: eventsRecorded,

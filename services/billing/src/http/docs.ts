@@ -12,7 +12,8 @@ export const OPENAPI_INFO = {
   version: '1',
   description:
     'Organizations, customers, features, billable metrics, versioned plans, subscriptions, invoices and entitlement checks. ' +
-    'JSON in snake_case; lists take limit/offset; errors are {error:{code,message}}. Schemas: @meterline/contracts.',
+    'JSON in snake_case (camelCase keys are read as their snake_case field when unambiguous); date-time fields also take a date YYYY-MM-DD (00:00:00Z); enums are case-insensitive; ' +
+    'lists take limit/offset; errors are {error:{code,message,details}}, a 400 listing each field with its reason. Schemas: @meterline/contracts.',
 };
 
 /** Registers the generator (must run before the routes are added) and the UI. */

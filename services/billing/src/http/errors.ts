@@ -20,6 +20,22 @@ export const badRequest = (message: string, details?: unknown) => new ApiError(4
 /** The schema of every error response (`{ error: { code, message, details? } }`), from @meterline/contracts. */
 export { ErrorResponse } from '@meterline/contracts';
 
+type ValidationItem = { instancePath: string; keyword: string; message?: string; params: Record<string, unknown> };
+
+/** The field a validation error is about, as a JSON pointer without the leading slash (`entitlements/0/limit`). */
+export function validationField(v: ValidationItem): string {
+  const child =
+    v.keyword === 'additionalProperties' ? v.params.additionalProperty : v.keyword === 'required' ? v.params.missingProperty : undefined;
+  const path = typeof child === 'string' ? `${v.instancePath}/${child}` : v.instancePath;
+  return path.replace(/^\//, '');
+}
+
+/** `body/start_date must be …`; unknown fields: `body: unknown field "x"; did you mean "y"?`. */
+export function validationMessage(where: string, v: ValidationItem): string {
+  const sep = v.keyword === 'additionalProperties' ? ':' : '';
+  return `${where}${v.instancePath}${sep} ${v.message ?? 'is invalid'}`.trim();
+}
+
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     if (err instanceof ApiError) {
@@ -29,12 +45,20 @@ export function installErrorHandler(app: FastifyInstance): void {
     }
     const fe = err as FastifyError;
     if (fe.validation) {
+      const where = fe.validationContext ?? 'request';
+      const first = fe.validation[0];
+      const more = fe.validation.length > 1 ? ` (and ${fe.validation.length - 1} more: see details)` : '';
       return reply.code(400).send({
         error: {
           code: 'validation_error',
-          message:
-            `${fe.validationContext ?? 'request'}${fe.validation[0]?.instancePath ?? ''} ${fe.validation[0]?.message ?? 'is invalid'}`.trim(),
-          details: fe.validation.map((v) => ({ path: v.instancePath, message: v.message, params: v.params })),
+          message: first ? `${validationMessage(where, first)}${more}` : `${where} is invalid`,
+          details: fe.validation.map((v) => ({
+            field: validationField(v),
+            reason: v.keyword === 'additionalProperties' ? 'unknown_field' : v.keyword,
+            path: v.instancePath,
+            message: v.message,
+            params: v.params,
+          })),
         },
       });
     }

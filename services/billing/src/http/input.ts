@@ -10,7 +10,8 @@
 //   - numbers: finite (JSON `1e309` parses to Infinity; ajv's coerceTypes turns the string "Infinity"
 //     into Infinity), not subnormal (5e-324: ClickHouse 18.16 cannot parse it, see core's isSqlNumber),
 //     checked again after schema coercion (preHandler);
-//   - dates (`start_date`, `end_date`, `from`, `to`): parseable and within 1970-01-01..2100-01-01
+//   - dates (`start_date`, `end_date`, `from`, `to`, `effective_at`, `expires_at`, `as_of`, `redeem_by`;
+//     camelCase spellings too): parseable and within 1970-01-01..2100-01-01
 //     (ClickHouse DateTime and the period arithmetic);
 //   - nesting at most 32 levels (Postgres jsonb and our own walkers stay far from their stack limits).
 // A violation is a 400 `validation_error` whose message names the field, e.g.
@@ -18,6 +19,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { EVENT_LIMITS, identifierProblem, MIN_NORMAL_NUMBER, TEXT_PROBLEM_MESSAGE, textValueProblem } from '@meterline/core';
 import { ApiError } from './errors.ts';
+import { snakeCase } from './friendly.ts';
 
 export const INPUT_LIMITS = {
   identifierMaxLength: 255,
@@ -28,7 +30,7 @@ export const INPUT_LIMITS = {
 } as const;
 
 const IDENTIFIER_KEYS = new Set(['event_name', 'feature_name', 'property', 'group_by']);
-const DATE_KEYS = new Set(['start_date', 'end_date', 'from', 'to']);
+const DATE_KEYS = new Set(['start_date', 'end_date', 'from', 'to', 'effective_at', 'expires_at', 'as_of', 'redeem_by']);
 
 type Where = 'body' | 'params' | 'querystring';
 
@@ -51,7 +53,11 @@ function textProblem(s: string, identifier: boolean): string | null {
   return null;
 }
 
-const isIdentifierKey = (key: string) => key.endsWith('_id') || IDENTIFIER_KEYS.has(key);
+// by the snake_case form: camelCase keys are read as their snake_case property (http/friendly.ts)
+const isIdentifierKey = (key: string) => {
+  const k = snakeCase(key);
+  return k.endsWith('_id') || IDENTIFIER_KEYS.has(k);
+};
 
 function dateProblem(s: string): string | null {
   const t = Date.parse(s);
@@ -87,7 +93,7 @@ export function inputProblem(root: unknown, where: Where, opts: { numbersOnly?: 
       if (opts.numbersOnly) continue;
       const p = textProblem(v, identifier);
       if (p) return { path, message: p };
-      if (key !== null && free === null && DATE_KEYS.has(key) && where !== 'params') {
+      if (key !== null && free === null && DATE_KEYS.has(snakeCase(key)) && where !== 'params') {
         const d = dateProblem(v);
         if (d) return { path, message: d };
       }
@@ -127,7 +133,10 @@ function guard(numbersOnly: boolean) {
     // coercion (http/validation.ts), so they are walked once
     for (const [where, value] of numbersOnly ? parts.slice(0, 2) : parts) {
       const p = inputProblem(value, where, { numbersOnly });
-      if (p) throw new ApiError(400, 'validation_error', `${p.path} ${p.message}`, { path: p.path });
+      if (p)
+        throw new ApiError(400, 'validation_error', `${p.path} ${p.message}`, [
+          { field: p.path.slice(where.length + 1), reason: 'invalid_input', path: p.path, message: p.message },
+        ]);
     }
   };
 }

@@ -18,6 +18,7 @@ import { pageOf, pageParams } from '../http/pagination.ts';
 import { typed } from '../http/typed.ts';
 import * as svc from './service.ts';
 import * as estimate from '../invoices/estimate.ts';
+import { cancelIntent, cancelUpdate, patchUpdate } from './cancel.ts';
 
 export async function subscriptionRoutes(instance: FastifyInstance, deps: Deps): Promise<void> {
   const app = typed(instance);
@@ -112,14 +113,14 @@ export async function subscriptionRoutes(instance: FastifyInstance, deps: Deps):
       schema: {
         summary: 'Cancel or change a subscription',
         description:
-          'turn_off_auto_renew: ends at period end. replace_immediately_type: end_current_subscription_and_bill | end_current_subscription_and_dont_bill (optional plan_id starts that plan now) | change_subscription_plan (plan_id required; same period, prorated).',
+          'turn_off_auto_renew: ends at period end (the cancel options of POST …/cancel are accepted here too: type, revoke_access, bill_now). replace_immediately_type: end_current_subscription_and_bill | end_current_subscription_and_dont_bill (optional plan_id starts that plan now) | change_subscription_plan (plan_id required; same period, prorated).',
         tags: ['subscriptions'],
         params: SubscriptionParams,
         body: UpdateSubscriptionBody,
         response: { 200: Subscription, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
       },
     },
-    async (req) => svc.updateSubscription(deps, req.orgId, req.params.subscription_id, req.body),
+    async (req) => svc.updateSubscription(deps, req.orgId, req.params.subscription_id, patchUpdate(req.body)),
   );
 
   app.post(
@@ -127,20 +128,17 @@ export async function subscriptionRoutes(instance: FastifyInstance, deps: Deps):
     {
       schema: {
         summary: 'Cancel a subscription (Lotus-style shortcut of PATCH)',
+        description:
+          'The cancel options of PATCH: type, turn_off_auto_renew, replace_immediately_type (Lotus Python), revoke_access / bill_now (Lotus Node), prorate. An empty or absent body = turn_off_auto_renew.',
         tags: ['subscriptions'],
         params: SubscriptionParams,
         body: CancelSubscriptionBody,
-        response: { 200: Subscription, 404: ErrorResponse, 409: ErrorResponse },
+        response: { 200: Subscription, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
       },
     },
     async (req) => {
-      const t = req.body?.type ?? 'turn_off_auto_renew';
-      return svc.updateSubscription(
-        deps,
-        req.orgId,
-        req.params.subscription_id,
-        t === 'turn_off_auto_renew' ? { turn_off_auto_renew: true } : { replace_immediately_type: t, prorate: req.body?.prorate },
-      );
+      const how = cancelIntent(req.body ?? {}) ?? 'turn_off_auto_renew';
+      return svc.updateSubscription(deps, req.orgId, req.params.subscription_id, cancelUpdate(how, req.body?.prorate));
     },
   );
 }
