@@ -5,11 +5,13 @@
 // [from, to)), period_from/period_to (period_start in [from, to)); limit/offset do not apply: every
 // matching invoice is exported.
 //
-// Streamed: invoices are read in keyset pages of PAGE_SIZE in (created_at, invoice_id) order (each a
-// short query of its own: no transaction or connection is held while the client downloads), and each
-// page is written out before the next is read, pulled by the response stream (backpressure): memory is one
-// page whatever the export's size. Each invoice appears once (created_at never changes); one created
-// during an export appears when it sorts after the export's position. Status is as read by its page.
+// Streamed: invoices are read in keyset pages of PAGE_SIZE in invoice_id order (the primary key
+// (organization_id, invoice_id): every page is an index range scan, so an export is linear in its size;
+// a (created_at, invoice_id) keyset had no index and re-sorted the organization's invoices per page),
+// each a short query of its own (no transaction or connection is held while the client downloads), and
+// each page is written out before the next is read, pulled by the response stream (backpressure): memory
+// is one page whatever the export's size. Each invoice appears once (ids never change); one created during
+// an export appears when its id sorts after the export's position. Status is as read by its page.
 // Scoped to the API key's organization (organization_id in every query). Money: decimal strings
 // (fromMinor of the stored minor units, and the line's exact amount), never floats.
 import { Readable } from 'node:stream';
@@ -78,7 +80,7 @@ type ExportRow = Pick<
   | 'line_items'
   | 'created_at'
   | 'finalized_at'
-> & { customer_name: string | null; cursor: string };
+> & { customer_name: string | null };
 
 /** A date-time filter as a Date (400 when it is not one). */
 function instant(name: string, v: string | undefined): Date | null {
@@ -100,40 +102,21 @@ export function exportFilter(q: InvoiceExportFilter) {
   };
 }
 
-/** One keyset page after `after` ((created_at as text, invoice_id): exact to the microsecond). */
-async function page(
-  pool: PgPool,
-  orgId: string,
-  f: ReturnType<typeof exportFilter>,
-  after: { cursor: string; id: string } | null,
-  pageSize: number,
-) {
+/** One keyset page after invoice id `after`: a range scan of the primary key (organization_id, invoice_id). */
+async function page(pool: PgPool, orgId: string, f: ReturnType<typeof exportFilter>, after: string | null, pageSize: number) {
   const { rows } = await pool.query<ExportRow>(
     `SELECT i.invoice_id, i.number, i.status, i.reason, i.customer_id, c.name AS customer_name, i.subscription_id, i.currency,
-            i.period_start, i.period_end, i.total_minor::text AS total_minor, i.line_items, i.created_at, i.finalized_at,
-            i.created_at::text AS cursor
+            i.period_start, i.period_end, i.total_minor::text AS total_minor, i.line_items, i.created_at, i.finalized_at
        FROM invoices i
        LEFT JOIN customers c ON c.organization_id = i.organization_id AND c.customer_id = i.customer_id
       WHERE i.organization_id = $1
         AND ($2::text IS NULL OR i.customer_id = $2) AND ($3::text IS NULL OR i.subscription_id = $3) AND ($4::text IS NULL OR i.status = $4)
         AND ($5::timestamptz IS NULL OR i.created_at >= $5) AND ($6::timestamptz IS NULL OR i.created_at < $6)
         AND ($7::timestamptz IS NULL OR i.period_start >= $7) AND ($8::timestamptz IS NULL OR i.period_start < $8)
-        AND ($9::text IS NULL OR (i.created_at, i.invoice_id) > ($9::timestamptz, $10::text))
-      ORDER BY i.created_at, i.invoice_id
-      LIMIT $11`,
-    [
-      orgId,
-      f.customer_id,
-      f.subscription_id,
-      f.status,
-      f.created_from,
-      f.created_to,
-      f.period_from,
-      f.period_to,
-      after?.cursor ?? null,
-      after?.id ?? null,
-      pageSize,
-    ],
+        AND ($9::text IS NULL OR i.invoice_id > $9)
+      ORDER BY i.invoice_id
+      LIMIT $10`,
+    [orgId, f.customer_id, f.subscription_id, f.status, f.created_from, f.created_to, f.period_from, f.period_to, after, pageSize],
   );
   return rows;
 }
@@ -205,7 +188,7 @@ export function invoiceCsvStream(
   const f = exportFilter(q);
   async function* rows() {
     yield csvRow(INVOICE_CSV_COLUMNS);
-    let after: { cursor: string; id: string } | null = null;
+    let after: string | null = null;
     for (;;) {
       let got: ExportRow[];
       try {
@@ -217,8 +200,7 @@ export function invoiceCsvStream(
       if (got.length === 0) return;
       yield got.map(invoiceCsvRows).join('');
       if (got.length < pageSize) return;
-      const last = got[got.length - 1]!;
-      after = { cursor: last.cursor, id: last.invoice_id };
+      after = got[got.length - 1]!.invoice_id;
     }
   }
   return Readable.from(rows(), { objectMode: false });
