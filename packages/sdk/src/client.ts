@@ -15,6 +15,14 @@ import { eventErrorsOf, sendEvents, summarize, toWireEvent, type IngestLimits, t
 import { EventQueue, type CloseOptions, type CloseReport, type OverflowPolicy, type QueueStats } from './queue.ts';
 import {
   alertsResource,
+  checkoutResource,
+  entitiesResource,
+  promotionsResource,
+  referralsResource,
+  type CheckoutResource,
+  type EntitiesResource,
+  type PromotionsResource,
+  type ReferralsResource,
   couponsResource,
   creditsResource,
   customersResource,
@@ -209,6 +217,14 @@ export class Meterline {
   readonly settings: SettingsResource;
   /** The calling key's organization and its API keys. */
   readonly organization: OrganizationResource;
+  /** A customer's entities (seats, workspaces): create, list, get, delete. */
+  readonly entities: EntitiesResource;
+  /** Promotional entitlements: grant, list, revoke. */
+  readonly promotions: PromotionsResource;
+  /** Attach (subscribe, or a hosted checkout), checkouts, the billing portal. */
+  readonly checkout: CheckoutResource;
+  /** Referral programs, codes and redemptions. */
+  readonly referrals: ReferralsResource;
 
   constructor(opts: MeterlineOptions) {
     if (!opts?.apiKey) throw new MeterlineError('apiKey is required', { status: 0, code: 'invalid_options' });
@@ -280,6 +296,10 @@ export class Meterline {
     this.webhooks = webhooksResource(call);
     this.settings = settingsResource(call);
     this.organization = organizationResource(call);
+    this.entities = entitiesResource(call);
+    this.promotions = promotionsResource(call);
+    this.checkout = checkoutResource(call);
+    this.referrals = referralsResource(call);
   }
 
   // ---- Ingest -------------------------------------------------------------------------------------

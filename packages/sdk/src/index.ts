@@ -12,6 +12,10 @@ export { parseRetryAfter, type CallOptions, type FetchLike, type Logger } from '
 export type { CloseOptions, CloseReport, OverflowPolicy, QueueStats, UndeliveredEvent } from './queue.ts';
 export type {
   AlertsResource,
+  CheckoutResource,
+  EntitiesResource,
+  PromotionsResource,
+  ReferralsResource,
   CouponsResource,
   CreditsResource,
   CustomersResource,

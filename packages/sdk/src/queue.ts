@@ -104,11 +104,54 @@ interface Collector {
   errors: MeterlineError[];
 }
 
+/** A FIFO with O(1) shift (drop_oldest on a full queue runs on every enqueue). */
+class Deque<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined as T; // release it
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) this.compact();
+    return item;
+  }
+
+  /** Removes and returns the first n items (all when n is undefined). */
+  take(n?: number): T[] {
+    const end = n === undefined ? this.items.length : Math.min(this.items.length, this.head + n);
+    const out = this.items.slice(this.head, end);
+    this.head = end;
+    this.compact();
+    return out;
+  }
+
+  /** Puts items back at the front, in order. */
+  unshift(items: T[]): void {
+    this.compact();
+    this.items = items.concat(this.items);
+  }
+
+  private compact(): void {
+    if (this.head === 0) return;
+    this.items = this.head >= this.items.length ? [] : this.items.slice(this.head);
+    this.head = 0;
+  }
+}
+
 const newCollector = (): Collector => ({ results: [], undelivered: [], errors: [] });
 const FINAL = new Set(['accepted', 'duplicate', 'ignored', 'rejected']);
 
 export class EventQueue {
-  private buf: WireEvent[] = [];
+  private buf = new Deque<WireEvent>();
   private current: WireEvent[] | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private scheduled = false;
@@ -203,15 +246,17 @@ export class EventQueue {
         // A fetch that ignores its signal must not hold close() up: give it a moment, then stop waiting.
         grace = setTimeout(resolve, 250);
       }, timeoutMs);
-      void this.exclusive(() => this.drain(c, true)).finally(() => {
-        clearTimeout(t);
-        resolve();
-      });
+      void this.exclusive(() => this.drain(c, true))
+        .catch(() => undefined) // nothing is lost: what was held is reported below
+        .finally(() => {
+          clearTimeout(t);
+          resolve();
+        });
     });
     await deadline;
     if (grace) clearTimeout(grace);
     this.sealed = true; // late answers change nothing any more
-    const left = [...(this.current ?? []), ...this.buf.splice(0)];
+    const left = [...(this.current ?? []), ...this.buf.take()];
     this.current = undefined;
     this.undeliver(c, left, 'close_timeout', 'close() deadline reached');
     this.reportDrops();
@@ -229,19 +274,19 @@ export class EventQueue {
   private background(): void {
     if (this.scheduled || this.closed) return;
     this.scheduled = true;
-    void this.exclusive(async () => {
+    this.exclusive(async () => {
       this.scheduled = false;
       const c = newCollector();
       await this.drain(c, false);
       this.report(c);
-    });
+    }).catch((err: unknown) => this.opts.logger.error?.(`[meterline] background send: ${String(err)}`));
   }
 
   /** Sends batches until the queue is empty (or, in the background, until a request fails). */
   private async drain(c: Collector, untilEmpty: boolean): Promise<void> {
     while (this.buf.length > 0 && !this.sealed) {
       if (!untilEmpty && !this.closing && Date.now() < this.pauseUntil) return;
-      const batch = this.buf.splice(0, this.opts.maxBatchEvents);
+      const batch = this.buf.take(this.opts.maxBatchEvents);
       this.current = batch;
       if (this.buf.length === 0) this.stopTimer();
       let results: EventResult[] | undefined;
@@ -295,7 +340,7 @@ export class EventQueue {
       this.undeliver(c, unsent, aborted ? 'close_timeout' : err.code, err.message);
       // Retryable failures (the ingest URL is down) would fail for the rest too: report them at once.
       if (resendable || aborted) {
-        this.undeliver(c, this.buf.splice(0), aborted ? 'close_timeout' : err.code, err.message);
+        this.undeliver(c, this.buf.take(), aborted ? 'close_timeout' : err.code, err.message);
         return true;
       }
       return false;
@@ -305,7 +350,7 @@ export class EventQueue {
       const room = Math.max(0, this.opts.maxQueueSize - this.buf.length);
       const keep = unsent.slice(0, room);
       for (const e of unsent.slice(room)) this.drop(e.idempotency_id, 'queue_full');
-      this.buf.unshift(...keep);
+      this.buf.unshift(keep);
       this.counts.requeued += keep.length;
       this.pauseUntil = Date.now() + Math.max(this.opts.flushIntervalMs, 0) / 2; // the next timer tick resumes
       if (this.buf.length) this.startTimer();

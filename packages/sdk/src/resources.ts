@@ -5,6 +5,27 @@ import type { CallOptions } from './http.ts';
 import { randomId } from './ids.ts';
 import type {
   ApiKey,
+  AttachAddOnInput,
+  AttachInput,
+  AttachResult,
+  BillingPortal,
+  BillingPortalInput,
+  Checkout,
+  CompleteCheckoutInput,
+  CompletedCheckout,
+  CreateEntityInput,
+  CreateReferralProgramInput,
+  Entity,
+  GrantPromotionalEntitlementInput,
+  ListEntitiesParams,
+  ListPromotionalEntitlementsParams,
+  MetricVersion,
+  MetricWithVersions,
+  PromotionalEntitlement,
+  ReferralCode,
+  ReferralProgram,
+  ReferralRedemption,
+  SubscriptionAddOn,
   CancelSubscriptionInput,
   CheckInput,
   CheckResult,
@@ -158,8 +179,10 @@ export function featuresResource(call: BillingCall): FeaturesResource {
 export interface MetricsResource {
   /** `POST /v1/metrics`. Idempotent on identical data; 409 on different data. */
   create(input: CreateMetricInput, opts?: CallOptions): Promise<Metric>;
-  /** `GET /v1/metrics/:id`. */
-  get(metricId: string, opts?: CallOptions): Promise<Metric>;
+  /** `GET /v1/metrics/:id`: the metric with its version history (`versions`). */
+  get(metricId: string, opts?: CallOptions): Promise<MetricWithVersions>;
+  /** `GET /v1/metrics/:id/versions`: every definition it had, with when each applied (paginated). */
+  versions(metricId: string, params?: PageParams, opts?: CallOptions): Promise<Page<MetricVersion>>;
   /** `GET /v1/metrics` (paginated; `include_archived`). */
   list(params?: ListArchivableParams, opts?: CallOptions): Promise<Page<Metric>>;
   /** `PATCH /v1/metrics/:id`: a definition change bumps its version (the aggregator recomputes). */
@@ -172,6 +195,7 @@ export function metricsResource(call: BillingCall): MetricsResource {
   return {
     create: (input, opts) => call('POST', '/v1/metrics', input, true, opts),
     get: (id, opts) => call('GET', `/v1/metrics/${seg(id)}`, undefined, true, opts),
+    versions: (id, params, opts) => call('GET', `/v1/metrics/${seg(id)}/versions${qs(params)}`, undefined, true, opts),
     list: (params, opts) => call('GET', `/v1/metrics${qs(params)}`, undefined, true, opts),
     update: (id, patch, opts) => call('PATCH', `/v1/metrics/${seg(id)}`, patch, false, opts),
     archive: (id, opts) => call('DELETE', `/v1/metrics/${seg(id)}`, undefined, false, opts),
@@ -236,6 +260,14 @@ export interface SubscriptionsResource {
   closeFailure(subscriptionId: string, opts?: CallOptions): Promise<SubscriptionCloseFailure>;
   /** `GET /v1/subscription_close_failures`: the organization's subscriptions whose period close failed (retried with backoff). */
   closeFailures(params?: { limit?: number }, opts?: CallOptions): Promise<{ data: SubscriptionCloseFailure[] }>;
+  /** `POST /v1/subscriptions/:id/add_ons`: attaches an add-on plan (`plan_type: add_on`) with a quantity (default 1). */
+  attachAddOn(subscriptionId: string, input: AttachAddOnInput, opts?: CallOptions): Promise<SubscriptionAddOn>;
+  /** `GET /v1/subscriptions/:id/add_ons`. */
+  listAddOns(subscriptionId: string, opts?: CallOptions): Promise<{ data: SubscriptionAddOn[] }>;
+  /** `PATCH /v1/subscriptions/:id/add_ons/:plan_id`: a new quantity from now (prorated). */
+  updateAddOn(subscriptionId: string, planId: string, quantity: number, opts?: CallOptions): Promise<SubscriptionAddOn>;
+  /** `DELETE /v1/subscriptions/:id/add_ons/:plan_id`: ends the add-on now. */
+  removeAddOn(subscriptionId: string, planId: string, opts?: CallOptions): Promise<SubscriptionAddOn>;
 }
 
 export function subscriptionsResource(call: BillingCall): SubscriptionsResource {
@@ -253,6 +285,10 @@ export function subscriptionsResource(call: BillingCall): SubscriptionsResource 
     upcomingInvoice: (id, opts) => call('GET', `${base}/${seg(id)}/upcoming_invoice`, undefined, true, opts),
     closeFailure: (id, opts) => call('GET', `${base}/${seg(id)}/close_failure`, undefined, true, opts),
     closeFailures: (params, opts) => call('GET', `/v1/subscription_close_failures${qs(params)}`, undefined, true, opts),
+    attachAddOn: (id, input, opts) => call('POST', `${base}/${seg(id)}/add_ons`, input, false, opts),
+    listAddOns: (id, opts) => call('GET', `${base}/${seg(id)}/add_ons`, undefined, true, opts),
+    updateAddOn: (id, planId, quantity, opts) => call('PATCH', `${base}/${seg(id)}/add_ons/${seg(planId)}`, { quantity }, true, opts),
+    removeAddOn: (id, planId, opts) => call('DELETE', `${base}/${seg(id)}/add_ons/${seg(planId)}`, undefined, false, opts),
   };
 }
 
@@ -280,6 +316,8 @@ export interface InvoicesResource {
   transition(invoiceId: string, action: InvoiceAction, opts?: CallOptions): Promise<Invoice>;
   /** `GET /v1/invoices/:id/document`: the invoice as a self-contained HTML document (a string). */
   document(invoiceId: string, opts?: CallOptions): Promise<string>;
+  /** `GET /v1/invoices/export.csv`: the invoices matching the filters as CSV, one row per line (limit/offset ignored). */
+  exportCsv(params?: ListInvoicesParams, opts?: CallOptions): Promise<string>;
 }
 
 export function invoicesResource(call: BillingCall): InvoicesResource {
@@ -294,6 +332,7 @@ export function invoicesResource(call: BillingCall): InvoicesResource {
     markUncollectible: (id, opts) => transition(id, 'mark_uncollectible', opts),
     transition,
     document: async (id, opts) => String(await call<unknown>('GET', `/v1/invoices/${seg(id)}/document`, undefined, true, opts)),
+    exportCsv: async (params, opts) => String(await call<unknown>('GET', `/v1/invoices/export.csv${qs(params)}`, undefined, true, opts)),
   };
 }
 
@@ -359,6 +398,8 @@ export interface UsageResource {
   set(input: Omit<ReportUsageInput, 'update_behavior'>, opts?: CallOptions): Promise<ReportUsageResult>;
   /** `GET /v1/usage`: total and series (window hour/day/month in a time zone) for a feature or metric over [from, to). */
   query(params: UsageQueryParams, opts?: CallOptions): Promise<UsageQueryResult>;
+  /** `GET /v1/usage?format=csv`: the same query as CSV (a string). */
+  exportCsv(params: UsageQueryParams, opts?: CallOptions): Promise<string>;
 }
 
 export function usageResource(call: BillingCall): UsageResource {
@@ -366,6 +407,8 @@ export function usageResource(call: BillingCall): UsageResource {
     report: (input, opts) => call('POST', '/v1/usage', withIdempotencyKey(input), true, opts),
     set: (input, opts) => call('POST', '/v1/usage', withIdempotencyKey({ ...input, update_behavior: 'set' as const }), true, opts),
     query: (params, opts) => call('GET', `/v1/usage${qs(params)}`, undefined, true, opts),
+    exportCsv: async (params, opts) =>
+      String(await call<unknown>('GET', `/v1/usage${qs({ ...params, format: 'csv' })}`, undefined, true, opts)),
   };
 }
 
@@ -534,5 +577,109 @@ export function organizationResource(call: BillingCall): OrganizationResource {
     revokeApiKey: async (id, opts) => {
       await call('DELETE', `/v1/api_keys/${seg(id)}`, undefined, true, opts);
     },
+  };
+}
+
+// ---- entities, promotions, checkout, referrals ---------------------------------------------------------------
+
+/** `/v1/customers/:id/entities`: sub-accounts of a customer (seats, workspaces) with their own usage and per_entity balances. */
+export interface EntitiesResource {
+  /** `POST /v1/customers/:id/entities`. Idempotent on identical data; 409 on different data. */
+  create(customerId: string, input: CreateEntityInput, opts?: CallOptions): Promise<Entity>;
+  /** `GET /v1/customers/:id/entities` (paginated; `include_deleted`). */
+  list(customerId: string, params?: ListEntitiesParams, opts?: CallOptions): Promise<Page<Entity>>;
+  /** `GET /v1/customers/:id/entities/:entity_id` (active entities). */
+  get(customerId: string, entityId: string, opts?: CallOptions): Promise<Entity>;
+  /** `DELETE /v1/customers/:id/entities/:entity_id`. */
+  delete(customerId: string, entityId: string, opts?: CallOptions): Promise<Entity>;
+}
+
+export function entitiesResource(call: BillingCall): EntitiesResource {
+  const base = (id: string) => `/v1/customers/${seg(id)}/entities`;
+  return {
+    create: (id, input, opts) => call('POST', base(id), input, true, opts),
+    list: (id, params, opts) => call('GET', `${base(id)}${qs(params)}`, undefined, true, opts),
+    get: (id, entityId, opts) => call('GET', `${base(id)}/${seg(entityId)}`, undefined, true, opts),
+    delete: (id, entityId, opts) => call('DELETE', `${base(id)}/${seg(entityId)}`, undefined, false, opts),
+  };
+}
+
+/** `/v1/customers/:id/promotional_entitlements`: time-limited grants on top of the plan (Stigg-style). */
+export interface PromotionsResource {
+  /** `POST …/promotional_entitlements`: `usage_limit` | `unlimited` | boolean, for a `period` or until `expires_at`. */
+  grant(customerId: string, input: GrantPromotionalEntitlementInput, opts?: CallOptions): Promise<PromotionalEntitlement>;
+  /** `GET …/promotional_entitlements` (active ones; `include_inactive` for expired and revoked). */
+  list(customerId: string, params?: ListPromotionalEntitlementsParams, opts?: CallOptions): Promise<Page<PromotionalEntitlement>>;
+  /** `DELETE …/promotional_entitlements/:feature_id`: revokes it now. */
+  revoke(customerId: string, featureId: string, opts?: CallOptions): Promise<PromotionalEntitlement>;
+}
+
+export function promotionsResource(call: BillingCall): PromotionsResource {
+  const base = (id: string) => `/v1/customers/${seg(id)}/promotional_entitlements`;
+  return {
+    grant: (id, input, opts) => call('POST', base(id), input, false, opts),
+    list: (id, params, opts) => call('GET', `${base(id)}${qs(params)}`, undefined, true, opts),
+    revoke: (id, featureId, opts) => call('DELETE', `${base(id)}/${seg(featureId)}`, undefined, false, opts),
+  };
+}
+
+/** Subscribing through a payment provider: attach, hosted checkouts, the billing portal. */
+export interface CheckoutResource {
+  /**
+   * `POST /v1/attach`: subscribes at once (manual provider: `status: subscribed`) or opens a hosted
+   * checkout (`status: checkout_required`, `payment_url`). Idempotent (network errors retried) with a `subscription_id`.
+   */
+  attach(input: AttachInput, opts?: CallOptions): Promise<AttachResult>;
+  /** `GET /v1/checkouts/:id`. */
+  get(checkoutId: string, opts?: CallOptions): Promise<Checkout>;
+  /** `POST /v1/checkouts/:id/complete`: the provider reports it paid; creates its subscription (idempotent). */
+  complete(checkoutId: string, input?: CompleteCheckoutInput, opts?: CallOptions): Promise<CompletedCheckout>;
+  /** `POST /v1/checkouts/:id/cancel`. */
+  cancel(checkoutId: string, opts?: CallOptions): Promise<Checkout>;
+  /** `POST /v1/customers/:id/billing_portal`: a provider's portal URL (501 `not_supported` with the manual provider). */
+  billingPortal(customerId: string, input?: BillingPortalInput, opts?: CallOptions): Promise<BillingPortal>;
+}
+
+export function checkoutResource(call: BillingCall): CheckoutResource {
+  return {
+    attach: (input, opts) => call('POST', '/v1/attach', input, input.subscription_id !== undefined, opts),
+    get: (id, opts) => call('GET', `/v1/checkouts/${seg(id)}`, undefined, true, opts),
+    complete: (id, input, opts) => call('POST', `/v1/checkouts/${seg(id)}/complete`, input ?? {}, true, opts),
+    cancel: (id, opts) => call('POST', `/v1/checkouts/${seg(id)}/cancel`, {}, false, opts),
+    billingPortal: (id, input, opts) => call('POST', `/v1/customers/${seg(id)}/billing_portal`, input ?? {}, false, opts),
+  };
+}
+
+/** Referral programs: rewards (coupon and/or credit) for referrer and redeemer, stable codes per customer. */
+export interface ReferralsResource {
+  /** `POST /v1/referral_programs`. */
+  createProgram(input: CreateReferralProgramInput, opts?: CallOptions): Promise<ReferralProgram>;
+  /** `GET /v1/referral_programs` (paginated). */
+  listPrograms(params?: PageParams, opts?: CallOptions): Promise<Page<ReferralProgram>>;
+  /** `GET /v1/referral_programs/:id`. */
+  getProgram(programId: string, opts?: CallOptions): Promise<ReferralProgram>;
+  /** `DELETE /v1/referral_programs/:id`: archives it. */
+  archiveProgram(programId: string, opts?: CallOptions): Promise<ReferralProgram>;
+  /** `POST /v1/referrals/code`: the customer's code for a program (the same one on every call). */
+  code(customerId: string, programId: string, opts?: CallOptions): Promise<ReferralCode>;
+  /** `GET /v1/referrals/codes/:code`. */
+  getCode(code: string, opts?: CallOptions): Promise<ReferralCode>;
+  /** `GET /v1/referrals/codes/:code/redemptions` (paginated). */
+  redemptions(code: string, params?: PageParams, opts?: CallOptions): Promise<Page<ReferralRedemption>>;
+  /** `POST /v1/referrals/redeem`: grants every reward at once (a repeat answers the same redemption). */
+  redeem(code: string, customerId: string, opts?: CallOptions): Promise<ReferralRedemption>;
+}
+
+export function referralsResource(call: BillingCall): ReferralsResource {
+  return {
+    createProgram: (input, opts) => call('POST', '/v1/referral_programs', input, false, opts),
+    listPrograms: (params, opts) => call('GET', `/v1/referral_programs${qs(params)}`, undefined, true, opts),
+    getProgram: (id, opts) => call('GET', `/v1/referral_programs/${seg(id)}`, undefined, true, opts),
+    archiveProgram: (id, opts) => call('DELETE', `/v1/referral_programs/${seg(id)}`, undefined, false, opts),
+    code: (customerId, programId, opts) =>
+      call('POST', '/v1/referrals/code', { customer_id: customerId, program_id: programId }, true, opts),
+    getCode: (code, opts) => call('GET', `/v1/referrals/codes/${seg(code)}`, undefined, true, opts),
+    redemptions: (code, params, opts) => call('GET', `/v1/referrals/codes/${seg(code)}/redemptions${qs(params)}`, undefined, true, opts),
+    redeem: (code, customerId, opts) => call('POST', '/v1/referrals/redeem', { code, customer_id: customerId }, true, opts),
   };
 }

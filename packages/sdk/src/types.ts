@@ -6,7 +6,20 @@
 // dependency (nothing of @meterline/contracts or TypeBox is loaded at run time). Changing a field in a
 // contract breaks the type-check of the service and of this SDK at once.
 import type {
+  AttachAddOnBody,
+  BillingPortal as BillingPortalSchema,
+  BillingPortalBody,
   CancelSubscriptionBody,
+  Checkout as CheckoutSchema,
+  CompleteCheckoutBody,
+  CompletedCheckout as CompletedCheckoutSchema,
+  ListEntitiesQuery,
+  ListInvoicesQuery,
+  ListPromotionalEntitlementsQuery,
+  MetricWithVersions as MetricWithVersionsSchema,
+  RedeemReferralBody,
+  ReferralCode as ReferralCodeSchema,
+  ReferralProgram as ReferralProgramSchema,
   CouponRedemption as CouponRedemptionSchema,
   CreateApiKeyBody,
   CreateCouponBody,
@@ -40,6 +53,17 @@ type Static<T extends { static: unknown }> = T['static'];
 
 export type {
   AccessDeniedReason,
+  AttachInput,
+  AttachResult,
+  CreateEntityInput,
+  CreateReferralProgramInput,
+  Entity,
+  EntitlementGrant,
+  GrantPromotionalEntitlementInput,
+  MetricVersion,
+  PromotionalEntitlement,
+  ReferralRedemption,
+  SubscriptionAddOn,
   ApiKey,
   CheckInput,
   CheckResult,
@@ -134,6 +158,8 @@ export interface ListCustomersParams extends PageParams {
 /** Query of `usage.query()`: dates may be Date objects; exactly one of feature_id / metric_id. */
 export type UsageQueryParams = {
   customer_id: string;
+  /** One entity (seat, workspace) of the customer: its own usage. */
+  entity_id?: string;
   from: string | Date;
   to: string | Date;
   /** Series windows (default: none, total only). */
@@ -157,8 +183,8 @@ export type ListSubscriptionsParams = Partial<Static<typeof ListSubscriptionsQue
 export type CancelSubscriptionInput = Static<typeof CancelSubscriptionBody>;
 /** An invoice's lifecycle state. */
 export type InvoiceStatus = Static<typeof InvoiceStatusSchema>;
-/** `invoices.list()` filters. */
-export type ListInvoicesParams = PageParams & { customer_id?: string; subscription_id?: string; status?: InvoiceStatus };
+/** `invoices.list()` / `invoices.exportCsv()` filters (`created_*` on created_at, `period_*` on period_start; RFC 3339). */
+export type ListInvoicesParams = Omit<Partial<Static<typeof ListInvoicesQuery>>, 'format'>;
 /** `subscriptions.preview()` body. */
 export interface PreviewSubscriptionInput {
   customer_id: string;
@@ -199,3 +225,19 @@ export interface SubscriptionCloseFailure {
   close_attempts: number;
   next_retry_at: string | null;
 }
+/** `metrics.get()`'s answer: the metric with its version history. */
+export type MetricWithVersions = Static<typeof MetricWithVersionsSchema>;
+/** `entities.list()` query. */
+export type ListEntitiesParams = Partial<Static<typeof ListEntitiesQuery>>;
+/** `promotions.list()` query. */
+export type ListPromotionalEntitlementsParams = Partial<Static<typeof ListPromotionalEntitlementsQuery>>;
+/** `subscriptions.attachAddOn()` body (quantity default 1). */
+export type AttachAddOnInput = Static<typeof AttachAddOnBody>;
+export type Checkout = Static<typeof CheckoutSchema>;
+export type CompleteCheckoutInput = Static<typeof CompleteCheckoutBody>;
+export type CompletedCheckout = Static<typeof CompletedCheckoutSchema>;
+export type BillingPortalInput = Static<typeof BillingPortalBody>;
+export type BillingPortal = Static<typeof BillingPortalSchema>;
+export type ReferralProgram = Static<typeof ReferralProgramSchema>;
+export type ReferralCode = Static<typeof ReferralCodeSchema>;
+export type RedeemReferralInput = Static<typeof RedeemReferralBody>;

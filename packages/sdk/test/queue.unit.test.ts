@@ -358,6 +358,17 @@ describe('resource-grouped calls', () => {
     await m.settings.setInvoicing({ grace_period_seconds: 0 });
     await m.settings.getSegment();
     await m.organization.revokeApiKey('key');
+    await m.metrics.versions('m', { limit: 2 });
+    await m.subscriptions.attachAddOn('s', { plan_id: 'extra', quantity: 2 });
+    await m.subscriptions.updateAddOn('s', 'extra', 3);
+    await m.invoices.exportCsv({ status: 'paid' });
+    await m.usage.exportCsv({ customer_id: 'c', metric_id: 'm', from: '2026-01-01T00:00:00Z', to: '2026-02-01T00:00:00Z' });
+    await m.entities.create('c', { entity_id: 'seat-1' });
+    await m.promotions.revoke('c', 'api');
+    await m.checkout.attach({ customer_id: 'c', plan_id: 'p' });
+    await m.checkout.complete('co');
+    await m.referrals.code('c', 'prog');
+    await m.referrals.redeem('CODE', 'c2');
     expect(calls).toEqual([
       'POST /v1/features',
       'PATCH /v1/features/f',
@@ -382,7 +393,19 @@ describe('resource-grouped calls', () => {
       'PUT /v1/settings/invoicing',
       'GET /v1/settings/segment',
       'DELETE /v1/api_keys/key',
+      'GET /v1/metrics/m/versions?limit=2',
+      'POST /v1/subscriptions/s/add_ons',
+      'PATCH /v1/subscriptions/s/add_ons/extra',
+      'GET /v1/invoices/export.csv?status=paid',
+      'GET /v1/usage?customer_id=c&metric_id=m&from=2026-01-01T00%3A00%3A00Z&to=2026-02-01T00%3A00%3A00Z&format=csv',
+      'POST /v1/customers/c/entities',
+      'DELETE /v1/customers/c/promotional_entitlements/api',
+      'POST /v1/attach',
+      'POST /v1/checkouts/co/complete',
+      'POST /v1/referrals/code',
+      'POST /v1/referrals/redeem',
     ]);
+    expect(bodies.at(-1)).toEqual({ code: 'CODE', customer_id: 'c2' });
     expect(bodies[6]).toEqual({});
     expect(bodies[7]).toEqual({ replace_immediately_type: 'change_subscription_plan', plan_id: 'p2' });
   });

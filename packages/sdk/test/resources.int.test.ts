@@ -221,6 +221,13 @@ describe('resource-grouped calls against the real billing', () => {
     expect((await sdk.alerts.crossings(alert.alert_id)).data).toEqual([]);
     expect(await sdk.alerts.archive(alert.alert_id)).toMatchObject({ alert_id: alert.alert_id });
     expect(await sdk.metrics.update('calls', { name: 'API calls' })).toMatchObject({ metric_id: 'calls', name: 'API calls' });
+    expect((await sdk.metrics.get('calls')).versions.length).toBeGreaterThanOrEqual(1);
+    expect((await sdk.metrics.versions('calls')).data.length).toBeGreaterThanOrEqual(1);
+    const csv = await sdk.invoices.exportCsv({ customer_id: customer });
+    expect(csv.split('\n')[0]).toContain('invoice_id');
+    expect(csv).toContain(draft!.invoice_id);
+    expect(await sdk.entities.create(customer, { entity_id: 'seat-1', name: 'Ada' })).toMatchObject({ entity_id: 'seat-1' });
+    expect((await sdk.entities.list(customer)).data.map((e) => e.entity_id)).toEqual(['seat-1']);
     await sdk.plans.archive('scale');
     expect((await sdk.plans.get('scale')).archived_at).not.toBeNull();
   }, 120_000);
