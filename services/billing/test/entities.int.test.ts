@@ -57,7 +57,7 @@ async function customerWithPlan(plan: string, entities: string[]) {
 }
 
 beforeAll(async () => {
-  ({ billing, config } = await startTestBilling({ env: { GATEWAY_PORT: '0' } }));
+  ({ billing, config } = await startTestBilling({ env: { GATEWAY_PORT: '0', AGGREGATOR_METRIC_POLL_MS: '200' } }));
   pg = createPostgres(config.postgresUrl, { max: 4 });
   gateway = await startGateway(config, { pg });
   aggregator = await startAggregator({ ...config, aggregator: { ...config.aggregator, port: 0, groupId: uniqueId('g_ent_agg') } });
@@ -169,6 +169,14 @@ describe('usage per entity', () => {
     const hourly = await org.api.get(`/v1/usage?customer_id=${c}&metric_id=tokens&from=${FROM}&to=${TO}&window=hour&entity_id=seat_b`);
     expect(hourly.body.entity_id).toBe('seat_b');
     expect(hourly.body.data.reduce((s: number, p: any) => s + p.value, 0)).toBe(2.25);
+    // a metric defined afterwards: the aggregator's backfill from the raw events keys by entity the same way
+    const late = uniqueId('late');
+    expect((await org.api.post('/v1/metrics', { metric_id: late, event_name: 'call', aggregation: 'count' })).status).toBe(201);
+    await waitFor(
+      async () => [await usage(c, late), await usage(c, late, 'seat_a'), await usage(c, late, 'seat_b')],
+      (v) => v.join() === '6,3,2',
+      { timeoutMs: 60_000, intervalMs: 200, what: 'the backfilled metric per entity' },
+    );
   });
 
   it('an old V1 Avro record (no entity_id) on the topic decodes and counts at customer level', async () => {
