@@ -5,6 +5,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 interface ListQuery {
   customer_id?: string;
+  /** events only: one entity of the customer(s) */
+  entity_id?: string;
   event_name?: string;
   reason?: string;
   from?: string;
@@ -56,11 +58,12 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
       const from = parseTime(q.from, 'from');
       const to = parseTime(q.to, 'to');
       const where = scope(org, q);
+      if (q.entity_id) where.push(`entity_id = ${sqlString(q.entity_id)}`);
       if (from !== null)
         where.push(`time_created >= toDateTime(${sqlNumber(Math.floor(from / 1000))})`, `time_created_ms >= ${sqlNumber(from)}`);
       if (to !== null) where.push(`time_created <= toDateTime(${sqlNumber(Math.floor(to / 1000))})`, `time_created_ms < ${sqlNumber(to)}`);
       const rs = await deps.ch.query({
-        query: `SELECT customer_id, event_name, idempotency_id, time_created_ms, received_at_ms, toString(ingested_at, 'UTC') AS ingested_at, properties, source, kafka_partition, kafka_offset
+        query: `SELECT customer_id, entity_id, event_name, idempotency_id, time_created_ms, received_at_ms, toString(ingested_at, 'UTC') AS ingested_at, properties, source, kafka_partition, kafka_offset
                   FROM events WHERE ${where.join(' AND ')}
                  ORDER BY time_created_ms DESC, kafka_offset DESC LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset LIMIT ${parseLimit(q.limit)}`,
         format: 'JSONEachRow',
@@ -69,6 +72,7 @@ export function debugRoutes(deps: { ch: ClickHouseClient; keys: ApiKeyCache }) {
       return {
         events: rows.map((r) => ({
           customer_id: r.customer_id,
+          entity_id: r.entity_id === '' ? null : r.entity_id,
           event_name: r.event_name,
           idempotency_id: r.idempotency_id,
           time_created: new Date(Number(r.time_created_ms)).toISOString(),

@@ -152,6 +152,20 @@ describe('usage per entity', () => {
     expect(await usage(c, 'calls', 'seat_a')).toBe(3);
     expect(await usage(c, 'calls', 'seat_b')).toBe(2);
     expect(await usage(c, 'calls', 'seat_z')).toBe(0);
+    // the aggregator's events debugger shows and filters by the entity
+    const dbg = await aggregator.app.inject({
+      method: 'GET',
+      url: `/v1/debug/events?customer_id=${c}`,
+      headers: { 'x-api-key': org.apiKey },
+    });
+    const seen = (dbg.json().events as any[]).map((e) => e.entity_id).sort();
+    expect(seen).toEqual([null, 'seat_a', 'seat_a', 'seat_a', 'seat_b', 'seat_b']);
+    const onlyB = await aggregator.app.inject({
+      method: 'GET',
+      url: `/v1/debug/events?customer_id=${c}&entity_id=seat_b`,
+      headers: { 'x-api-key': org.apiKey },
+    });
+    expect((onlyB.json().events as any[]).map((e) => e.entity_id)).toEqual(['seat_b', 'seat_b']);
     // sums per entity and per hour window
     await sendViaGateway(
       [ev('seat_a', { tokens: 1.5 }), ev('seat_b', { tokens: 2.25 }), ev(undefined, { tokens: 10 })].map((e) => ({
