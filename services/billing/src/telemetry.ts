@@ -35,6 +35,12 @@ export function billingMetrics(registry: Registry) {
       help: 'Subscriptions the scheduler advanced (started, renewed or ended)',
       registers: [registry],
     }),
+    // late usage of a period priced with a superseded metric version (invoices/lifecycle.ts)
+    lateUsageSkipped: new Counter({
+      name: 'meterline_billing_late_usage_skipped_total',
+      help: 'Late-usage adjustments not made because the period was priced with an older metric version (definitions are not retroactive)',
+      registers: [registry],
+    }),
     ...webhookMetrics(registry),
   };
 }

@@ -13,7 +13,7 @@ import { startGateway, type Gateway } from '@meterline/gateway';
 import { createPostgres, type PgPool } from '@meterline/core';
 import { uniqueId } from '../../../test/support/fixtures.ts';
 import { waitFor } from '../../../test/support/wait.ts';
-import { createOrg, startTestBilling } from './helpers.ts';
+import { ADMIN_SECRET, client, createOrg, startTestBilling } from './helpers.ts';
 import type { BillingHandle } from '../src/index.ts';
 import { INVOICE_CSV_COLUMNS, invoiceCsvStream } from '../src/exports/invoices.ts';
 
@@ -126,6 +126,8 @@ const PLAN = {
 
 const A = uniqueId('cust_a');
 const B = uniqueId('cust_b');
+const C = uniqueId('cust_c');
+let subC: Awaited<ReturnType<typeof customerWithEndedPeriod>>;
 let subA: Awaited<ReturnType<typeof customerWithEndedPeriod>>;
 let subB: Awaited<ReturnType<typeof customerWithEndedPeriod>>;
 let otherSub: Awaited<ReturnType<typeof customerWithEndedPeriod>>;
@@ -147,13 +149,18 @@ beforeAll(async () => {
   }
   subA = await customerWithEndedPeriod(org, A, NAME);
   subB = await customerWithEndedPeriod(org, B);
+  subC = await customerWithEndedPeriod(org, C);
   otherSub = await customerWithEndedPeriod(other, A, 'Other org customer');
   // 4 calls in region eu and 3 in us inside each first period (the other organization: 2, same ids)
   const calls = (c: string, at: Date) => [
     ...Array.from({ length: 4 }, () => ({ customer_id: c, event_name: 'call', time: at, properties: { region: 'eu' } })),
     ...Array.from({ length: 3 }, () => ({ customer_id: c, event_name: 'call', time: at, properties: { region: 'us' } })),
   ];
-  await send(org.apiKey, [...calls(A, new Date(subA.start.getTime() + DAY)), ...calls(B, new Date(subB.start.getTime() + DAY))]);
+  await send(org.apiKey, [
+    ...calls(A, new Date(subA.start.getTime() + DAY)),
+    ...calls(B, new Date(subB.start.getTime() + DAY)),
+    ...calls(C, new Date(subC.start.getTime() + DAY)),
+  ]);
   await send(
     other.apiKey,
     Array.from({ length: 2 }, () => ({ customer_id: A, event_name: 'call', time: new Date(otherSub.start.getTime() + DAY) })),
@@ -161,6 +168,7 @@ beforeAll(async () => {
   for (const [o, c, n] of [
     [org, A, 7],
     [org, B, 7],
+    [org, C, 7],
     [other, A, 2],
   ] as const)
     await waitFor(
@@ -186,6 +194,9 @@ describe('metric versions and metric_version on invoice lines', () => {
     expect(finA.status, JSON.stringify(finA.body)).toBe(200);
     const usageA = (finA.body.line_items as any[]).filter((l) => l.kind === 'usage');
     expect(usageA.map((l) => [l.metric_id, l.metric_version, l.quantity, l.amount_due])).toEqual([['calls', 1, '7', '0.70']]);
+    const finC = await org.api.post(`/v1/invoices/${subC.close.invoice_id}/finalize`);
+    expect(finC.status, JSON.stringify(finC.body)).toBe(200);
+    expect(finC.body.total).toBe('5.70');
 
     // the definition changes: only region eu counts -> version 2
     const before = Date.now();
@@ -258,6 +269,26 @@ describe('metric versions and metric_version on invoice lines', () => {
       [org.orgId, 'calls'],
     );
     expect(rows.map((r) => r.version)).toEqual([1, 2]);
+
+    // A definition change is not retroactive: C's subscription ends, and the late-usage sweep of its
+    // finalized first period (7 calls under v1; 4 under v2) finds nothing to bill - no adjustment
+    // invoice of -0.30 for the change itself.
+    const ended = await org.api.post(`/v1/subscriptions/${subC.sub}/cancel`, { type: 'end_current_subscription_and_dont_bill' });
+    expect(ended.status, JSON.stringify(ended.body)).toBe(200);
+    expect(ended.body.status).toBe('ended');
+    const admin = client(billing.url, undefined, { 'x-admin-secret': ADMIN_SECRET });
+    // the first run finalizes the cancellation's draft; the sweep of the next one (an hour later) checks the period
+    for (const hours of [2, 4]) {
+      const swept = await admin.post(`/admin/organizations/${org.orgId}/billing_run`, {
+        as_of: new Date(Date.now() + hours * 3_600_000).toISOString(),
+      });
+      expect(swept.status, JSON.stringify(swept.body)).toBe(200);
+      expect(swept.body).toMatchObject({ invoices: 0, failed: 0 });
+    }
+    const ofC = (await org.api.get(`/v1/invoices?subscription_id=${subC.sub}&limit=100`)).body.data as any[];
+    expect(ofC.filter((i) => i.reason === 'usage_adjustment')).toEqual([]);
+    const metricsText = await (await fetch(`${billing.url}/metrics`)).text();
+    expect(metricsText).toMatch(/^meterline_billing_late_usage_skipped_total(\{[^}]*\})? [1-9]/m);
   });
 });
 

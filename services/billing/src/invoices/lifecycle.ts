@@ -57,6 +57,15 @@ async function currentUsageLines(deps: Deps, db: PgClient, orgId: string, inv: s
   }));
 }
 
+/** The metric version each usage line of a finalized invoice was priced with (lines before 0011 have none). */
+function pricedVersions(inv: Pick<store.InvoiceRow, 'line_items'>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const l of inv.line_items as LineItem[]) {
+    if (l.kind === 'usage' && typeof l.metric_version === 'number') out.set(lineKey(l), l.metric_version);
+  }
+  return out;
+}
+
 /** Late usage of a subscription's earlier finalized periods, not yet billed, as adjustment lines. */
 async function adjustmentLines(
   deps: Deps,
@@ -75,9 +84,20 @@ async function adjustmentLines(
     if (!fresh) continue;
     const billed = new Map((await store.billedUsage(db, orgId, draft.subscription_id, prior.period_start)).map((b) => [b.line_key, b]));
     const keys = new Set([...billed.keys(), ...fresh.filter((l) => l.kind === 'usage').map(lineKey)]);
+    const pricedWith = pricedVersions(prior);
     const rows: store.BilledUsage[] = [];
     for (const key of keys) {
       const now_ = fresh.find((l) => l.kind === 'usage' && lineKey(l) === key);
+      // A metric definition is not retroactive: a finalized period stays priced with the version it was
+      // priced with. Re-reading it under a newer version would turn the definition change itself into
+      // "late usage" (e.g. a new filter counting fewer events would credit every earlier period). Late
+      // events of such a period are not billed (the aggregator maintains only the current version);
+      // counted in meterline_billing_late_usage_skipped_total.
+      const was_version = pricedWith.get(key);
+      if (was_version !== undefined && now_?.metric_version !== undefined && now_.metric_version !== was_version) {
+        deps.metrics.lateUsageSkipped.inc();
+        continue;
+      }
       const was = billed.get(key);
       const q = new Decimal(now_?.quantity ?? 0).minus(new Decimal(was?.quantity ?? 0));
       const a = BigInt(now_?.amount_minor ?? '0') - BigInt(was?.amount_minor ?? '0');
