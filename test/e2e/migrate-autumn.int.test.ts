@@ -96,6 +96,8 @@ describe('Autumn, mapped to @meterline/sdk', () => {
     const tooMuch = await sdk.entitlements.check({ customer_id: john, feature_id: 'chat_messages', required_balance: 101 });
     expect(tooMuch.allowed).toBe(false);
     expect(tooMuch.entitlement.access_denied_reason).toBe('requested_usage_exceeds_limit');
+    // with_preview → subscriptions.preview: what subscribing Jane to pro would bill first (nothing is created)
+    expect((await sdk.subscriptions.preview({ customer_id: jane, plan_id: 'pro' })).total).toBe('20.00');
     // a feature's name works too
     expect((await sdk.entitlements.check({ customer_id: john, feature_id: 'Chat messages' })).allowed).toBe(true);
   });
@@ -160,6 +162,14 @@ describe('Autumn, mapped to @meterline/sdk', () => {
     const e = await rejection(sdk.entitlements.check({ customer_id: john, feature_id: 'workspace_messages', entity_id: 'ws_typo' }));
     expect(e.status).toBe(404);
     expect((await sdk.entities.list(john)).data.map((x) => x.entity_id)).toEqual(['ws_1', 'ws_2']);
+    // track(event_name, entity_id): a raw event naming the entity (UsageEventInput has no entity_id field yet: a cast)
+    const raw = { event_name: 'ws_message', customer_id: john, properties: { count: 2 }, entity_id: 'ws_2' };
+    expect((await sdk.track(raw as Parameters<Meterline['track']>[0])).status).toBe('accepted');
+    await waitFor(
+      () => sdk.entitlements.check({ customer_id: john, feature_id: 'workspace_messages', entity_id: 'ws_2' }),
+      (r) => r.usage === 2 && r.balance === 3,
+      { what: 'ws_2 usage 2 of 5', timeoutMs: 60_000 },
+    );
   });
 
   it('features.set_usage → usage.set: 50; features.set_balances(balance 30) → usage.set(limit − 30 = 70)', async () => {
@@ -258,8 +268,10 @@ describe('Autumn, mapped to @meterline/sdk', () => {
     expect((await sdk.entitlements.check({ customer_id: jane, feature_id: 'sso' })).allowed).toBe(false);
   });
 
-  it('cancel(cancel_immediately=False) → subscriptions.cancel(): runs to the end of the cycle', async () => {
-    const s = await sdk.subscriptions.cancel(subscriptionId);
+  it('cancel(cancel_immediately=False) → subscriptions.list({customer_id, plan_id, status}) → subscriptions.cancel(): runs to the end of the cycle', async () => {
+    const found = await sdk.subscriptions.list({ customer_id: john, plan_id: 'pro', status: 'active' });
+    expect(found.data.map((x) => x.subscription_id)).toEqual([subscriptionId]);
+    const s = await sdk.subscriptions.cancel(found.data[0]!.subscription_id);
     expect(s).toMatchObject({ status: 'active', auto_renew: false });
   });
 

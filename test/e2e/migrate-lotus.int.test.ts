@@ -140,8 +140,11 @@ describe('Lotus Node library, in reference order', () => {
   });
 
   it('getCurrentUsage → subscriptions.get + upcomingInvoice: the 5 events of today, priced (5 − 2 free) × 0.25 = 0.75', async () => {
+    // Lotus answered per active subscription: list them, then read each one
+    const active = await sdk.subscriptions.list({ customer_id: customerId, status: 'active' });
+    expect(active.data.map((s) => s.subscription_id)).toEqual([subscriptionId]);
     const detail = await waitFor(
-      () => sdk.subscriptions.get(subscriptionId),
+      () => sdk.subscriptions.get(active.data[0]!.subscription_id),
       (d) => d.usage_amount_so_far === '0.75',
       { what: 'usage so far 0.75', timeoutMs: 60_000 },
     );
@@ -154,7 +157,13 @@ describe('Lotus Node library, in reference order', () => {
   });
 
   it('getCustomerAccess (feature_name) → entitlements.access: by the feature NAME, usage 5 of 10', async () => {
-    const byName = await sdk.entitlements.access({ customer_id: customerId, feature_name: 'API calls' });
+    // a read that grants nothing may be served a usage reading up to BILLING_USAGE_READ_STALE_MS (5 s) old
+    // (billing README, "Usage state"): gateway events show up there within that bound
+    const byName = await waitFor(
+      () => sdk.entitlements.access({ customer_id: customerId, feature_name: 'API calls' }),
+      (r) => r.entitlement?.current_usage === 5,
+      { what: 'customer_access usage 5', timeoutMs: 30_000 },
+    );
     expect(byName).toMatchObject({ customer_id: customerId, access: true, access_denied_reason: null });
     expect(byName.entitlement).toMatchObject({ feature_id: 'api', current_usage: 5, usage_limit: 10, is_granted: true });
     const bool = await sdk.entitlements.access({ customer_id: customerId, feature_name: 'slack_integration' });
@@ -231,6 +240,41 @@ describe('Lotus Python library: the calls the Node one does not have', () => {
     const invoices = await sdk.invoices.list({ subscription_id: sid });
     for (const inv of invoices.data)
       expect(inv.line_items.filter((l) => l.metric_id === 'api_calls' && Number(l.amount ?? 0) > 0)).toEqual([]);
+  });
+
+  it('get_all_subscriptions → subscriptions.list({status: "active"}); get_all_plans → plans.list', async () => {
+    const active = await sdk.subscriptions.list({ status: 'active' });
+    // both subscriptions have ended (the Node walk's and the Python one's)
+    expect(active.data).toEqual([]);
+    expect((await sdk.subscriptions.list({ status: 'ended' })).data).toHaveLength(2);
+    expect((await sdk.plans.list()).data).toHaveLength(2);
+  });
+
+  it("event ingestion API: Lotus's own body at Lotus's path (POST /api/track) is accepted and counted once", async () => {
+    const cust = uniqueId('lotus_http');
+    const event = {
+      event_name: 'api_call',
+      idempotency_id: `${cust}-1`,
+      properties: { mb_used: 7 },
+      customer_id: cust,
+      time_created: new Date().toISOString(),
+    };
+    const post = () =>
+      fetch(`${stack.gatewayUrl}/api/track`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': stack.org.apiKey },
+        body: JSON.stringify({ batch: [event] }),
+      });
+    const r1 = await post();
+    expect(r1.status).toBeLessThan(300);
+    await post(); // a resend
+    const from = new Date(Date.now() - 3_600_000);
+    const u = await waitFor(
+      () => sdk.usage.query({ customer_id: cust, metric_id: 'mb_used', from, to: new Date(Date.now() + 3_600_000) }),
+      (x) => x.total === 7,
+      { what: 'mb_used 7 (once)', timeoutMs: 60_000 },
+    );
+    expect(u.total).toBe(7);
   });
 
   it('get_customer_access(event_name, event_limit_type) after the end → no access', async () => {
