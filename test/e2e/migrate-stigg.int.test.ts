@@ -125,6 +125,9 @@ describe('Stigg Python SDK, in page order', () => {
     paidSub = r.subscription!.subscription_id;
     const start = (await sdk.invoices.list({ subscription_id: paidSub })).data.find((i) => i.reason === 'subscription_start');
     expect(start?.total).toBe('20.00');
+    // get_subscription's latest_invoice / payment_collection → invoices.list + payments.list
+    const pay = await sdk.payments.list(start!.invoice_id);
+    expect(pay).toMatchObject({ invoice_id: start!.invoice_id, total: '20.00', payment_status: 'unpaid', amount_paid: '0.00' });
     await sdk.coupons.redeem(paid, 'coupon-vip', paidSub);
     const a = await sdk.subscriptions.attachAddOn(paidSub, { plan_id: 'addon-10-campaigns', quantity: 2 });
     expect(a.quantity).toBe(2);
