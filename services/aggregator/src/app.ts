@@ -34,6 +34,7 @@ import { MetricHealth } from './metric-health.ts';
 import { retryUntilDone } from './retry.ts';
 import { StagingRetention } from './retention.ts';
 import { aggregatorMetrics } from './telemetry.ts';
+import { configuredSizeConflict, WindowSizeConflict, WindowSizes } from './window-sizes.ts';
 
 export interface AggregatorDeps {
   ch?: ClickHouseClient;
@@ -54,6 +55,8 @@ export interface Aggregator {
   url: string;
   catalog: MetricCatalog;
   backfiller: Backfiller;
+  /** Each topic's recorded window size (window-sizes.ts). */
+  windows: WindowSizes;
   lag: LagMonitor;
   stop(): Promise<void>;
 }
@@ -67,6 +70,30 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
   const redis = deps.redis ?? createRedis(config.redisUrl, { name: 'meterline-aggregator' });
   const kafka = deps.kafka ?? createKafka(config.kafka, logger);
   let stopping = false;
+
+  // One window size per topic (window-sizes.ts): a differently configured instance refuses to start,
+  // before it consumes or backfills anything (rows of two sizes would double count).
+  const windows = new WindowSizes(ch, redis, config.aggregator.windowSize);
+  const topic = config.kafka.eventsTopic;
+  const windowSize = await retryUntilDone(() => windows.forTopic(topic), {
+    active: () => true,
+    maxBackoffMs: config.aggregator.maxRetryBackoffMs,
+    isPermanent: (err) => err instanceof WindowSizeConflict,
+    onRetry: (err) => logger.warn({ err }, 'window size of the topic not read, retrying'),
+  }).catch(async (err: unknown) => {
+    if (!deps.ch) await ch.close().catch(() => undefined);
+    if (!deps.pool) await pool.end().catch(() => undefined);
+    if (!deps.redis) redis.disconnect();
+    throw err;
+  });
+  if (windowSize !== config.aggregator.windowSize) {
+    const err = configuredSizeConflict(topic, config.aggregator.windowSize, windowSize);
+    logger.error({ topic, configured: config.aggregator.windowSize, recorded: windowSize }, err.message);
+    if (!deps.ch) await ch.close().catch(() => undefined);
+    if (!deps.pool) await pool.end().catch(() => undefined);
+    if (!deps.redis) redis.disconnect();
+    throw err;
+  }
 
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
@@ -97,7 +124,7 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
     ch,
     redis,
     logger,
-    windowSize: config.aggregator.windowSize,
+    windows,
     settleMs: deps.backfillSettleMs ?? config.aggregator.metricPollMs * 3 + 2_000,
     counter: metrics.backfills,
     isStopping: () => stopping,
@@ -127,7 +154,7 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
     logger,
   });
   const consumer = new EventConsumer({ config, kafka, producer, ch, redis, catalog, logger, metrics, health, lag });
-  const retention = new StagingRetention(ch, logger, config.aggregator.stagingRetentionDays, config.aggregator.windowSize);
+  const retention = new StagingRetention(ch, logger, config.aggregator.stagingRetentionDays, windows);
   retention.start();
 
   const app = Fastify({ ...httpServerOptions(config.http), logger: false });
@@ -165,6 +192,7 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
     url,
     catalog,
     backfiller,
+    windows,
     lag,
     stop() {
       stopped ??= (async () => {

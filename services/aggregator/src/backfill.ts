@@ -1,5 +1,5 @@
 // Backfill of a new metric version from the raw events table, in the background (ingestion continues).
-// It writes the same keys as live rollups (topic, partition, offset window) with version = the highest
+// It writes the same keys as live rollups (topic, partition, offset window of the topic's recorded size) with version = the highest
 // offset of the key in the window, so FINAL keeps whichever row is more complete and nothing doubles.
 // Status per version in metric_backfills (running=1 / done=2), read by core's metricVersionStatus.
 import {
@@ -16,12 +16,14 @@ import type { Counter } from 'prom-client';
 import { errorSummary, isPermanentQueryError } from './failures.ts';
 import { writeVersionStatus, type MetricHealth } from './metric-health.ts';
 import { METRIC_USAGE_COLUMNS } from './rollup.ts';
+import type { WindowSizes } from './window-sizes.ts';
 
 export interface BackfillDeps {
   ch: ClickHouseClient;
   redis: Redis;
   logger: Logger;
-  windowSize: number;
+  /** The window size of each topic (window-sizes.ts): a backfill writes every topic's rows with its own. */
+  windows: WindowSizes;
   /** Wait before reading raw events so every instance's live path has learned the version. */
   settleMs: number;
   counter: Counter<'status'>;
@@ -37,10 +39,21 @@ export interface BackfillDeps {
  * backfills and by the recompute command (src/recompute.ts) that makes rows written before the exact
  * decimal columns (migration 0005) exact.
  */
-export async function recomputeFromEvents(ch: ClickHouseClient, m: MetricDefinition, windowSize: number): Promise<void> {
-  const source = `(SELECT * FROM events WHERE organization_id = ${sqlString(m.organizationId)} AND event_name = ${sqlString(m.eventName)}
+export async function recomputeFromEvents(ch: ClickHouseClient, m: MetricDefinition, windows: WindowSizes): Promise<void> {
+  const scope = `organization_id = ${sqlString(m.organizationId)} AND event_name = ${sqlString(m.eventName)}`;
+  // each topic with ITS window size (window-sizes.ts): the events may come from several topics, whose
+  // live rollups another instance with another size writes; one size for all would double count
+  const rs = await ch.query({ query: `SELECT DISTINCT kafka_topic FROM events WHERE ${scope}`, format: 'JSONEachRow' });
+  const byWindow = new Map<number, string[]>();
+  for (const { kafka_topic } of await rs.json<{ kafka_topic: string }>()) {
+    const w = await windows.forTopic(kafka_topic);
+    byWindow.set(w, [...(byWindow.get(w) ?? []), kafka_topic]);
+  }
+  for (const [w, topics] of byWindow) {
+    const source = `(SELECT * FROM events WHERE ${scope} AND kafka_topic IN (${topics.map(sqlString).join(', ')})
       LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)`;
-  await ch.command({ query: `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) ${rollupSelect(m, source, windowSize)}` });
+    await ch.command({ query: `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) ${rollupSelect(m, source, w)}` });
+  }
 }
 
 const key = (m: MetricDefinition) => `${m.organizationId}/${m.metricId}/${m.version}`;
@@ -130,7 +143,7 @@ export class Backfiller {
     try {
       await this.setStatus(m, 'running', 0);
       const started = Date.now();
-      await recomputeFromEvents(this.d.ch, m, this.d.windowSize);
+      await recomputeFromEvents(this.d.ch, m, this.d.windows);
       await this.setStatus(m, 'done', 0);
       this.d.counter.inc({ status: 'done' });
       this.d.logger.info({ metric: key(m), ms: Date.now() - started }, 'backfill done');

@@ -2,7 +2,8 @@
 // only when it is older than the retention and every offset window it holds rows of is at least one
 // whole window behind the partition's newest stored offset: live recomputes only ever touch the
 // newest windows, so a dropped day can never make a recompute see a window partially.
-import { sqlNumber, type ClickHouseClient, type Logger } from '@meterline/core';
+import { sqlNumber, sqlString, type ClickHouseClient, type Logger } from '@meterline/core';
+import type { WindowSizes } from './window-sizes.ts';
 
 export class StagingRetention {
   private timer: NodeJS.Timeout | null = null;
@@ -11,7 +12,7 @@ export class StagingRetention {
     private readonly ch: ClickHouseClient,
     private readonly logger: Logger,
     private readonly days: number,
-    private readonly windowSize: number,
+    private readonly windows: WindowSizes,
   ) {}
 
   start(intervalMs = 3_600_000): void {
@@ -37,6 +38,12 @@ export class StagingRetention {
     });
     const days = (await rs.json<{ partition: string }>()).map((r) => r.partition.replace(/'/g, ''));
     const dropped: string[] = [];
+    // each topic's recorded window size (window-sizes.ts); a topic without one (0) always blocks
+    const sizes = [...(await this.windows.all())];
+    const w =
+      sizes.length === 0
+        ? 'toUInt64(0)'
+        : `transform(kafka_topic, [${sizes.map(([t]) => sqlString(t)).join(', ')}], [${sizes.map(([, s]) => `toUInt64(${sqlNumber(s)})`).join(', ')}], toUInt64(0))`;
     for (const day of days) {
       if (!/^\d{8}$/.test(day)) continue;
       const check = await this.ch.query({
@@ -45,7 +52,7 @@ export class StagingRetention {
                   ANY LEFT JOIN
                   (SELECT kafka_topic, kafka_partition, max(kafka_offset) AS newest FROM events_by_offset GROUP BY kafka_topic, kafka_partition) AS n
                   USING (kafka_topic, kafka_partition)
-                WHERE intDiv(day_max, ${sqlNumber(this.windowSize)}) + 1 >= intDiv(newest, ${sqlNumber(this.windowSize)})`,
+                WHERE ${w} = 0 OR intDiv(day_max, greatest(${w}, toUInt64(1))) + 1 >= intDiv(newest, greatest(${w}, toUInt64(1)))`,
         format: 'JSONEachRow',
       });
       if (Number((await check.json<{ blocking: string }>())[0]?.blocking ?? 1) > 0) continue;

@@ -180,9 +180,9 @@ describe('exact decimal rollups', () => {
     const before = await value(m, 'old');
     expect(before).toBe(new X(floatSum).toDecimalPlaces(12).toFixed()); // the Float64, rounded to 12 digits
     expect(before).not.toBe(exact);
-    await recomputeFromEvents(ch, m, Number(config.aggregator.windowSize));
+    await recomputeFromEvents(ch, m, agg.windows);
     expect(await value(m, 'old')).toBe(exact);
-    await recomputeFromEvents(ch, m, Number(config.aggregator.windowSize)); // idempotent
+    await recomputeFromEvents(ch, m, agg.windows); // idempotent
     expect(await value(m, 'old')).toBe(exact);
   });
 });

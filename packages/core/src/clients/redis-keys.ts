@@ -29,6 +29,12 @@ export const redisKeys = {
    */
   aggregatorWatermarks: (topic: string) => `ml:agg:watermarks:${topic}`,
   /**
+   * The offset window size every aggregator uses on one events topic, decided once (SET NX) by the
+   * first instance and mirrored durably in ClickHouse `aggregator_window_sizes`
+   * (services/aggregator/src/window-sizes.ts). Deleting it is safe while ClickHouse keeps its record.
+   */
+  aggregatorWindowSize: (topic: string) => `ml:agg:window-size:${topic}`,
+  /**
    * Billing's usage ledger of one customer and metric version (services/billing/src/usage/ledger.ts):
    * `grants` = sorted set of the units checks granted and usage reports recorded, scored by Kafka offset
    * (not yet produced: a pending score); `floors` = hash partition -> lowest offset a reading may have.
