@@ -127,6 +127,11 @@ export type {
 export interface UsageEventInput {
   event_name: string;
   customer_id: string;
+  /**
+   * The customer's entity (seat, workspace) the usage belongs to: counted for the entity and for the
+   * customer. Same rules as customer_id. Omitted = customer-level usage.
+   */
+  entity_id?: string;
   /** Set by the SDK (crypto.randomUUID) when missing, before the first attempt, so retries are safe. */
   idempotency_id?: string;
   /** Alias of `idempotency_id`; when only this is given, the SDK uses it as the id. */
