@@ -227,6 +227,75 @@ describe('add-ons', () => {
     expect((await org.api.get(`/v1/customers/${c}/entitlements/api`)).body.is_granted).toBe(false);
   });
 
+  it('a subscription not started yet: an in-advance add-on is billed once for its first period (at attach); a prorated cancel credits at most that', async () => {
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const S = now + 2 * DAY; // starts in two days
+    clock = now;
+    const c = uniqueId('c');
+    expect((await org.api.post('/v1/customers', { customer_id: c })).status).toBe(201);
+    const created = await org.api.post('/v1/subscriptions', { customer_id: c, plan_id: 'pro', start_date: new Date(S).toISOString() });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body.status).toBe('not_started');
+    const sub = created.body.subscription_id as string;
+
+    const a = await org.api.post(`/v1/subscriptions/${sub}/add_ons`, { plan_id: 'boost', quantity: 2 });
+    expect(a.status, JSON.stringify(a.body)).toBe(201);
+    expect(a.body).toMatchObject({ quantity: 2, started_at: new Date(S).toISOString() });
+    // like the plan's own in-advance fee of a subscription not started (its subscription_start invoice at
+    // creation): an add_on_change invoice for the whole first period, dated at the start
+    expect(a.body.invoice_id, 'the in-advance add-on of a not-started subscription is billed').toEqual(expect.any(String));
+    const charged = expected('10.00', 2, WEEK);
+    expect(charged).toBe('20.00');
+    const inv = (await org.api.get(`/v1/invoices/${a.body.invoice_id}`)).body;
+    expect(inv).toMatchObject({ reason: 'add_on_change', period_start: new Date(S).toISOString(), total: charged });
+
+    // the start, then a day into the first period: nothing bills the add-on a second time
+    await run(S + DAY);
+    expect((await org.api.get(`/v1/subscriptions/${sub}`)).body.status).toBe('active');
+    const charges = (await invoicesOf(sub))
+      .flatMap((i) => addOnLines(i).map((l: any) => ({ ...l, reason: i.reason })))
+      .filter((l: any) => new X(l.amount_due).gt(0));
+    expect(charges.map((l: any) => [l.reason, l.add_on_id, l.quantity, l.period_start, l.period_end, l.amount_due])).toEqual([
+      ['add_on_change', 'boost', '2', new Date(S).toISOString(), new Date(S + WEEK).toISOString(), charged],
+    ]);
+
+    // cancel (prorated, not billed) 3 days into the first period: 4 of 7 days come back, never more than charged
+    clock = S + 3 * DAY;
+    const e = await org.api.patch(`/v1/subscriptions/${sub}`, { replace_immediately_type: 'end_current_subscription_and_dont_bill' });
+    expect(e.status, JSON.stringify(e.body)).toBe(200);
+    const all = await invoicesOf(sub);
+    const credit = all.find((i) => i.reason === 'cancel_credit');
+    expect(credit, JSON.stringify(all)).toBeDefined();
+    const want = `-${expected('10.00', 2, 4 * DAY)}`; // -80/7 = -11.428571...
+    expect(want).toBe('-11.43');
+    expect(addOnLines(credit).map((l: any) => [l.add_on_id, l.quantity, l.amount_due])).toEqual([['boost', '-2', want]]);
+    expect(credit.total).toBe(want);
+    const net = all.flatMap(addOnLines).reduce((sum: D, l: any) => sum.plus(l.amount_due), new X(0));
+    expect(net.toFixed(2)).toBe(new X(charged).plus(want).toFixed(2)); // 8.57: the 3 days used
+    expect(net.gte(0)).toBe(true);
+  });
+
+  it('an add-on plan is not subscribed to as a base plan (create, plan change, replacement)', async () => {
+    const S = Math.floor(Date.now() / 60_000) * 60_000;
+    const { c, sub } = await subscription(S);
+    const direct = await org.api.post('/v1/subscriptions', { customer_id: c, plan_id: 'boost' });
+    expect(direct.status, JSON.stringify(direct.body)).toBe(400);
+    expect(JSON.stringify(direct.body)).toContain('plan_type add_on');
+    const change = await org.api.patch(`/v1/subscriptions/${sub}`, {
+      replace_immediately_type: 'change_subscription_plan',
+      plan_id: 'boost',
+    });
+    expect(change.status, JSON.stringify(change.body)).toBe(400);
+    const replace = await org.api.patch(`/v1/subscriptions/${sub}`, {
+      replace_immediately_type: 'end_current_subscription_and_bill',
+      plan_id: 'boost',
+    });
+    expect(replace.status, JSON.stringify(replace.body)).toBe(400);
+    // refused before anything changed: still live on pro
+    expect((await org.api.get(`/v1/subscriptions/${sub}`)).body).toMatchObject({ plan_id: 'pro', status: 'active' });
+    expect((await org.api.get(`/v1/subscriptions?customer_id=${c}`)).body.data.length).toBe(1);
+  });
+
   it('refuses what is not an add-on, a second attach, another billing interval, other organizations', async () => {
     const S = Math.floor(Date.now() / 60_000) * 60_000;
     const { sub } = await subscription(S);

@@ -60,7 +60,12 @@ async function onSubscription<T>(
   return out.r;
 }
 
-/** An in-advance add-on's quantity change `delta` at `at`: billed (or credited) for the rest of the period at once. */
+/**
+ * An in-advance add-on's quantity change `delta` at `at`: billed (or credited) for the rest of the period at once.
+ * A subscription that has not started is billed too (`at` is its start: the whole first period), as its
+ * plan's in-advance fee is on its subscription_start invoice at creation: nothing else bills that first
+ * period (the start transition issues nothing; period closes bill the next period).
+ */
 async function prorate(
   db: PgClient,
   orgId: string,
@@ -70,7 +75,7 @@ async function prorate(
   at: Date,
   now: Date,
 ): Promise<string | null> {
-  if (addOn.flat_fee_timing !== 'in_advance' || delta === 0 || s.status !== 'active' || inTrial(s, s.current_period_start)) return null;
+  if (addOn.flat_fee_timing !== 'in_advance' || delta === 0 || s.status === 'ended' || inTrial(s, s.current_period_start)) return null;
   const line = addOnLine(
     addOn,
     delta,

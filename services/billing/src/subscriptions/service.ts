@@ -69,6 +69,14 @@ export interface CreateInput {
   auto_renew?: boolean;
 }
 
+/** An add-on plan is attached to a base subscription (addons/service.ts), never subscribed to itself. */
+function refuseAddOnPlan(plan: plans.PlanVersion) {
+  if (plan.plan_type === 'add_on')
+    throw badRequest(
+      `plan "${plan.plan_id}" is an add-on (plan_type add_on): attach it to a base subscription with POST /v1/subscriptions/:id/add_ons`,
+    );
+}
+
 /**
  * A new subscription's terms, checked (customer and plan exist, currencies agree, end after start) and
  * its first row as it would be inserted at `now` — shared by creation and its estimate (invoices/estimate.ts).
@@ -78,6 +86,7 @@ export async function newSubscriptionTerms(deps: Deps, orgId: string, input: Cre
   if (!customer) throw notFound('customer', input.customer_id);
   const plan = await plans.getPlan(deps.pool, orgId, input.plan_id);
   if (!plan || plan.archived_at) throw notFound('plan', input.plan_id);
+  refuseAddOnPlan(plan);
   if (plan.currency.trim() !== customer.currency.trim())
     throw badRequest(`plan currency ${plan.currency.trim()} differs from the customer's ${customer.currency.trim()}`);
   const start = input.start_date ? new Date(input.start_date) : now;
@@ -177,6 +186,7 @@ export async function updateSubscription(deps: Deps, orgId: string, subscription
   if (input.plan_id) {
     newPlan = await plans.getPlan(deps.pool, orgId, input.plan_id);
     if (!newPlan || newPlan.archived_at) throw notFound('plan', input.plan_id);
+    refuseAddOnPlan(newPlan);
   }
   if (input.replace_immediately_type === 'change_subscription_plan' && !newPlan) throw badRequest('change_subscription_plan needs plan_id');
   if (input.plan_id && !input.replace_immediately_type) throw badRequest('plan_id needs replace_immediately_type');
