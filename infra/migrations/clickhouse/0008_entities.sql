@@ -8,6 +8,9 @@ ALTER TABLE {db}.events
 ALTER TABLE {db}.events_by_offset
     ADD COLUMN entity_id String DEFAULT '';
 
+-- Run with the aggregators stopped (setup does, before the services start: npm start, stack.sh): between
+-- this DROP and the CREATE below, rows inserted into events would not reach events_by_offset, and the
+-- rollups read events_by_offset. The same holds for 0005, which re-creates this view too.
 DROP TABLE IF EXISTS {db}.events_by_offset_mv;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.events_by_offset_mv TO {db}.events_by_offset AS

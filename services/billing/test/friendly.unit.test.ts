@@ -1,7 +1,7 @@
 // http/friendly.ts + http/validation.ts without services: dates, camelCase keys, enum case, unknown
 // fields named with a suggestion, an absent body as {} (integration: friendly-inputs.int.test.ts).
 import { describe, expect, it } from 'vitest';
-import { normalizeInput, snakeCase, suggestField } from '../src/http/friendly.ts';
+import { MAX_UNKNOWN_FIELDS, normalizeInput, snakeCase, suggestField } from '../src/http/friendly.ts';
 import { createValidators, friendlyValidator } from '../src/http/validation.ts';
 
 const Body = {
@@ -87,5 +87,21 @@ describe('friendlyValidator', () => {
     const d = { customer_id: 'c', plan_id: 'p', start_date: '2026-02-28' };
     expect(v(d)).toBe(true); // normalized in place
     expect(d.start_date).toBe('2026-02-28T00:00:00Z');
+  });
+});
+
+describe('hostile bodies', () => {
+  it('thousands of long unknown keys: at most MAX_UNKNOWN_FIELDS + 1 errors, in bounded time', () => {
+    const d: Record<string, unknown> = { customer_id: 'c', plan_id: 'p' };
+    for (let i = 0; i < 5_000; i++) d[`${'x'.repeat(200)}${i}`] = 1;
+    const started = performance.now();
+    const { errors } = normalizeInput(Body, d);
+    const ms = performance.now() - started;
+    expect(errors).toHaveLength(MAX_UNKNOWN_FIELDS + 1);
+    expect(errors.at(-1)!.message).toBe(`more than ${MAX_UNKNOWN_FIELDS} unknown fields; the rest are not listed`);
+    // without the bound: 5,000 x 8 edit distances of 200 x ~12 chars, and a 5,000-error answer
+    expect(ms).toBeLessThan(1_000);
+    // short unknown keys still get their suggestion
+    expect(normalizeInput(Body, { customer_id: 'c', plan_id: 'p', plan_idd: 'x' }).errors[0]!.message).toContain('did you mean "plan_id"');
   });
 });

@@ -1,15 +1,21 @@
 // CSV (RFC 4180) for the exports (GET /v1/usage?format=csv, GET /v1/invoices/export.csv): CRLF line
 // ends, a header row, fields quoted when they hold a comma, a double quote, CR or LF (quotes doubled),
 // or start/end with a space. Numbers are written by the callers as decimal strings, never floats.
-// Values are written as they are: a field starting with = + - @ is not altered (a negative amount is
-// "-1.00"); spreadsheet users opening untrusted text should import it as text.
+// Formula injection (OWASP "CSV injection"): customer names, descriptions and group values come from
+// users and their events; a text cell starting with = + - @ TAB or CR would run as a formula when finance
+// opens the file in a spreadsheet, so such a cell gets a leading apostrophe. Numbers are never altered:
+// a decimal string such as "-1.00" or "+2" is written as it is.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 export type CsvValue = string | number | bigint | boolean | null | undefined;
 
+const FORMULA_START = /^[=+\-@\t\r]/;
+const DECIMAL = /^[+-]?\d+(\.\d+)?$/;
+
 export function csvField(v: CsvValue): string {
   if (v === null || v === undefined) return '';
-  const s = String(v);
+  let s = String(v);
+  if (typeof v === 'string' && FORMULA_START.test(s) && !DECIMAL.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) || /^\s|\s$/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

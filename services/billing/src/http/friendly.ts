@@ -70,6 +70,11 @@ function expandInto(s: Schema, out: Schema[]): Schema[] {
   return out;
 }
 
+/** At most this many unknown fields are reported per request (each costs a suggestion search). */
+export const MAX_UNKNOWN_FIELDS = 20;
+/** Longer unknown keys get no "did you mean" (the edit distance is quadratic in the key's length). */
+const MAX_SUGGESTED_FIELD_LENGTH = 64;
+
 /** Edit distance with adjacent transpositions (optimal string alignment): "emial" -> "email" is 1. */
 function editDistance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
@@ -102,8 +107,8 @@ export function suggestField(field: string, allowed: string[]): string | null {
 }
 
 /** `unknown field "x"; did you mean "y"?` (+ a hint for fields other APIs have), or the allowed list. */
-export function unknownFieldMessage(field: string, allowed: string[]): string {
-  const s = suggestField(field, allowed);
+export function unknownFieldMessage(field: string, allowed: string[], suggestion?: string | null): string {
+  const s = suggestion !== undefined ? suggestion : suggestField(field, allowed);
   const hint = FIELD_HINTS[field]?.hint;
   if (s) return `unknown field "${field}"; did you mean "${s}"?`;
   if (hint) return `unknown field "${field}": ${hint}`;
@@ -177,14 +182,28 @@ function visit(direct: Schema[], v: unknown, path: string, errors: FriendlyError
       continue;
     }
     if (closed) {
+      // Bounded work and answer size for hostile bodies: the first MAX_UNKNOWN_FIELDS unknown fields are
+      // reported (one more error says how many were left out); suggestions only for plausible names.
+      if (errors.length >= MAX_UNKNOWN_FIELDS) {
+        if (errors.length === MAX_UNKNOWN_FIELDS) {
+          errors.push({
+            instancePath: path,
+            schemaPath: '#/additionalProperties',
+            keyword: 'additionalProperties',
+            params: { additionalProperty: key },
+            message: `more than ${MAX_UNKNOWN_FIELDS} unknown fields; the rest are not listed`,
+          });
+        }
+        continue;
+      }
       const allowed = [...props.keys()];
-      const suggestion = suggestField(key, allowed);
+      const suggestion = key.length <= MAX_SUGGESTED_FIELD_LENGTH ? suggestField(key, allowed) : null;
       errors.push({
         instancePath: path,
         schemaPath: '#/additionalProperties',
         keyword: 'additionalProperties',
         params: { additionalProperty: key, ...(suggestion ? { suggestion } : {}), allowed },
-        message: unknownFieldMessage(key, allowed),
+        message: unknownFieldMessage(key, allowed, suggestion),
       });
     }
   }

@@ -57,14 +57,20 @@ async function currentUsageLines(deps: Deps, db: PgClient, orgId: string, inv: s
   }));
 }
 
-/** The metric version each usage line of a finalized invoice was priced with (lines before 0011 have none). */
-function pricedVersions(inv: Pick<store.InvoiceRow, 'line_items'>): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const l of inv.line_items as LineItem[]) {
-    if (l.kind === 'usage' && typeof l.metric_version === 'number') out.set(lineKey(l), l.metric_version);
+/** The metric versions each metric's usage lines of an invoice were priced with (lines before 0011 have none). */
+function versionsByMetric(lines: readonly LineItem[]): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  for (const l of lines) {
+    if (l.kind !== 'usage' || !l.metric_id || typeof l.metric_version !== 'number') continue;
+    const set = out.get(l.metric_id) ?? new Set<number>();
+    set.add(l.metric_version);
+    out.set(l.metric_id, set);
   }
   return out;
 }
+
+/** The metric id of a lineKey (`<metric_id>|<JSON of the group>`). */
+const metricOfKey = (key: string) => key.slice(0, key.indexOf('|['));
 
 /** Late usage of a subscription's earlier finalized periods, not yet billed, as adjustment lines. */
 async function adjustmentLines(
@@ -84,20 +90,27 @@ async function adjustmentLines(
     if (!fresh) continue;
     const billed = new Map((await store.billedUsage(db, orgId, draft.subscription_id, prior.period_start)).map((b) => [b.line_key, b]));
     const keys = new Set([...billed.keys(), ...fresh.filter((l) => l.kind === 'usage').map(lineKey)]);
-    const pricedWith = pricedVersions(prior);
+    // A metric definition is not retroactive: a finalized period stays priced with the version it was
+    // priced with. Re-reading it under a newer version would turn the definition change itself into
+    // "late usage" (a new filter counting fewer events would credit every earlier period; a new group_by
+    // would credit the old groups in full and bill the new ones again). So a metric whose current version
+    // differs from the one that priced the period is left alone - every line key of it, on both sides.
+    // Late events of such a period are not billed (the aggregator maintains only the current version);
+    // counted in meterline_billing_late_usage_skipped_total.
+    const pricedWith = versionsByMetric(prior.line_items as LineItem[]);
+    const currentVersions = versionsByMetric(fresh);
+    const superseded = (metricId: string) => {
+      const was = pricedWith.get(metricId);
+      const cur = currentVersions.get(metricId);
+      return was !== undefined && cur !== undefined && [...was, ...cur].some((v) => !was.has(v) || !cur.has(v));
+    };
     const rows: store.BilledUsage[] = [];
     for (const key of keys) {
-      const now_ = fresh.find((l) => l.kind === 'usage' && lineKey(l) === key);
-      // A metric definition is not retroactive: a finalized period stays priced with the version it was
-      // priced with. Re-reading it under a newer version would turn the definition change itself into
-      // "late usage" (e.g. a new filter counting fewer events would credit every earlier period). Late
-      // events of such a period are not billed (the aggregator maintains only the current version);
-      // counted in meterline_billing_late_usage_skipped_total.
-      const was_version = pricedWith.get(key);
-      if (was_version !== undefined && now_?.metric_version !== undefined && now_.metric_version !== was_version) {
+      if (superseded(metricOfKey(key))) {
         deps.metrics.lateUsageSkipped.inc();
         continue;
       }
+      const now_ = fresh.find((l) => l.kind === 'usage' && lineKey(l) === key);
       const was = billed.get(key);
       const q = new Decimal(now_?.quantity ?? 0).minus(new Decimal(was?.quantity ?? 0));
       const a = BigInt(now_?.amount_minor ?? '0') - BigInt(was?.amount_minor ?? '0');
