@@ -226,3 +226,78 @@ describe('attach with a hosted provider', () => {
     expect(fake.portals.at(-1)).toMatchObject({ customer: { customer_id: 'f' }, return_url: 'https://app.example.com/account' });
   });
 });
+
+describe('completion against cancel and plan edits', () => {
+  it('a concurrent complete and cancel end consistently: canceled without a subscription, or completed with one (10 rounds)', async () => {
+    const { api, orgId } = await setup();
+    const outcomes: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const customer = `race${i}`;
+      await api.post('/v1/customers', { customer_id: customer });
+      const a = await api.post('/v1/attach', { customer_id: customer, plan_id: 'pro', provider: 'fakepay' });
+      expect(a.status, JSON.stringify(a.body)).toBe(201);
+      const id = a.body.checkout_id as string;
+      const [done, cancel] = await Promise.all([api.post(`/v1/checkouts/${id}/complete`, {}), api.post(`/v1/checkouts/${id}/cancel`, {})]);
+      const checkout = (await api.get(`/v1/checkouts/${id}`)).body;
+      const n = (
+        await pg.query('SELECT count(*)::int AS n FROM subscriptions WHERE organization_id = $1 AND subscription_id = $2', [
+          orgId,
+          checkout.subscription_id,
+        ])
+      ).rows[0].n;
+      const invoices = (await invoicesOf(api, customer)).length;
+      if (cancel.status === 200) {
+        outcomes.push('canceled');
+        expect([cancel.body.status, done.status, done.body.error?.code, checkout.status, n, invoices]).toEqual([
+          'canceled',
+          409,
+          'checkout_canceled',
+          'canceled',
+          0,
+          0,
+        ]);
+        expect(await sso(api, customer)).toBe(false);
+      } else {
+        outcomes.push('completed');
+        expect([cancel.status, cancel.body.error.code, done.status, checkout.status, n, invoices]).toEqual([
+          409,
+          'checkout_completed',
+          200,
+          'completed',
+          1,
+          1,
+        ]);
+        // a cancel after the completion is refused the same way
+        expect((await api.post(`/v1/checkouts/${id}/cancel`, {})).status).toBe(409);
+      }
+    }
+    expect(outcomes.length).toBe(10);
+  });
+
+  it('the subscription and its start invoice use the plan version priced at attach, not one edited before completion', async () => {
+    const { api } = await setup();
+    await api.post('/v1/customers', { customer_id: 'v' });
+    const a = await api.post('/v1/attach', { customer_id: 'v', plan_id: 'pro', provider: 'fakepay' });
+    expect(a.status, JSON.stringify(a.body)).toBe(201);
+    const id = a.body.checkout_id as string;
+    expect(fake.requests.find((r) => r.checkout_id === id)).toMatchObject({
+      amount_due_minor: 4900n,
+      plan: { plan_id: 'pro', version: 1 },
+    });
+    // the plan is edited while the customer is at the provider's page
+    const edited = await api.patch('/v1/plans/pro', { flat_fee: '99.00' });
+    expect([edited.status, edited.body.version, edited.body.flat_fee]).toEqual([200, 2, '99.00']);
+    clock += 60_000;
+    const done = await api.post(`/v1/checkouts/${id}/complete`, {});
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    expect(done.body.subscription).toMatchObject({ plan_id: 'pro', plan_version: 1, status: 'active' });
+    expect((await invoicesOf(api, 'v')).map((i) => [i.reason, i.total])).toEqual([['subscription_start', '49.00']]);
+    // a redelivery answers the same subscription
+    const again = await api.post(`/v1/checkouts/${id}/complete`, {});
+    expect([again.status, again.body.subscription.plan_version]).toEqual([200, 1]);
+    // a new subscription (no checkout) takes the current version
+    await api.post('/v1/customers', { customer_id: 'w' });
+    const direct = await api.post('/v1/attach', { customer_id: 'w', plan_id: 'pro' });
+    expect([direct.status, direct.body.subscription.plan_version]).toEqual([201, 2]);
+  });
+});

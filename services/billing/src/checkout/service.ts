@@ -30,6 +30,8 @@ interface CheckoutRow {
   subscription_id: string;
   provider: string;
   status: 'open' | 'completed' | 'expired' | 'canceled';
+  plan_version: number | null;
+  completion_started_at: Date | null;
   options: { start_date?: string; end_date?: string | null; auto_renew?: boolean };
   start_date: Date | null;
   amount_due_minor: string;
@@ -41,7 +43,7 @@ interface CheckoutRow {
   completed_at: Date | null;
   created_at: Date;
 }
-const COLS = `checkout_id, customer_id, plan_id, subscription_id, provider, status, options, start_date, amount_due_minor::text AS amount_due_minor,
+const COLS = `checkout_id, customer_id, plan_id, subscription_id, provider, status, plan_version, completion_started_at, options, start_date, amount_due_minor::text AS amount_due_minor,
   currency, success_url, payment_url, provider_reference, expires_at, completed_at, created_at`;
 
 function checkoutJson(c: CheckoutRow) {
@@ -133,8 +135,8 @@ export async function attach(deps: Deps, orgId: string, input: AttachInput): Pro
   const checkoutId = newId('co');
   const options = { start_date: input.start_date, end_date: input.end_date ?? null, auto_renew: input.auto_renew ?? true };
   await deps.pool.query(
-    `INSERT INTO checkouts (organization_id, checkout_id, customer_id, plan_id, subscription_id, provider, status, options, start_date, amount_due_minor, currency, success_url)
-     VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $10, $11)`,
+    `INSERT INTO checkouts (organization_id, checkout_id, customer_id, plan_id, subscription_id, provider, status, options, start_date, amount_due_minor, currency, success_url, plan_version)
+     VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $10, $11, $12)`,
     [
       orgId,
       checkoutId,
@@ -147,6 +149,8 @@ export async function attach(deps: Deps, orgId: string, input: AttachInput): Pro
       due.toString(),
       cur,
       input.success_url ?? null,
+      // the version whose first invoice the provider collects: the subscription is created on it
+      plan.version,
     ],
   );
   let session: Awaited<ReturnType<NonNullable<PaymentProvider['createCheckout']>>>;
@@ -210,10 +214,15 @@ export async function completeCheckout(deps: Deps, orgId: string, checkoutId: st
     if (c.status === 'canceled') throw new ApiError(409, 'checkout_canceled', `checkout "${checkoutId}" was canceled`);
     // past expires_at is no refusal: a provider delivers its webhook late (retries for days) for a payment
     // made before the session expired, and the money is taken — the subscription must follow
-    if (c.status !== 'completed' && !c.start_date) {
-      // the subscription starts when the first completion attempt came in; retries repeat this instant
-      await db.query('UPDATE checkouts SET start_date = $3 WHERE organization_id = $1 AND checkout_id = $2', [orgId, checkoutId, now]);
-      c.start_date = now;
+    if (c.status !== 'completed' && (!c.start_date || !c.completion_started_at)) {
+      // the subscription starts when the first completion attempt came in; retries repeat this instant.
+      // completion_started_at: from now on a cancel is refused (cancelCheckout takes this row lock too)
+      const { rows: fixed } = await db.query<CheckoutRow>(
+        `UPDATE checkouts SET start_date = coalesce(start_date, $3), completion_started_at = coalesce(completion_started_at, $3)
+          WHERE organization_id = $1 AND checkout_id = $2 RETURNING ${COLS}`,
+        [orgId, checkoutId, now],
+      );
+      return fixed[0]!;
     }
     return c;
   });
@@ -221,32 +230,66 @@ export async function completeCheckout(deps: Deps, orgId: string, checkoutId: st
     const sub = (await subs.getSubscription(deps.pool, orgId, c.subscription_id))!;
     return { checkout: checkoutJson(c), subscription: subscriptionJson(sub, now), created: false };
   }
-  const r = await createSubscription(deps, orgId, {
-    customer_id: c.customer_id,
-    plan_id: c.plan_id,
-    subscription_id: c.subscription_id,
-    start_date: c.start_date!.toISOString(),
-    end_date: c.options.end_date ?? null,
-    auto_renew: c.options.auto_renew ?? true,
-  });
+  let r: Awaited<ReturnType<typeof createSubscription>>;
+  try {
+    r = await createSubscription(deps, orgId, {
+      customer_id: c.customer_id,
+      plan_id: c.plan_id,
+      // the version priced at attach (what the provider collected); NULL for checkouts older than 0015
+      plan_version: c.plan_version ?? undefined,
+      subscription_id: c.subscription_id,
+      start_date: c.start_date!.toISOString(),
+      end_date: c.options.end_date ?? null,
+      auto_renew: c.options.auto_renew ?? true,
+    });
+  } catch (err) {
+    // a refusal (e.g. the customer was archived) leaves the checkout open and cancelable again — unless
+    // the subscription exists after all (a concurrent attempt created it)
+    if (err instanceof ApiError)
+      await deps.pool.query(
+        `UPDATE checkouts SET completion_started_at = NULL
+          WHERE organization_id = $1 AND checkout_id = $2 AND status IN ('open', 'expired')
+            AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.organization_id = $1 AND s.subscription_id = checkouts.subscription_id)`,
+        [orgId, checkoutId],
+      );
+    throw err;
+  }
+  // conditional: never turns a canceled checkout into a completed one (cancel refuses once a completion
+  // has started, so with the row lock above this matches whenever the subscription was created)
   const { rows } = await deps.pool.query<CheckoutRow>(
     `UPDATE checkouts SET status = 'completed', completed_at = coalesce(completed_at, $3)
-      WHERE organization_id = $1 AND checkout_id = $2 RETURNING ${COLS}`,
+      WHERE organization_id = $1 AND checkout_id = $2 AND status IN ('open', 'expired', 'completed') RETURNING ${COLS}`,
     [orgId, checkoutId, now],
   );
-  return { checkout: checkoutJson(rows[0]!), subscription: r.subscription, created: r.created };
+  if (!rows[0]) throw new ApiError(409, 'checkout_canceled', `checkout "${checkoutId}" was canceled`);
+  return { checkout: checkoutJson(rows[0]), subscription: r.subscription, created: r.created };
 }
 
 /** An open checkout is abandoned (e.g. the provider's session expired): completing it is refused from then on. */
 export async function cancelCheckout(deps: Deps, orgId: string, checkoutId: string) {
-  const { rows } = await deps.pool.query<CheckoutRow>(
-    `UPDATE checkouts SET status = 'canceled' WHERE organization_id = $1 AND checkout_id = $2 AND status IN ('open', 'expired') RETURNING ${COLS}`,
-    [orgId, checkoutId],
-  );
-  if (rows[0]) return checkoutJson(rows[0]);
-  const c = await loadCheckout(deps, orgId, checkoutId);
-  if (c.status === 'canceled') return checkoutJson(c);
-  throw new ApiError(409, 'checkout_completed', `checkout "${checkoutId}" is completed; cancel the subscription instead`);
+  return withTransaction(deps.pool, async (db) => {
+    // the row lock completeCheckout takes: either the cancel comes first (completion then refuses) or the
+    // completion has started (fixed its start) and the cancel is refused — never a canceled checkout
+    // with a subscription
+    const { rows } = await db.query<CheckoutRow>(
+      `SELECT ${COLS} FROM checkouts WHERE organization_id = $1 AND checkout_id = $2 FOR UPDATE`,
+      [orgId, checkoutId],
+    );
+    const c = rows[0];
+    if (!c) throw notFound('checkout', checkoutId);
+    if (c.status === 'canceled') return checkoutJson(c);
+    if (c.status === 'completed' || c.completion_started_at)
+      throw new ApiError(
+        409,
+        'checkout_completed',
+        `checkout "${checkoutId}" is ${c.status === 'completed' ? 'completed' : 'being completed'}; cancel the subscription instead`,
+      );
+    const { rows: done } = await db.query<CheckoutRow>(
+      `UPDATE checkouts SET status = 'canceled' WHERE organization_id = $1 AND checkout_id = $2 RETURNING ${COLS}`,
+      [orgId, checkoutId],
+    );
+    return checkoutJson(done[0]!);
+  });
 }
 
 export async function billingPortal(deps: Deps, orgId: string, customerId: string, input: { provider?: string; return_url?: string }) {

@@ -67,6 +67,8 @@ export interface CreateInput {
   end_date?: string | null;
   subscription_id?: string;
   auto_renew?: boolean;
+  /** internal (not in the API body): a fixed plan version instead of the current one (a checkout's, fixed at attach) */
+  plan_version?: number;
 }
 
 /** An add-on plan is attached to a base subscription (addons/service.ts), never subscribed to itself. */
@@ -84,7 +86,7 @@ function refuseAddOnPlan(plan: plans.PlanVersion) {
 export async function newSubscriptionTerms(deps: Deps, orgId: string, input: CreateInput, now: Date) {
   const customer = await customers.getCustomer(deps.pool, orgId, input.customer_id);
   if (!customer) throw notFound('customer', input.customer_id);
-  const plan = await plans.getPlan(deps.pool, orgId, input.plan_id);
+  const plan = await plans.getPlan(deps.pool, orgId, input.plan_id, input.plan_version);
   if (!plan || plan.archived_at) throw notFound('plan', input.plan_id);
   refuseAddOnPlan(plan);
   if (plan.currency.trim() !== customer.currency.trim())
@@ -127,6 +129,7 @@ export async function createSubscription(deps: Deps, orgId: string, input: Creat
       const same =
         existing.customer_id === input.customer_id &&
         existing.plan_id === input.plan_id &&
+        (input.plan_version === undefined || existing.plan_version === input.plan_version) &&
         existing.start_date.getTime() === start.getTime() &&
         (existing.end_date?.getTime() ?? null) === (end?.getTime() ?? null) &&
         existing.auto_renew === auto_renew;
