@@ -275,6 +275,43 @@ describe('add-ons', () => {
     expect(net.gte(0)).toBe(true);
   });
 
+  it('cancelled before its start: the in-advance plan fee and in-advance add-ons billed up front are credited in full', async () => {
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const S = now + 2 * DAY;
+    clock = now;
+    const plan = await org.api.post('/v1/plans', {
+      plan_id: uniqueId('adv'),
+      name: 'Advance',
+      interval: 'week',
+      flat_fee: '30.00',
+      flat_fee_timing: 'in_advance',
+    });
+    expect(plan.status, JSON.stringify(plan.body)).toBe(201);
+    const c = uniqueId('c');
+    expect((await org.api.post('/v1/customers', { customer_id: c })).status).toBe(201);
+    const created = await org.api.post('/v1/subscriptions', {
+      customer_id: c,
+      plan_id: plan.body.plan_id,
+      start_date: new Date(S).toISOString(),
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body.status).toBe('not_started');
+    const sub = created.body.subscription_id as string;
+    expect((await org.api.post(`/v1/subscriptions/${sub}/add_ons`, { plan_id: 'boost', quantity: 1 })).status).toBe(201);
+    const charged = (await invoicesOf(sub)).reduce((sum: D, i: any) => sum.plus(i.total), new X(0));
+    expect(charged.toFixed(2)).toBe(new X('30.00').plus(expected('10.00', 1, WEEK)).toFixed(2)); // 40.00 billed up front
+
+    const e = await org.api.post(`/v1/subscriptions/${sub}/cancel`, { type: 'end_current_subscription_and_dont_bill' });
+    expect(e.status, JSON.stringify(e.body)).toBe(200);
+    expect(e.body.status).toBe('ended');
+    const all = await invoicesOf(sub);
+    const credit = all.find((i) => i.reason === 'cancel_credit');
+    expect(credit, JSON.stringify(all.map((i) => [i.reason, i.total]))).toBeDefined();
+    expect(credit.total).toBe(`-${charged.toFixed(2)}`);
+    const net = all.reduce((sum: D, i: any) => sum.plus(i.total), new X(0));
+    expect(net.toFixed(2)).toBe('0.00');
+  });
+
   it('an add-on plan is not subscribed to as a base plan (create, plan change, replacement)', async () => {
     const S = Math.floor(Date.now() / 60_000) * 60_000;
     const { c, sub } = await subscription(S);

@@ -58,10 +58,19 @@ export async function cancelAddOnLines(
   prorate: boolean,
 ): Promise<{ charge: AddOnLine[]; credit: AddOnLine[] }> {
   const out = { charge: [] as AddOnLine[], credit: [] as AddOnLine[] };
-  const segs = await store.segmentsOverlapping(db, orgId, s.subscription_id, s.current_period_start, at);
+  // not_started: `at` is the period start; its in-advance add-ons were billed for the whole first period
+  // at attach, so they are credited in full (and their segments, starting at the start, end there)
+  const notStarted = s.status === 'not_started';
+  const segs = await store.segmentsOverlapping(
+    db,
+    orgId,
+    s.subscription_id,
+    s.current_period_start,
+    notStarted ? s.current_period_end : at,
+  );
   if (segs.length === 0) return out;
   const trial = inTrial(s, s.current_period_start);
-  if (s.status === 'active' && !trial) {
+  if ((s.status === 'active' || notStarted) && !trial) {
     for (const { seg, plan } of await withPlans(db, orgId, segs)) {
       const end = seg.ended_at && seg.ended_at.getTime() < at.getTime() ? seg.ended_at : at;
       if (plan.flat_fee_timing === 'in_arrears' && seg.started_at.getTime() < at.getTime())

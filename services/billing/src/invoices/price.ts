@@ -167,7 +167,9 @@ export function cancelLines(plan: PlanVersion, s: SubscriptionRow, at: Date, usa
  * part [at, period end) of an in-advance flat fee that the period's invoice already billed.
  */
 export function cancelCreditLines(plan: PlanVersion, s: SubscriptionRow, at: Date): LineItem[] {
-  if (s.status !== 'active' || plan.flat_fee_timing !== 'in_advance' || inTrial(s, s.current_period_start)) return [];
+  // not_started: the first period's in-advance fee was billed at creation (subscription_start) and `at`
+  // is the period start, so a cancel before the start credits all of it
+  if (s.status === 'ended' || plan.flat_fee_timing !== 'in_advance' || inTrial(s, s.current_period_start)) return [];
   const line = flatFeeLine(
     'proration_credit',
     `${plan.name} unused time`,
