@@ -1258,6 +1258,8 @@ export const CompleteCheckoutBody = Type.Object(
     provider_reference: Type.Optional(
       Type.String({ minLength: 1, maxLength: 255, description: "the provider's session id; must match when the checkout has one" }),
     ),
+    // what the provider collected (default: the checkout's amount_due): a payment of the start invoice
+    amount_collected: Type.Optional(Amount),
   },
   { additionalProperties: false },
 );

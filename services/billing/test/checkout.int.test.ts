@@ -301,3 +301,41 @@ describe('completion against cancel and plan edits', () => {
     expect([direct.status, direct.body.subscription.plan_version]).toEqual([201, 2]);
   });
 });
+
+describe('completion records the collected money', () => {
+  it('the start invoice is paid by the provider payment (idempotent on its reference); a smaller amount leaves the rest outstanding', async () => {
+    const { api } = await setup();
+    await api.post('/v1/customers', { customer_id: 'p' });
+    const a = await api.post('/v1/attach', { customer_id: 'p', plan_id: 'pro', provider: 'fakepay' });
+    const id = a.body.checkout_id as string;
+    const ref = (await api.get(`/v1/checkouts/${id}`)).body.provider_reference as string;
+    const done = await Promise.all(Array.from({ length: 5 }, () => api.post(`/v1/checkouts/${id}/complete`, { provider_reference: ref })));
+    expect(done.map((d) => d.status)).toEqual(Array(5).fill(200));
+    const [inv] = await invoicesOf(api, 'p');
+    expect([inv.reason, inv.status]).toEqual(['subscription_start', 'paid']);
+    const pay = (await api.get(`/v1/invoices/${inv.invoice_id}/payments`)).body;
+    expect(pay).toMatchObject({ payment_status: 'paid', amount_paid: '49.00', amount_outstanding: '0.00' });
+    expect(pay.payments.map((x: any) => [x.provider, x.reference, x.status, x.amount])).toEqual([['fakepay', ref, 'succeeded', '49.00']]);
+    // a late redelivery records nothing more
+    expect((await api.post(`/v1/checkouts/${id}/complete`, {})).status).toBe(200);
+    expect((await api.get(`/v1/invoices/${inv.invoice_id}/payments`)).body.payments.length).toBe(1);
+
+    await api.post('/v1/customers', { customer_id: 'q' });
+    const b = await api.post('/v1/attach', { customer_id: 'q', plan_id: 'pro', provider: 'fakepay' });
+    const bad = await api.post(`/v1/checkouts/${b.body.checkout_id}/complete`, { amount_collected: '20.001' });
+    expect(bad.status).toBe(400);
+    expect(await subsOf(api, 'q')).toEqual([]);
+    expect((await pg.query('SELECT completion_started_at FROM checkouts WHERE checkout_id = $1', [b.body.checkout_id])).rows[0]).toEqual({
+      completion_started_at: null,
+    });
+    const part = await api.post(`/v1/checkouts/${b.body.checkout_id}/complete`, { amount_collected: '20.00' });
+    expect(part.status, JSON.stringify(part.body)).toBe(200);
+    const [qi] = await invoicesOf(api, 'q');
+    expect(qi.status).toBe('finalized');
+    expect((await api.get(`/v1/invoices/${qi.invoice_id}/payments`)).body).toMatchObject({
+      payment_status: 'partially_paid',
+      amount_paid: '20.00',
+      amount_outstanding: '29.00',
+    });
+  });
+});

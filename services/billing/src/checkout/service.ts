@@ -7,11 +7,12 @@
 // the provider's (createPortalSession) or 501 not_supported.
 import { withTransaction } from '@meterline/core';
 import type { Deps } from '../deps.ts';
-import { ApiError, conflict, notFound } from '../http/errors.ts';
-import { fromMinor } from '../money.ts';
+import { ApiError, badRequest, conflict, notFound } from '../http/errors.ts';
+import { fitsMinor, fromMinor, toMinor } from '../money.ts';
 import { newId } from '../orgs/store.ts';
 import * as customers from '../customers/store.ts';
 import { PROVIDERS, type PaymentProvider } from '../payments/provider.ts';
+import { recordCollectedLocked } from '../payments/service.ts';
 import { invoiceTotalMinor } from '../pricing.ts';
 import { startLines } from '../invoices/price.ts';
 import {
@@ -200,7 +201,12 @@ export async function getCheckout(deps: Deps, orgId: string, checkoutId: string)
  * for a payment made in time); refused once canceled. A refused creation (e.g. the customer was archived
  * meanwhile) answers its error and leaves the checkout open.
  */
-export async function completeCheckout(deps: Deps, orgId: string, checkoutId: string, input: { provider_reference?: string }) {
+export async function completeCheckout(
+  deps: Deps,
+  orgId: string,
+  checkoutId: string,
+  input: { provider_reference?: string; amount_collected?: string },
+) {
   const now = deps.now();
   const c = await withTransaction(deps.pool, async (db) => {
     const { rows } = await db.query<CheckoutRow>(
@@ -212,6 +218,10 @@ export async function completeCheckout(deps: Deps, orgId: string, checkoutId: st
     if (input.provider_reference !== undefined && c.provider_reference !== null && input.provider_reference !== c.provider_reference)
       throw new ApiError(409, 'reference_mismatch', `checkout "${checkoutId}" belongs to another provider session`);
     if (c.status === 'canceled') throw new ApiError(409, 'checkout_canceled', `checkout "${checkoutId}" was canceled`);
+    // checked before a completion is marked started (a refused request must leave the checkout cancelable)
+    const cur = c.currency.trim();
+    if (input.amount_collected !== undefined && !fitsMinor(input.amount_collected, cur))
+      throw badRequest(`amount_collected has more decimals than ${cur} allows`);
     // past expires_at is no refusal: a provider delivers its webhook late (retries for days) for a payment
     // made before the session expired, and the money is taken — the subscription must follow
     if (c.status !== 'completed' && (!c.start_date || !c.completion_started_at)) {
@@ -227,6 +237,7 @@ export async function completeCheckout(deps: Deps, orgId: string, checkoutId: st
     return c;
   });
   if (c.status === 'completed') {
+    await recordCollected(deps, orgId, c, input, now);
     const sub = (await subs.getSubscription(deps.pool, orgId, c.subscription_id))!;
     return { checkout: checkoutJson(c), subscription: subscriptionJson(sub, now), created: false };
   }
@@ -262,7 +273,42 @@ export async function completeCheckout(deps: Deps, orgId: string, checkoutId: st
     [orgId, checkoutId, now],
   );
   if (!rows[0]) throw new ApiError(409, 'checkout_canceled', `checkout "${checkoutId}" was canceled`);
+  await recordCollected(deps, orgId, rows[0], input, now);
   return { checkout: checkoutJson(rows[0]), subscription: r.subscription, created: r.created };
+}
+
+/**
+ * The money the provider collected, recorded against the subscription's start invoice as a succeeded
+ * payment (provider = the checkout's, reference = its session reference; idempotent on it): the amount
+ * sent (default: the checkout's amount_due), at most what the invoice still owes — a smaller amount leaves
+ * the rest outstanding. Nothing without a reference or when nothing was collected.
+ */
+async function recordCollected(
+  deps: Deps,
+  orgId: string,
+  c: CheckoutRow,
+  input: { provider_reference?: string; amount_collected?: string },
+  now: Date,
+) {
+  const reference = c.provider_reference ?? input.provider_reference;
+  if (!reference) return;
+  const collected = input.amount_collected !== undefined ? toMinor(input.amount_collected, c.currency.trim()) : BigInt(c.amount_due_minor);
+  if (collected <= 0n) return;
+  await withTransaction(deps.pool, async (db) => {
+    const { rows } = await db.query<{ invoice_id: string }>(
+      `SELECT invoice_id FROM invoices WHERE organization_id = $1 AND subscription_id = $2 AND reason = 'subscription_start'
+        ORDER BY created_at LIMIT 1`,
+      [orgId, c.subscription_id],
+    );
+    if (!rows[0]) return;
+    await recordCollectedLocked(
+      db,
+      orgId,
+      rows[0].invoice_id,
+      { provider: c.provider, reference, amount_minor: collected, note: `checkout ${c.checkout_id}` },
+      now,
+    );
+  });
 }
 
 /** An open checkout is abandoned (e.g. the provider's session expired): completing it is refused from then on. */

@@ -181,3 +181,42 @@ export async function refundPayment(deps: Deps, orgId: string, paymentId: string
     return paymentJson(ins.rows[0]!);
   });
 }
+
+/**
+ * Inside a transaction: money a hosted provider already collected (a checkout's completion) recorded as a
+ * succeeded charge — no provider call — of min(collected, outstanding). Idempotent on (provider,
+ * reference): a repeat answers the recorded payment. Nothing when the invoice takes no payment (not
+ * finalized/uncollectible) or nothing is outstanding; the invoice becomes paid when covered.
+ */
+export async function recordCollectedLocked(
+  db: PgClient,
+  orgId: string,
+  invoiceId: string,
+  input: { provider: string; reference: string; amount_minor: bigint; note?: string },
+  now: Date,
+) {
+  const inv = await invoices.lockInvoice(db, orgId, invoiceId, 'update');
+  if (!inv) throw notFound('invoice', invoiceId);
+  const { rows: prior } = await db.query<PaymentRow>(
+    `SELECT ${COLS} FROM invoice_payments WHERE organization_id = $1 AND provider = $2 AND reference = $3`,
+    [orgId, input.provider, input.reference],
+  );
+  if (prior[0]) return paymentJson(prior[0]);
+  if (inv.status !== 'finalized' && inv.status !== 'uncollectible') return null;
+  const { net } = settled(await paymentsOf(db, orgId, invoiceId));
+  const total = BigInt(inv.total_minor);
+  const outstanding = total - net;
+  const amount = input.amount_minor < outstanding ? input.amount_minor : outstanding;
+  if (amount <= 0n) return null;
+  const ins = await db.query<PaymentRow>(
+    `INSERT INTO invoice_payments (organization_id, payment_id, invoice_id, provider, kind, status, amount_minor, currency, reference, note)
+     VALUES ($1, $2, $3, $4, 'charge', 'succeeded', $5, $6, $7, $8) RETURNING ${COLS}`,
+    [orgId, newId('pay'), invoiceId, input.provider, amount.toString(), inv.currency.trim(), input.reference, input.note ?? null],
+  );
+  if (net + amount >= total) {
+    await invoices.setStatus(db, orgId, invoiceId, 'paid', now);
+    const paid = (await invoices.lockInvoice(db, orgId, invoiceId, 'update'))!;
+    await enqueueWebhookEvent(db, orgId, 'invoice.paid', invoices.invoiceJson(paid));
+  }
+  return paymentJson(ins.rows[0]!);
+}
