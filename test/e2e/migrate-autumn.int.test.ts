@@ -213,16 +213,16 @@ describe('Autumn, mapped to @meterline/sdk', () => {
     expect(self).toMatchObject({ status: 409, code: 'self_referral' });
   });
 
-  it('customers.get_billing_portal → checkout.billingPortal: 501 not_supported with the manual provider', async () => {
+  it('customers.get_billing_portal → checkout.billingPortal: 409 not_supported with the manual provider', async () => {
     const e = await rejection(sdk.checkout.billingPortal(john, { return_url: 'https://example.com/account' }));
-    expect(e).toMatchObject({ status: 501, code: 'not_supported' });
+    expect(e).toMatchObject({ status: 409, code: 'not_supported' });
   });
 
-  it('checkout(force_checkout) → checkout.attach({force_checkout: true}): 501 with the manual provider (a hosted provider gives payment_url)', async () => {
+  it('checkout(force_checkout) → checkout.attach({force_checkout: true}): 409 with the manual provider (a hosted provider gives payment_url)', async () => {
     const e = await rejection(
       sdk.checkout.attach({ customer_id: jane, plan_id: 'pro', force_checkout: true, success_url: 'https://example.com/ok' }),
     );
-    expect(e).toMatchObject({ status: 501, code: 'not_supported' });
+    expect(e).toMatchObject({ status: 409, code: 'not_supported' });
     expect((await sdk.subscriptions.list({ customer_id: jane })).data).toEqual([]);
   });
 

@@ -1266,7 +1266,7 @@ export const CompleteCheckoutBody = Type.Object(
 export const CompletedCheckout = Type.Object({ checkout: Checkout, subscription: Subscription });
 export const BillingPortalBody = Type.Object(
   {
-    provider: Type.Optional(Type.String({ description: 'default "manual" (no portal: 501 not_supported)' })),
+    provider: Type.Optional(Type.String({ description: 'default "manual" (no portal: 409 not_supported)' })),
     return_url: Type.Optional(Type.String({ format: 'uri', maxLength: 2000 })),
   },
   { additionalProperties: false },

@@ -636,7 +636,7 @@ export interface CheckoutResource {
   complete(checkoutId: string, input?: CompleteCheckoutInput, opts?: CallOptions): Promise<CompletedCheckout>;
   /** `POST /v1/checkouts/:id/cancel`. */
   cancel(checkoutId: string, opts?: CallOptions): Promise<Checkout>;
-  /** `POST /v1/customers/:id/billing_portal`: a provider's portal URL (501 `not_supported` with the manual provider). */
+  /** `POST /v1/customers/:id/billing_portal`: a provider's portal URL (409 `not_supported` with the manual provider). */
   billingPortal(customerId: string, input?: BillingPortalInput, opts?: CallOptions): Promise<BillingPortal>;
 }
 

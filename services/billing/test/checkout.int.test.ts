@@ -88,10 +88,10 @@ describe('attach with the manual provider', () => {
 
     await api.post('/v1/customers', { customer_id: 'n' });
     const forced = await api.post('/v1/attach', { customer_id: 'n', plan_id: 'pro', force_checkout: true });
-    expect([forced.status, forced.body.error.code]).toEqual([501, 'not_supported']);
+    expect([forced.status, forced.body.error.code]).toEqual([409, 'not_supported']);
     expect(await subsOf(api, 'n')).toEqual([]);
     const portal = await api.post('/v1/customers/m/billing_portal', {});
-    expect([portal.status, portal.body.error.code]).toEqual([501, 'not_supported']);
+    expect([portal.status, portal.body.error.code]).toEqual([409, 'not_supported']);
     expect((await api.post('/v1/customers/nobody/billing_portal', {})).status).toBe(404);
 
     const unknown = await api.post('/v1/attach', { customer_id: 'n', plan_id: 'pro', provider: 'paypal' });

@@ -32,7 +32,6 @@ export async function checkoutRoutes(instance: FastifyInstance, deps: Deps): Pro
           400: ErrorResponse,
           404: ErrorResponse,
           409: ErrorResponse,
-          501: ErrorResponse,
           502: ErrorResponse,
         },
       },
@@ -81,11 +80,11 @@ export async function checkoutRoutes(instance: FastifyInstance, deps: Deps): Pro
     '/v1/customers/:customer_id/billing_portal',
     {
       schema: {
-        summary: "A URL of the customer's billing portal at the payment provider (501 not_supported without one)",
+        summary: "A URL of the customer's billing portal at the payment provider (409 not_supported without one)",
         tags: ['checkout'],
         params: CustomerParams,
         body: BillingPortalBody,
-        response: { 200: BillingPortal, 400: ErrorResponse, 404: ErrorResponse, 501: ErrorResponse, 502: ErrorResponse },
+        response: { 200: BillingPortal, 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 502: ErrorResponse },
       },
     },
     async (req) => svc.billingPortal(deps, req.orgId, req.params.customer_id, req.body ?? {}),

@@ -4,7 +4,7 @@
 // called by the provider's side once paid) creates the subscription — idempotently: the start instant is
 // fixed by the first completion attempt and createSubscription answers the existing row for the same
 // id and terms, so a repeat or a retry after a crash ends with one subscription. The billing portal is
-// the provider's (createPortalSession) or 501 not_supported.
+// the provider's (createPortalSession) or 409 not_supported (a configuration state, not a server fault: 5xx would page the operator's on-call).
 import { withTransaction } from '@meterline/core';
 import type { Deps } from '../deps.ts';
 import { ApiError, badRequest, conflict, notFound } from '../http/errors.ts';
@@ -68,7 +68,7 @@ function checkoutJson(c: CheckoutRow) {
 }
 
 const notSupported = (provider: string, what: string) =>
-  new ApiError(501, 'not_supported', `payment provider "${provider}" has no ${what}`, { provider });
+  new ApiError(409, 'not_supported', `payment provider "${provider}" has no ${what}`, { provider });
 
 function providerOf(deps: Deps, name: string | undefined): PaymentProvider {
   const all = deps.paymentProviders ?? PROVIDERS;

@@ -69,7 +69,7 @@ export interface PaymentProvider {
    * completion is idempotent (a repeat answers the same subscription), so at-least-once delivery is fine.
    */
   createCheckout?(req: CheckoutRequest): Promise<CheckoutSession>;
-  /** Hosted providers only (absent: 501 not_supported). A short-lived URL of the customer's billing portal. */
+  /** Hosted providers only (absent: 409 not_supported). A short-lived URL of the customer's billing portal. */
   createPortalSession?(req: PortalRequest): Promise<{ url: string }>;
 }
 
