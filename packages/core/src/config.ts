@@ -81,6 +81,8 @@ export interface BillingConfig {
   usageMaxAgeMs: number;
   /** Oldest reading a non-consuming read (check without send_event, entitlements, customer_access) is served while it refreshes (ms). */
   usageReadStaleMs: number;
+  /** Live (not archived) metric definitions an organization may have; one more is 409 metric_limit_reached. */
+  maxMetricsPerOrganization: number;
 }
 
 /** Billing's outbound webhook worker (services/billing/src/webhooks/worker.ts). */
@@ -195,6 +197,8 @@ export function loadConfig(env: Env = process.env): Config {
       adminSecret: str(env, 'ADMIN_SECRET', 'meterline-local-admin-secret'),
       usageMaxAgeMs: int(env, 'BILLING_USAGE_MAX_AGE_MS', 2_000, 0),
       usageReadStaleMs: int(env, 'BILLING_USAGE_READ_STALE_MS', 5_000, 0),
+      // every metric is one more rollup per matching event and one more backfill after a change
+      maxMetricsPerOrganization: int(env, 'BILLING_MAX_METRICS_PER_ORGANIZATION', 500, 1),
     },
     http: httpServerConfig(env),
     webhooks: webhooksConfig(env),

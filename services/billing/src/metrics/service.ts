@@ -2,9 +2,9 @@
 // changes the definition bumps `version` and `updated_at`; the aggregator polls updated_at and
 // recomputes that metric's aggregates for the new version.
 import { isDeepStrictEqual } from 'node:util';
-import { MAX_GROUP_BY } from '@meterline/core';
+import { MAX_GROUP_BY, withTransaction } from '@meterline/core';
 import type { Deps } from '../deps.ts';
-import { badRequest, conflict, notFound } from '../http/errors.ts';
+import { ApiError, badRequest, conflict, notFound } from '../http/errors.ts';
 import * as store from './store.ts';
 
 function check(m: store.MetricInput): void {
@@ -38,7 +38,23 @@ const definitionOf = (m: store.MetricInput) => ({
 
 export async function createMetric(deps: Deps, orgId: string, input: store.MetricInput) {
   const m = normalize(input);
-  const row = await store.insertMetric(deps.pool, orgId, m);
+  const limit = deps.config.billing.maxMetricsPerOrganization;
+  // The limit holds under concurrent creates: they serialize on the organization's row, so the count
+  // and the insert are one decision. A repeat of an existing metric is answered whatever the count.
+  const row = await withTransaction(deps.pool, async (db) => {
+    await db.query('SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE', [orgId]);
+    if (await store.getMetric(db, orgId, m.metric_id)) return null;
+    const live = await store.countLiveMetrics(db, orgId);
+    if (live >= limit) {
+      throw new ApiError(
+        409,
+        'metric_limit_reached',
+        `the organization has ${live} metrics, the limit (BILLING_MAX_METRICS_PER_ORGANIZATION) is ${limit}: archive one first`,
+        { limit, live },
+      );
+    }
+    return store.insertMetric(db, orgId, m);
+  });
   if (row) {
     await deps.cache.invalidateOrg(orgId);
     return { created: true, metric: store.metricJson(row) };

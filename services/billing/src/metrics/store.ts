@@ -1,4 +1,4 @@
-import type { MetricDefinition, PgPool } from '@meterline/core';
+import type { MetricDefinition, PgClient, PgPool } from '@meterline/core';
 
 export interface MetricRow {
   metric_id: string;
@@ -39,7 +39,16 @@ export function toDefinition(orgId: string, r: MetricRow): MetricDefinition {
 
 export type MetricInput = Pick<MetricRow, 'metric_id' | 'name' | 'event_name' | 'aggregation' | 'property' | 'filters' | 'group_by'>;
 
-export async function insertMetric(pool: PgPool, orgId: string, m: MetricInput) {
+/** Live (not archived) metric definitions of an organization. */
+export async function countLiveMetrics(db: PgPool | PgClient, orgId: string): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(
+    'SELECT count(*) AS n FROM billable_metrics WHERE organization_id = $1 AND archived_at IS NULL',
+    [orgId],
+  );
+  return Number(rows[0]!.n);
+}
+
+export async function insertMetric(pool: PgPool | PgClient, orgId: string, m: MetricInput) {
   const { rows } = await pool.query<MetricRow>(
     `INSERT INTO billable_metrics (organization_id, metric_id, name, event_name, aggregation, property, filters, group_by)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (organization_id, metric_id) DO NOTHING RETURNING ${COLS}`,
@@ -48,7 +57,7 @@ export async function insertMetric(pool: PgPool, orgId: string, m: MetricInput) 
   return rows[0] ?? null;
 }
 
-export async function getMetric(pool: PgPool, orgId: string, metricId: string, includeArchived = true) {
+export async function getMetric(pool: PgPool | PgClient, orgId: string, metricId: string, includeArchived = true) {
   const { rows } = await pool.query<MetricRow>(
     `SELECT ${COLS} FROM billable_metrics WHERE organization_id = $1 AND metric_id = $2 ${includeArchived ? '' : 'AND archived_at IS NULL'}`,
     [orgId, metricId],
