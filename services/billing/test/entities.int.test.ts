@@ -327,6 +327,24 @@ describe('per_entity limits', () => {
     );
   });
 
+  it('a more generous promotion in force: usage reports follow the check rule (customer-level, not entity_required)', async () => {
+    const c = await customerWithPlan('seats', ['p1']);
+    const promo = await org.api.post(`/v1/customers/${c}/promotional_entitlements`, {
+      feature_id: 'llm_tokens',
+      usage_limit: 5000,
+      period: 'one_month',
+    });
+    expect(promo.status, JSON.stringify(promo.body)).toBe(201);
+    const check = await org.api.post('/v1/check', { customer_id: c, feature_id: 'llm_tokens', send_event: true });
+    expect(check.status, JSON.stringify(check.body)).toBe(200);
+    expect(check.body).toMatchObject({ allowed: true, usage_limit: 5000 });
+    // the same customer-level grant for a usage report (before: 400 entity_required, and with the entity
+    // a SET was refused as "not per_entity": no way to report at all)
+    const r = await org.api.post('/v1/usage', { customer_id: c, feature_id: 'llm_tokens', value: 10 });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toMatchObject({ usage_limit: 5000, over_limit: false });
+  });
+
   it('concurrent consuming checks on one entity never exceed its limit (and leave the other entity alone)', async () => {
     const c = await customerWithPlan('seats', ['hot', 'cold']);
     const results = await Promise.all(

@@ -106,6 +106,8 @@ interface Evaluated {
   metric: metricStore.MetricRow | null;
   /** The entity whose own balance was used (a per_entity entitlement checked with entity_id). */
   ledgerEntity?: string;
+  /** The grant in force is per_entity (its plan's entitlement): usage needs an entity. */
+  perEntity?: boolean;
 }
 
 async function evaluate(
@@ -194,7 +196,13 @@ async function evaluate(
     usage_period_start: win.start.toISOString(),
     usage_period_end: win.end?.toISOString() ?? null,
   };
-  return { ent, grant: d.grant ? { key: d.key, member: d.grant } : null, metric: m, ...(ledgerEntity ? { ledgerEntity } : {}) };
+  return {
+    ent,
+    grant: d.grant ? { key: d.key, member: d.grant } : null,
+    metric: m,
+    ...(ledgerEntity ? { ledgerEntity } : {}),
+    ...(perEntity ? { perEntity } : {}),
+  };
 }
 
 /** The feature, cached with the catalog; "not found" is cached too, for at most 1 s (cache.ts). */
@@ -501,7 +509,8 @@ export async function reportUsage(
   // customer's (an entity_id then only tags the events)
   const evaluated = await evaluate(deps, orgId, snap, feature, 0, false, entityId);
   const ent = evaluated.ent;
-  const perEntity = !!snap.subscriptions.some((s) => s.plan.entitlements.some((e) => e.feature_id === feature.feature_id && e.per_entity));
+  // the same rule as checks: per_entity when the grant in force is (a more generous promotion is not)
+  const perEntity = !!evaluated.perEntity;
   if (perEntity && entityId === undefined)
     throw new ApiError(400, 'entity_required', `feature "${feature.feature_id}" is limited per entity: a usage report needs entity_id`);
   if (entityId !== undefined && behavior === 'set' && !evaluated.ledgerEntity)
