@@ -160,7 +160,8 @@ export const CreateMetricBody = Type.Object({ metric_id: Id, ...MetricFields }, 
 export type CreateMetricInput = Static<typeof CreateMetricBody>;
 export const UpdateMetricBody = Type.Partial(Type.Object(MetricFields), { additionalProperties: false, minProperties: 1 });
 export type UpdateMetricInput = Static<typeof UpdateMetricBody>;
-export const Metric = Type.Object({
+/** A metric's definition as answered: shared by the metric and each of its versions. */
+const MetricDefinitionAnswer = {
   metric_id: Type.String(),
   version: Type.Integer(),
   name: Nullable(Type.String()),
@@ -169,6 +170,9 @@ export const Metric = Type.Object({
   property: Nullable(Type.String()),
   filters: Type.Array(FreeObject<MetricFilter>()),
   group_by: Type.Array(Type.String()),
+};
+export const Metric = Type.Object({
+  ...MetricDefinitionAnswer,
   created_at: Type.String(),
   updated_at: Type.String(),
   archived_at: Nullable(Type.String()),
@@ -177,14 +181,7 @@ export type Metric = Static<typeof Metric>;
 export const MetricParams = Type.Object({ metric_id: Type.String() });
 /** One version of a metric's definition (GET /v1/metrics/:id/versions; invoice lines name theirs in metric_version). */
 export const MetricVersion = Type.Object({
-  metric_id: Type.String(),
-  version: Type.Integer(),
-  name: Nullable(Type.String()),
-  event_name: Type.String(),
-  aggregation: StringEnum(AGGREGATIONS),
-  property: Nullable(Type.String()),
-  filters: Type.Array(FreeObject<MetricFilter>()),
-  group_by: Type.Array(Type.String()),
+  ...MetricDefinitionAnswer,
   valid_from: Type.String({ description: 'when this version became the current definition' }),
   superseded_at: Nullable(Type.String({ description: 'when the next version replaced it; null for the current version' })),
   created_at: Type.String(),
