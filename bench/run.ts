@@ -50,7 +50,9 @@ const E2E_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const PHASES = new Set(
   (process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,chkafka,close,entitlement').split(',').map((s) => s.trim()),
 );
-const PORTS = { gateway: 19405, aggregator: 19406, billing: 19407 } as const;
+// BENCH_BASE_PORT moves the whole range (base..base+7) so two benches can run at once on one machine.
+const BASE_PORT = Number(process.env.BENCH_BASE_PORT ?? 19400);
+const PORTS = { gateway: BASE_PORT + 5, aggregator: BASE_PORT + 6, billing: BASE_PORT + 7 } as const;
 const CUSTOMERS = Array.from({ length: 20 }, (_, i) => `cust_${i}`);
 const TOTAL_BUDGET_MS = 9 * 60_000;
 // entitlement phase: BENCH_INGEST_RATE (background events/s; default half the ingest phase's maximum,
@@ -95,7 +97,7 @@ function lat(samples: number[]): LatencySummary {
 
 // ------------------------------------------------------------------------------------------------
 const runId = `b${Date.now().toString(36)}`;
-// Default: a private Kafka/ClickHouse/Redis (ports 19400..19404, fresh data, removed afterwards), so the
+// Default: a private Kafka/ClickHouse/Redis (ports BENCH_BASE_PORT..+4, default 19400..19404, fresh data, removed afterwards), so the
 // numbers do not depend on what other runs left in the shared stack and a load-induced crash of a backing
 // service cannot take the shared stack down. BENCH_STACK=shared uses the shared local stack instead.
 const usePrivate = (process.env.BENCH_STACK ?? 'private') !== 'shared';
@@ -104,12 +106,14 @@ const stackOverrides: Record<string, string> = {};
 if (usePrivate) {
   ensurePostgres();
   ensureStackInstalled();
-  log(`run ${runId}: starting a private Kafka, ClickHouse and Redis on ports 19400..19404`);
-  privateStack = new PrivateStack(19400);
+  log(`run ${runId}: starting a private Kafka, ClickHouse and Redis on ports ${BASE_PORT}..${BASE_PORT + 4}`);
+  privateStack = new PrivateStack(BASE_PORT);
   const ps = privateStack;
-  for (let port = 19400; port <= 19407; port++) {
+  for (let port = BASE_PORT; port <= BASE_PORT + 7; port++) {
     if (await portInUse(port))
-      throw new Error(`port ${port} is in use: a previous bench run was interrupted? Stop what listens on 19400..19407 first`);
+      throw new Error(
+        `port ${port} is in use: a previous bench run was interrupted? Stop what listens on ${BASE_PORT}..${BASE_PORT + 7} first`,
+      );
   }
   const cleanup = (code: number) => () => {
     void ps.destroy().finally(() => process.exit(code));
@@ -595,7 +599,7 @@ const result = {
     loadavgAtStart,
     loadavgAtEnd: os.loadavg(),
   },
-  stack: usePrivate ? 'private (Kafka 384 MiB heap, ClickHouse, Redis on ports 19400..19404)' : 'shared local stack',
+  stack: usePrivate ? `private (Kafka 384 MiB heap, ClickHouse, Redis on ports ${BASE_PORT}..${BASE_PORT + 4})` : 'shared local stack',
   settings: { stepSeconds: STEP_MS / 1000, e2eEvents: E2E_EVENTS, concurrency: CONCURRENCY, partitions: run.config.kafka.eventsPartitions },
   phases,
   memory,
