@@ -6,3 +6,4 @@ export * from './common.ts';
 export * from './ingest.ts';
 export * from './billing.ts';
 export * from './entities.ts';
+export * from './search.ts';

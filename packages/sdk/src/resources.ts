@@ -58,6 +58,7 @@ import type {
   InvoicingSettings,
   ListArchivableParams,
   ListCustomersParams,
+  SearchCustomersParams,
   ListInvoicesParams,
   ListSubscriptionsParams,
   ListWebhookDeliveriesParams,
@@ -133,6 +134,8 @@ export interface CustomersResource {
   get(customerId: string, opts?: CallOptions): Promise<CustomerDetail>;
   /** `GET /v1/customers` (paginated; `include_archived`, `email` filter). */
   list(params?: ListCustomersParams, opts?: CallOptions): Promise<Page<Customer>>;
+  /** `GET /v1/customer_search?q=` (paginated): case-insensitive text in id, name or email; exact id first, then prefixes. */
+  search(params: SearchCustomersParams, opts?: CallOptions): Promise<Page<Customer>>;
   /** `PATCH /v1/customers/:id` (name, email, balance, metadata). */
   update(customerId: string, patch: UpdateCustomerInput, opts?: CallOptions): Promise<Customer>;
   /** `DELETE /v1/customers/:id`: archives the customer (kept for its history). */
@@ -144,6 +147,7 @@ export function customersResource(call: BillingCall): CustomersResource {
     create: (input, opts) => call('POST', '/v1/customers', input, true, opts),
     get: (id, opts) => call('GET', `/v1/customers/${seg(id)}`, undefined, true, opts),
     list: (params, opts) => call('GET', `/v1/customers${qs(params)}`, undefined, true, opts),
+    search: (params, opts) => call('GET', `/v1/customer_search${qs(params)}`, undefined, true, opts),
     update: (id, patch, opts) => call('PATCH', `/v1/customers/${seg(id)}`, patch, false, opts),
     archive: (id, opts) => call('DELETE', `/v1/customers/${seg(id)}`, undefined, false, opts),
   };

@@ -160,6 +160,12 @@ export interface ListCustomersParams extends PageParams {
   email?: string;
 }
 
+/** Query of `customers.search()`: `q` matched case-insensitively in id, name or email. */
+export interface SearchCustomersParams extends PageParams {
+  q: string;
+  include_archived?: boolean;
+}
+
 /** Query of `usage.query()`: dates may be Date objects; exactly one of feature_id / metric_id. */
 export type UsageQueryParams = {
   customer_id: string;

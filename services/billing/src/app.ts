@@ -24,6 +24,7 @@ import { installDocs } from './http/docs.ts';
 import { installValidators } from './http/validation.ts';
 import { adminRoutes, keyRoutes, settingsRoutes } from './orgs/routes.ts';
 import { customerRoutes } from './customers/routes.ts';
+import { customerSearchRoutes } from './customers/search.ts';
 import { featureRoutes } from './features/routes.ts';
 import { metricRoutes } from './metrics/routes.ts';
 import { planRoutes } from './plans/routes.ts';
@@ -141,6 +142,7 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
     await keyRoutes(v1, deps);
     await settingsRoutes(v1, deps);
     await customerRoutes(v1, deps);
+    await customerSearchRoutes(v1, deps);
     await featureRoutes(v1, deps);
     await metricRoutes(v1, deps);
     await planRoutes(v1, deps);
