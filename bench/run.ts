@@ -22,8 +22,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 import os from 'node:os';
 import path from 'node:path';
-import { createClickHouse, createKafka, ensureTopics, type ClickHouseClient, type PgPool } from '@meterline/core';
-import { ServiceProcess, portInUse, ROOT, type ServiceName } from './lib/proc.ts';
+import { createClickHouse, createKafka, ensureTopics, sqlString, type ClickHouseClient, type PgPool } from '@meterline/core';
+import { ServiceProcess, portInUse, readCpuSeconds, ROOT, type ServiceName } from './lib/proc.ts';
+import { readFileSync } from 'node:fs';
 import {
   bringUpSharedStack,
   ensurePostgres,
@@ -43,12 +44,16 @@ import { entitlementPhase, type OpenRowName, type OpenRowResult } from './lib/en
 import { closePhase } from './lib/close.ts';
 import { PrivateStack } from '../test/support/private-stack.ts';
 
-const BATCH_SIZES = [1, 100, 1000] as const;
+// BENCH_BATCHES=1000 (comma list of 1, 100, 1000) runs only those kafka/ingest steps, e.g. to profile one.
+const BATCH_SIZES = (process.env.BENCH_BATCHES ?? '1,100,1000')
+  .split(',')
+  .map((s) => Number(s.trim()))
+  .filter((b) => b === 1 || b === 100 || b === 1000);
 const CONCURRENCY: Record<number, number> = { 1: 64, 100: 16, 1000: 8 };
 const STEP_MS = Number(process.env.BENCH_SECONDS ?? 6) * 1000;
 const E2E_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const PHASES = new Set(
-  (process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,chkafka,close,entitlement').split(',').map((s) => s.trim()),
+  (process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,trickle,chkafka,close,entitlement').split(',').map((s) => s.trim()),
 );
 // BENCH_BASE_PORT moves the whole range (base..base+7) so two benches can run at once on one machine.
 const BASE_PORT = Number(process.env.BENCH_BASE_PORT ?? 19400);
@@ -158,10 +163,79 @@ async function newTopic(suffix: string, partitions = run.config.kafka.eventsPart
   return topic;
 }
 
-const kafkaResults: Record<number, { eventsPerSec: number; sendLatency: LatencySummary; events: number; concurrency: number }> = {};
+// Aggregator issue #18: CPU per 1,000 events of the aggregator and of ClickHouse (the private stack's
+// server; null on the shared stack, whose ClickHouse serves everyone), which load on the machine skews
+// far less than wall-clock rates, and ClickHouse storage per event.
+function clickhouseCpuSeconds(): number | null {
+  if (!privateStack) return null;
+  try {
+    const pid = Number(readFileSync(path.join(privateStack.stateDir, 'clickhouse', 'clickhouse.pid'), 'utf8').trim());
+    return pid ? readCpuSeconds(pid) : null;
+  } catch {
+    return null;
+  }
+}
+function cpuMeter(agg: ServiceProcess) {
+  const a0 = agg.cpuSeconds();
+  const c0 = clickhouseCpuSeconds();
+  const t0 = Date.now();
+  return (events: number) => {
+    const a1 = agg.cpuSeconds();
+    const c1 = clickhouseCpuSeconds();
+    const seconds = (Date.now() - t0) / 1000;
+    const per1k = (x0: number | null, x1: number | null) =>
+      x0 === null || x1 === null ? null : ((x1 - x0) * 1000 * 1000) / Math.max(1, events);
+    const share = (x0: number | null, x1: number | null) => (x0 === null || x1 === null ? null : (x1 - x0) / seconds);
+    return {
+      aggregatorCpuMsPer1kEvents: per1k(a0, a1),
+      clickhouseCpuMsPer1kEvents: per1k(c0, c1),
+      aggregatorCoreShare: share(a0, a1),
+      clickhouseCoreShare: share(c0, c1),
+      measuredSeconds: seconds,
+    };
+  };
+}
+async function storagePerEvent(events: number): Promise<Record<string, unknown>> {
+  const rs = await ch.query({
+    query: `SELECT table, sum(active) AS active_parts, sum(NOT active) AS inactive_parts,
+                   sumIf(data_compressed_bytes, active) AS compressed, sumIf(rows, active) AS rows
+              FROM system.parts WHERE database = ${sqlString(run.config.clickhouse.database)}
+               AND table IN ('events', 'events_by_offset', 'metric_usage') GROUP BY table ORDER BY table`,
+    format: 'JSONEachRow',
+  });
+  const out: Record<string, unknown> = {};
+  let total = 0;
+  for (const r of await rs.json<{ table: string; active_parts: string; inactive_parts: string; compressed: string; rows: string }>()) {
+    total += Number(r.compressed);
+    out[r.table] = {
+      bytesPerEvent: Number(r.compressed) / Math.max(1, events),
+      rows: Number(r.rows),
+      activeParts: Number(r.active_parts),
+      inactiveParts: Number(r.inactive_parts),
+    };
+  }
+  return { ...out, totalBytesPerEvent: total / Math.max(1, events), note: 'all organizations of the run (e2e dominates)' };
+}
+
+// cpuUsPerEvent: CPU time per acknowledged event, a number that load on the machine skews far less than
+// events/s — for the baseline the bench process's own (load generator + kafkajs producer in one process),
+// for the gateway the gateway process's alone (its load generator is the bench process).
+const kafkaResults: Record<
+  number,
+  { eventsPerSec: number; sendLatency: LatencySummary; events: number; concurrency: number; cpuUsPerEvent: number }
+> = {};
 const ingestResults: Record<
   number,
-  { eventsPerSec: number; requestLatency: LatencySummary; events: number; concurrency: number; statusCounts: Record<string, number> }
+  {
+    eventsPerSec: number;
+    requestLatency: LatencySummary;
+    events: number;
+    concurrency: number;
+    statusCounts: Record<string, number>;
+    gatewayCpuUsPerEvent: number | null;
+    loadGeneratorCpuUsPerEvent: number;
+    loadavg1m: number;
+  }
 > = {};
 let maxIngestRate = 0;
 let org: BenchOrg | null = null;
@@ -171,6 +245,12 @@ let e2eOrg: BenchOrg, fOrg: BenchOrg, eOrg: BenchOrg;
 try {
   org = await createBenchOrg(pool, 'bench.call');
   e2eOrg = await createBenchOrg(pool, 'bench.e2e');
+  // a second metric on the e2e events (issue #18 measures storage per event with 2 metrics)
+  await pool.query(
+    `INSERT INTO billable_metrics (organization_id, metric_id, version, name, event_name, aggregation, property, filters, group_by)
+     VALUES ($1, 'tokens', 1, 'bench tokens', $2, 'sum', 'tokens', '[]'::jsonb, '["region"]'::jsonb)`,
+    [e2eOrg.organizationId, e2eOrg.eventName],
+  );
   fOrg = await createBenchOrg(pool, 'bench.fresh');
   eOrg = await createBenchOrg(pool, 'bench.ent');
 
@@ -200,6 +280,7 @@ try {
       producer,
     });
     for (const b of BATCH_SIZES) {
+      const cpu0 = process.cpuUsage();
       const r = await kafkaProducerBaseline({
         config: run.config,
         topic,
@@ -211,8 +292,16 @@ try {
         maxEvents: 2_000_000,
         producer,
       });
-      kafkaResults[b] = { eventsPerSec: r.eventsPerSec, sendLatency: lat(r.sendLatency), events: r.events, concurrency: r.concurrency };
-      log(`kafka baseline batch ${b}: ${fmtInt(r.eventsPerSec)} events/s`);
+      const cpu = process.cpuUsage(cpu0);
+      const cpuUsPerEvent = (cpu.user + cpu.system) / Math.max(1, r.events);
+      kafkaResults[b] = {
+        eventsPerSec: r.eventsPerSec,
+        sendLatency: lat(r.sendLatency),
+        events: r.events,
+        concurrency: r.concurrency,
+        cpuUsPerEvent,
+      };
+      log(`kafka baseline batch ${b}: ${fmtInt(r.eventsPerSec)} events/s, ${fmtNum(cpuUsPerEvent, 1)} CPU µs/event (bench process)`);
     }
     await producer.disconnect();
     return { topic, byBatch: kafkaResults };
@@ -241,6 +330,8 @@ try {
         maxEvents: 20_000,
       });
       for (const b of BATCH_SIZES) {
+        const gwCpu0 = gw.cpuSeconds();
+        const cpu0 = process.cpuUsage();
         const r = await closedLoop({
           client,
           source: new EventSource(`${runId}g${b}`, 'bench.call', CUSTOMERS),
@@ -249,15 +340,24 @@ try {
           durationMs: STEP_MS,
           maxEvents: 2_000_000,
         });
+        const gwCpu1 = gw.cpuSeconds();
+        const cpu = process.cpuUsage(cpu0);
+        const events = Math.max(1, r.acceptedEvents);
+        const gatewayCpuUsPerEvent = gwCpu0 !== null && gwCpu1 !== null ? ((gwCpu1 - gwCpu0) * 1e6) / events : null;
         ingestResults[b] = {
           eventsPerSec: r.eventsPerSec,
           requestLatency: lat(r.requestLatency),
           events: r.acceptedEvents,
           concurrency: r.concurrency,
           statusCounts: r.statusCounts,
+          gatewayCpuUsPerEvent,
+          loadGeneratorCpuUsPerEvent: (cpu.user + cpu.system) / events,
+          loadavg1m: os.loadavg()[0]!,
         };
         maxIngestRate = Math.max(maxIngestRate, r.eventsPerSec);
-        log(`gateway batch ${b}: ${fmtInt(r.eventsPerSec)} events/s (statuses ${JSON.stringify(r.statusCounts)})`);
+        log(
+          `gateway batch ${b}: ${fmtInt(r.eventsPerSec)} events/s, gateway ${fmtNum(gatewayCpuUsPerEvent ?? Number.NaN, 1)} CPU µs/event (statuses ${JSON.stringify(r.statusCounts)})`,
+        );
       }
     } finally {
       client.close();
@@ -280,6 +380,7 @@ try {
     const client = new GatewayClient(gw.url, e2eOrg.apiKey, 16);
     const fromMs = Date.now() - 60 * 60_000;
     const t0 = Date.now();
+    const cpu = cpuMeter(agg);
     const load = await closedLoop({
       client,
       source: new EventSource(`${runId}e`, 'bench.e2e', CUSTOMERS),
@@ -322,10 +423,16 @@ try {
       if (Date.now() > deadline) break;
       await sleep(250);
     }
+    const cpuUse = cpu(acked);
     const raw = await rawCount(ch, run.config.clickhouse.database, e2eOrg.organizationId);
     const totalMs = visibleAt ? visibleAt - t0 : null;
+    log(
+      `e2e: aggregator ${fmtNum(cpuUse.aggregatorCpuMsPer1kEvents ?? Number.NaN)} / ClickHouse ${fmtNum(cpuUse.clickhouseCpuMsPer1kEvents ?? Number.NaN)} CPU ms per 1,000 events`,
+    );
     return {
       events: E2E_EVENTS,
+      cpu: cpuUse,
+      storage: await storagePerEvent(acked).catch((err) => ({ error: String(err) })),
       acknowledged: acked,
       ingestSeconds: load.elapsedMs / 1000,
       ingestEventsPerSec: load.eventsPerSec,
@@ -412,6 +519,43 @@ try {
     };
   });
 
+  // trickle (issue #18): an idle-ish deployment at BENCH_TRICKLE_RATE (20) events/s, one event per
+  // request, for BENCH_TRICKLE_SECONDS (45): aggregator and ClickHouse CPU per 1,000 events and share of
+  // a core, next to 10 s with no events at all. Compare with the e2e phase's burst CPU per 1,000 events.
+  await phase('trickle', async () => {
+    const rate = Number(process.env.BENCH_TRICKLE_RATE ?? 20);
+    const seconds = Number(process.env.BENCH_TRICKLE_SECONDS ?? 45);
+    const gw = service('gateway');
+    await gw.start();
+    const agg = service('aggregator');
+    await agg.start();
+    const idleMeter = cpuMeter(agg);
+    await sleep(10_000);
+    const idle = idleMeter(0);
+    const client = new GatewayClient(gw.url, e2eOrg.apiKey, 4);
+    const meter = cpuMeter(agg);
+    const r = await openLoop({
+      client,
+      source: new EventSource(`${runId}t`, e2eOrg.eventName, CUSTOMERS),
+      eventsPerSec: rate,
+      batchSize: 1,
+      durationMs: seconds * 1000,
+      maxInFlight: 4,
+    });
+    const use = meter(r.accepted);
+    client.close();
+    log(
+      `trickle ${rate}/s: aggregator ${fmtNum(use.aggregatorCpuMsPer1kEvents ?? Number.NaN)} / ClickHouse ${fmtNum(use.clickhouseCpuMsPer1kEvents ?? Number.NaN)} CPU ms per 1,000 events; core share ${fmtNum(use.aggregatorCoreShare ?? Number.NaN, 3)} / ${fmtNum(use.clickhouseCoreShare ?? Number.NaN, 3)}`,
+    );
+    return {
+      rate,
+      accepted: r.accepted,
+      achievedEventsPerSec: r.achievedEventsPerSec,
+      cpu: use,
+      idle: { aggregatorCoreShare: idle.aggregatorCoreShare, clickhouseCoreShare: idle.clickhouseCoreShare, seconds: idle.measuredSeconds },
+    };
+  });
+
   await phase('chkafka', async () => {
     const events = E2E_EVENTS;
     const partitions = run.config.kafka.eventsPartitions;
@@ -428,6 +572,7 @@ try {
     try {
       const chOrg = `org_chk_${runId}`;
       const t0 = Date.now();
+      const ch0 = clickhouseCpuSeconds();
       const prod = await kafkaProducerBaseline({
         config: run.config,
         topic,
@@ -443,6 +588,8 @@ try {
       log(`chkafka: ${fmtInt(prod.events)} JSON events produced in ${fmtNum(produceMs / 1000, 1)} s; waiting for the Kafka engine`);
       const w = await engine.waitForCount(chOrg, prod.events, Math.max(60_000, budgetLeft() - 90_000));
       const totalMs = w.atMs - t0;
+      const ch1 = clickhouseCpuSeconds();
+      const clickhouseCpuMsPer1kEvents = ch0 === null || ch1 === null ? null : ((ch1 - ch0) * 1e6) / Math.max(1, prod.events);
       // Consumption alone: a second Kafka-engine table (new group, offsets at 0) drains the full topic.
       let drain: Record<string, unknown> = {};
       if (w.reached && budgetLeft() > 60_000) {
@@ -470,6 +617,7 @@ try {
       return {
         ...drain,
         format: 'JSONEachRow on a parallel topic (18.16 has no Avro input format)',
+        clickhouseCpuMsPer1kEvents,
         events: prod.events,
         produceSeconds: produceMs / 1000,
         produceEventsPerSec: prod.eventsPerSec,
@@ -637,6 +785,35 @@ rows.push([
   fmtInt(e2e.sustainedEventsPerSec),
   `${fmtInt(chk.sustainedEventsPerSec)} CH Kafka engine`,
   e2e.sustainedEventsPerSec && chk.sustainedEventsPerSec ? fmtNum(e2e.sustainedEventsPerSec / chk.sustainedEventsPerSec) : '-',
+]);
+rows.push([
+  `e2e CPU ms per 1,000 events: aggregator / ClickHouse${st('e2e')}`,
+  e2e.cpu ? `${fmtNum(e2e.cpu.aggregatorCpuMsPer1kEvents)} / ${fmtNum(e2e.cpu.clickhouseCpuMsPer1kEvents)}` : '-',
+  chk.clickhouseCpuMsPer1kEvents != null ? `${fmtNum(chk.clickhouseCpuMsPer1kEvents)} CH Kafka engine` : '-',
+  '-',
+]);
+const tr = P.trickle ?? {};
+rows.push([
+  `trickle ${fmtInt(tr.rate)} ev/s CPU ms per 1,000 events: aggregator / ClickHouse${st('trickle')}`,
+  tr.cpu ? `${fmtNum(tr.cpu.aggregatorCpuMsPer1kEvents)} / ${fmtNum(tr.cpu.clickhouseCpuMsPer1kEvents)}` : '-',
+  e2e.cpu ? `${fmtNum(e2e.cpu.aggregatorCpuMsPer1kEvents)} / ${fmtNum(e2e.cpu.clickhouseCpuMsPer1kEvents)} burst (e2e)` : '-',
+  tr.cpu && e2e.cpu
+    ? `${fmtNum(tr.cpu.aggregatorCpuMsPer1kEvents / e2e.cpu.aggregatorCpuMsPer1kEvents, 1)} / ${fmtNum(tr.cpu.clickhouseCpuMsPer1kEvents / e2e.cpu.clickhouseCpuMsPer1kEvents, 1)}`
+    : '-',
+]);
+rows.push([
+  `trickle share of a core: aggregator / ClickHouse; target < 0.05${st('trickle')}`,
+  tr.cpu ? `${fmtNum(tr.cpu.aggregatorCoreShare, 3)} / ${fmtNum(tr.cpu.clickhouseCoreShare, 3)}` : '-',
+  tr.idle ? `${fmtNum(tr.idle.aggregatorCoreShare, 3)} / ${fmtNum(tr.idle.clickhouseCoreShare, 3)} idle` : '-',
+  '-',
+]);
+rows.push([
+  `storage bytes/event compressed (events / by_offset / metric_usage)${st('e2e')}`,
+  e2e.storage?.totalBytesPerEvent != null
+    ? `${fmtNum(e2e.storage.totalBytesPerEvent)} (${['events', 'events_by_offset', 'metric_usage'].map((t) => fmtNum(e2e.storage[t]?.bytesPerEvent)).join(' / ')})`
+    : '-',
+  '-',
+  '-',
 ]);
 const fr = P.freshness?.freshness;
 rows.push([
