@@ -319,9 +319,10 @@ try {
     allProcesses.push(gw);
     await gw.start();
     const client = new GatewayClient(gw.url, org!.apiKey, 64);
+    let warmupEvents = 0;
     try {
       // warm-up: API key cache, Kafka metadata, JIT
-      await closedLoop({
+      const warmup = await closedLoop({
         client,
         source: new EventSource(`${runId}w`, 'bench.warmup', CUSTOMERS),
         batchSize: 100,
@@ -329,6 +330,7 @@ try {
         durationMs: 1_000,
         maxEvents: 20_000,
       });
+      warmupEvents = warmup.acceptedEvents;
       for (const b of BATCH_SIZES) {
         const gwCpu0 = gw.cpuSeconds();
         const cpu0 = process.cpuUsage();
@@ -369,7 +371,8 @@ try {
         kafkaResults[b] && ingestResults[b] ? ingestResults[b]!.eventsPerSec / kafkaResults[b]!.eventsPerSec : null,
       ]),
     );
-    return { byBatch: ingestResults, ratioGatewayToKafka: ratios, maxEventsPerSec: maxIngestRate };
+    // warmupEvents: for a CPU profile of the gateway (its window includes the warm-up), see bench/lib/prof-stages.ts
+    return { byBatch: ingestResults, ratioGatewayToKafka: ratios, maxEventsPerSec: maxIngestRate, warmupEvents };
   });
 
   await phase('e2e', async () => {

@@ -30,6 +30,18 @@ export function readVmHWM(pid: number): number | null {
   }
 }
 
+/** CPU time (user + system) a live process has used so far, in seconds (/proc/<pid>/stat); null if it is gone. */
+export function readCpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the parenthesised command name (which may contain spaces): utime is the 14th, stime the 15th
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
+}
+
 /** True when something accepts TCP connections on 127.0.0.1:port. */
 export function portInUse(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -116,6 +128,12 @@ export class ServiceProcess {
         throw new Error(`${this.name} not ready on ${this.url}/readyz within ${readyTimeoutMs} ms; log: ${this.logFile}`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+
+  /** CPU seconds this incarnation has used so far (null when not running). */
+  cpuSeconds(): number | null {
+    const pid = this.child?.pid;
+    return pid && this.running ? readCpuSeconds(pid) : null;
   }
 
   sample(): void {
