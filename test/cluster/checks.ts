@@ -274,7 +274,10 @@ export function judgeCustomer(s: CheckStreamer, ci: number, limit: number, usage
       v.push(`usage_from_nowhere: ${id} usage ${u} > granted ${granted} + indeterminate ${indeterminate}`);
   }
   if (granted > limit) v.push(`over_grant_answers: ${id} granted ${granted} > limit ${limit}`);
-  for (const [i, r] of raw.entries()) if (r !== usage[0]) v.push(`usage_vs_raw: ${id} usage ${usage[0]} != raw ${r} on replica ${i + 1}`);
+  // every billing instance (each reading its own replica) and every replica's raw events agree
+  const all = [...usage, ...raw];
+  if (!all.every((x) => x === all[0]))
+    v.push(`usage_vs_raw: ${id} usage per billing instance ${usage.join('/')}, raw per replica ${raw.join('/')}`);
   return {
     customerId: id,
     limit,

@@ -38,7 +38,7 @@ const report = await runClusterDrill({
   steps,
   eventsPerSec: num('CLUSTER_RATE', 300),
   batchSize: 25,
-  concurrency: 4,
+  concurrency: 8,
   steadyMs: num('CLUSTER_STEADY_MS', 8_000),
   memberDownMs: num('CLUSTER_DOWN_MS', 10_000),
   killReplica,
