@@ -209,6 +209,7 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
   await t.up();
 
   const env: Record<string, string> = {
+    ...t.serviceEnv,
     KAFKA_BROKERS: t.kafkaBrokers,
     CLICKHOUSE_URL: t.clickhouseUrls[0],
     CLICKHOUSE_DATABASE: t.clickhouseDatabase,
@@ -419,7 +420,7 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
           break;
         case 'kafka_controller_kill9':
         case 'kafka_broker_kill9': {
-          const ctrl = await t.controller(config);
+          const ctrl = await t.controller();
           const target: Member =
             kind === 'kafka_controller_kill9'
               ? ctrl
@@ -429,7 +430,7 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
           await t.kill9(target);
           await sleep(opts.memberDownMs);
           await t.start(target);
-          if (t.kind === 'cluster') info.notes.push(`controller after restart: ${await t.controller(config).catch((e) => String(e))}`);
+          if (t.kind === 'cluster') info.notes.push(`controller after restart: ${await t.controller().catch((e) => String(e))}`);
           break;
         }
         case 'clickhouse_replica_kill9':

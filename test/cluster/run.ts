@@ -34,7 +34,7 @@ if (killReplica !== 'clickhouse1' && killReplica !== 'clickhouse2')
   throw new Error('CLUSTER_KILL_REPLICA must be clickhouse1 or clickhouse2');
 
 const report = await runClusterDrill({
-  topology: kind === 'cluster' ? clusterTopology() : privateTopology(),
+  topology: kind === 'cluster' ? await clusterTopology() : privateTopology(),
   steps,
   eventsPerSec: num('CLUSTER_RATE', 300),
   batchSize: 25,

@@ -1,16 +1,17 @@
 // Where the cluster drill's backing services run and how it kills/restarts them. Two shapes behind one
 // interface, so the drill itself does not care:
-//   - `cluster`: the local cluster of `infra/local/stack.sh up --cluster` (3 Kafka brokers in ZooKeeper
-//     mode, RF 3 / min.insync 2, 2 ClickHouse replicas of cluster `meterline`, Redis, Postgres db
-//     meterline_cluster); faults are `stack.sh cluster-kill <c>` (kill -9) and `cluster-start <c>`.
+//   - `cluster`: the local cluster of `infra/local/stack.sh up --cluster` (3 Kafka nodes, KRaft, each
+//     broker + controller, RF 3 / min.insync 2; ZooKeeper and 2 ClickHouse replicas of cluster
+//     `meterline`; Redis; Postgres db meterline_cluster); faults are `stack.sh cluster-kill <c>`
+//     (kill -9) and `cluster-start <c>`.
 //   - `private`: a single-node PrivateStack (ports 19680..19684) for developing the drill before the
 //     cluster exists. Its "brokers" and "replicas" are one process each, so a kill there is an outage of
 //     the whole component, not the loss of one member; the numbers of a private run say nothing about
 //     replication and are labelled as such.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createKafka, type Config } from '@meterline/core';
 import { ROOT } from '../../bench/lib/proc.ts';
 import { PrivateStack } from '../support/private-stack.ts';
 
@@ -31,54 +32,88 @@ export interface Topology {
   /** Replication of the drill's own topic (3 and min.insync 2 on the cluster). */
   readonly replicationFactor: number;
   readonly minInsyncReplicas: number;
+  /** Extra environment for every service process (the cluster's `stack.sh env --cluster` exports). */
+  readonly serviceEnv: Readonly<Record<string, string>>;
   up(): Promise<void>;
   kill9(m: Member): Promise<void>;
   start(m: Member): Promise<void>;
-  /** The broker that currently is the Kafka controller. */
-  controller(config: Config): Promise<Member>;
+  /** The broker that currently is the Kafka (KRaft) controller. */
+  controller(): Promise<Member>;
   /** Stops what this topology started itself (the shared cluster is left running for the next run). */
   release(): Promise<void>;
 }
 
-/** Broker name from its listener port (kafka1 19601, kafka2 19611, kafka3 19621). */
-const CLUSTER_BROKER_PORTS: Record<number, Member> = { 19601: 'kafka1', 19611: 'kafka2', 19621: 'kafka3' };
+/** `export NAME=value` lines (what `stack.sh env --cluster` prints) as a map. */
+export function parseExports(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^export ([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) out[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1').replace(/^"(.*)"$/, '$1');
+  }
+  return out;
+}
 
-export function clusterTopology(env: NodeJS.ProcessEnv = process.env): Topology {
+/**
+ * The active KRaft controller (the metadata quorum's leader): every node persists the leader it knows in
+ * `__cluster_metadata-0/quorum-state` on each election; the highest epoch is the current one. (Kafka's
+ * Metadata API does not name the KRaft controller — it answers a random broker — and the quorum tool's
+ * classes are not among the jars the stack fetches.)
+ */
+export function kraftLeader(stateDir: string): { member: Member; epoch: number } {
+  let best: { member: Member; epoch: number } | null = null;
+  for (const n of [1, 2, 3]) {
+    try {
+      const q = JSON.parse(readFileSync(path.join(stateDir, `kafka${n}`, 'logs', '__cluster_metadata-0', 'quorum-state'), 'utf8')) as {
+        leaderId: number;
+        leaderEpoch: number;
+      };
+      if (q.leaderId >= 1 && q.leaderId <= 3 && (!best || q.leaderEpoch > best.epoch))
+        best = { member: `kafka${q.leaderId}` as Member, epoch: q.leaderEpoch };
+    } catch {
+      /* that node has no state yet */
+    }
+  }
+  if (!best) throw new Error(`no KRaft quorum state under ${stateDir}`);
+  return best;
+}
+
+export async function clusterTopology(env: NodeJS.ProcessEnv = process.env): Promise<Topology> {
   const stack = (args: string[], timeout = 300_000) => run('bash', [STACK, ...args], { cwd: ROOT, timeout, maxBuffer: 16 << 20 });
+  const stateDir = env.METERLINE_STATE_DIR ?? path.join(ROOT, '.cache', 'cluster');
+  // the cluster's own description of itself (infra/local/cluster/README.md): brokers, replication,
+  // ClickHouse cluster name and database, Redis, Postgres
+  const exported = parseExports((await stack(['env', '--cluster'], 60_000)).stdout);
+  const need = (k: string) => {
+    const v = exported[k];
+    if (!v) throw new Error(`stack.sh env --cluster did not export ${k}`);
+    return v;
+  };
   return {
     kind: 'cluster',
-    kafkaBrokers: env.CLUSTER_KAFKA_BROKERS ?? '127.0.0.1:19601,127.0.0.1:19611,127.0.0.1:19621',
-    clickhouseUrls: [env.CLUSTER_CLICKHOUSE_URL_1 ?? 'http://127.0.0.1:19641', env.CLUSTER_CLICKHOUSE_URL_2 ?? 'http://127.0.0.1:19651'],
-    clickhouseDatabase: env.CLUSTER_CLICKHOUSE_DATABASE ?? 'meterline',
-    redisUrl: env.CLUSTER_REDIS_URL ?? 'redis://127.0.0.1:19660',
-    postgresUrl: env.CLUSTER_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/meterline_cluster',
-    replicationFactor: 3,
-    minInsyncReplicas: 2,
+    kafkaBrokers: need('KAFKA_BROKERS'),
+    clickhouseUrls: [need('CLICKHOUSE_URL'), env.CLUSTER_CLICKHOUSE_URL_2 ?? 'http://127.0.0.1:19651'],
+    clickhouseDatabase: need('CLICKHOUSE_DATABASE'),
+    redisUrl: need('REDIS_URL'),
+    postgresUrl: need('DATABASE_URL'),
+    replicationFactor: Number(exported.KAFKA_REPLICATION_FACTOR ?? 3),
+    minInsyncReplicas: Number(exported.KAFKA_MIN_INSYNC_REPLICAS ?? 2),
+    serviceEnv: exported,
     async up() {
-      // idempotent on the cluster engineer's side: brings up what is down, runs the cluster migrations
+      // idempotent on the cluster's side: starts what is down, migrates (replicated shape), creates topics
       await stack(['up', '--cluster'], 900_000);
     },
     async kill9(m) {
       await stack(['cluster-kill', m], 60_000);
     },
     async start(m) {
+      // waits until it serves: a broker registered with every partition back in sync, a replica caught up
       await stack(['cluster-start', m], 300_000);
     },
-    async controller(config) {
-      const admin = createKafka(config.kafka).admin();
-      await admin.connect();
-      try {
-        const d = await admin.describeCluster();
-        const b = d.brokers.find((x) => x.nodeId === d.controller);
-        const name = b ? CLUSTER_BROKER_PORTS[b.port] : undefined;
-        if (!name) throw new Error(`controller ${d.controller} is not one of the known brokers: ${JSON.stringify(d.brokers)}`);
-        return name;
-      } finally {
-        await admin.disconnect();
-      }
+    async controller() {
+      return kraftLeader(stateDir).member;
     },
     async release() {
-      /* the cluster stays up: bringing it up again costs minutes, `stack.sh down --cluster` stops it */
+      /* the cluster stays up: bringing it up again costs minutes; `stack.sh down --cluster` stops it */
     },
   };
 }
@@ -99,6 +134,7 @@ export function privateTopology(basePort = 19680): Topology {
     postgresUrl: process.env.CLUSTER_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/meterline_clusterdev',
     replicationFactor: 1,
     minInsyncReplicas: 1,
+    serviceEnv: {},
     async up() {
       await s.start('redis');
       await s.start('clickhouse');
