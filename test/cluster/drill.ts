@@ -8,10 +8,11 @@
 // consuming check granted past the hard limit.
 //
 // Aggregators and billing instances are spread over the two replicas (there is one CLICKHOUSE_URL per
-// process): aggregator 1 and 3 and billing 1 use replica 1, aggregator 2 and billing 2 replica 2. So a
-// replica's death stalls the partitions of the aggregators writing to it until it is back — that is
-// what the freshness number of that step shows (a load balancer such as chproxy in front of the
-// replicas would fail over instead; see docs/scaling.md).
+// process): by default aggregators 1 and 3 and billing 1 use replica 1, aggregator 2 and billing 2
+// replica 2 (CLUSTER_AGGREGATOR_REPLICAS moves the aggregators). So a replica's death stalls the
+// partitions of the aggregators writing to it until it is back — that is what the freshness number of
+// that step shows (a load balancer such as chproxy in front of the replicas would fail over instead;
+// docs/scaling.md) — and partitions move between aggregators that read different replicas.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -69,6 +70,8 @@ export interface ClusterDrillOptions {
   memberDownMs: number;
   /** which replica the ClickHouse step kills */
   killReplica: 'clickhouse1' | 'clickhouse2';
+  /** which replica (0 = clickhouse1, 1 = clickhouse2) each of the 3 aggregators writes to and reads from */
+  aggregatorReplicas: readonly [0 | 1, 0 | 1, 0 | 1];
   checksPerSec: number;
   checkCustomers: number;
   checkLimit: number;
@@ -116,6 +119,10 @@ export interface ClusterDrillReport {
   steadyFreshness: LatencySummary;
   /** CPU seconds of each service kind per 1,000 events during the first steady phase (all instances) */
   cpuPerThousandEvents: Record<ServiceName, number | null>;
+  /** the same for each backing member (Kafka nodes, ZooKeeper, ClickHouse replicas, Redis), per 1,000 pipeline events */
+  memberCpuPerThousandEvents: Record<string, number | null>;
+  /** what CPU per event is measured over: the first steady phase's second half */
+  steadyWindow: { seconds: number; events: number; checks: number; checkUnits: number };
   steadyEventsPerSec: number;
   checks: {
     sent: number;
@@ -234,7 +241,7 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
   const gateways = PORTS.gateways.map(
     (port, i) => new ServiceProcess('gateway', port, withCh(0, { GATEWAY_PORT: String(port) }), path.join(logDir, `gateway-${i + 1}`)),
   );
-  const aggReplica: (0 | 1)[] = [0, 1, 0];
+  const aggReplica = opts.aggregatorReplicas;
   const aggregators = PORTS.aggregators.map(
     (port, i) =>
       new ServiceProcess(
@@ -363,11 +370,14 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
     // (after a warm-up of one steady period: the workers start staggered and the JIT warms up)
     await sleep(opts.steadyMs);
     const cpu0 = services.map((s) => cpuSeconds(s.pid));
+    const memberPids = t.memberPids();
+    const memberCpu0 = Object.fromEntries(Object.entries(memberPids).map(([m, pid]) => [m, cpuSeconds(pid)]));
     const acked0 = first.acked.length + pr.probes.length;
     const tSteady0 = Date.now();
     const checks0 = ck.records.length;
     await sleep(opts.steadyMs);
     const cpu1 = services.map((s) => cpuSeconds(s.pid));
+    const memberCpuPerThousandEvents: Record<string, number | null> = {};
     const steadySeconds = (Date.now() - tSteady0) / 1000;
     const steadyEvents = first.acked.length + pr.probes.length - acked0;
     const checksAnswered = ck.records.slice(checks0).filter((r) => r.status === 200).length;
@@ -389,8 +399,15 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
       const denom = kind === 'billing' ? checksAnswered : kind === 'aggregator' ? steadyEvents + checkUnits : steadyEvents;
       cpuPerThousandEvents[kind] = ok && denom > 0 ? (sum / denom) * 1000 : null;
     }
+    // backing members: per 1,000 events through the pipeline (gateway events + granted check units)
+    for (const [m, pid] of Object.entries(memberPids)) {
+      const a = memberCpu0[m];
+      const b = cpuSeconds(pid);
+      memberCpuPerThousandEvents[m] =
+        a != null && b !== null && steadyEvents + checkUnits > 0 ? ((b - a) / (steadyEvents + checkUnits)) * 1000 : null;
+    }
     log(
-      `steady: ${(steadyEvents / steadySeconds).toFixed(0)} events/s acknowledged; CPU s per 1,000: ${JSON.stringify(cpuPerThousandEvents)}`,
+      `steady: ${(steadyEvents / steadySeconds).toFixed(0)} events/s acknowledged; CPU s per 1,000: ${JSON.stringify(cpuPerThousandEvents)} ${JSON.stringify(memberCpuPerThousandEvents)}`,
     );
 
     let lastKilledBroker: Member | null = null;
@@ -762,6 +779,8 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
       },
       steadyFreshness: summarize(pr.freshnessSamples(tSteady0, tSteady0 + steadySeconds * 1000)),
       cpuPerThousandEvents,
+      memberCpuPerThousandEvents,
+      steadyWindow: { seconds: steadySeconds, events: steadyEvents, checks: checksAnswered, checkUnits },
       steadyEventsPerSec: steadyEvents / steadySeconds,
       checks: {
         sent: ck.records.length,

@@ -9,7 +9,8 @@
 // Environment: CLUSTER_TOPOLOGY=cluster|private (private: a single-node PrivateStack on 19680..19684,
 // for developing the drill), CLUSTER_STEPS (comma list, default all), CLUSTER_RATE (events/s, 300),
 // CLUSTER_STEADY_MS (8000), CLUSTER_DOWN_MS (how long a killed broker/replica stays down, 10000),
-// CLUSTER_KILL_REPLICA (clickhouse2), CLUSTER_CHECK_RATE (checks/s, 30), CLUSTER_CHECK_LIMIT (600).
+// CLUSTER_KILL_REPLICA (clickhouse2), CLUSTER_AGGREGATOR_REPLICAS (1,2,1), CLUSTER_CHECK_RATE (checks/s, 30),
+// CLUSTER_CHECK_LIMIT (600).
 import { mkdirSync, writeFileSync } from 'node:fs';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 import path from 'node:path';
@@ -33,6 +34,14 @@ const killReplica = process.env.CLUSTER_KILL_REPLICA ?? 'clickhouse2';
 if (killReplica !== 'clickhouse1' && killReplica !== 'clickhouse2')
   throw new Error('CLUSTER_KILL_REPLICA must be clickhouse1 or clickhouse2');
 
+// CLUSTER_AGGREGATOR_REPLICAS=1,2,1: the replica each aggregator uses (default: spread over both)
+function aggregatorReplicas(): [0 | 1, 0 | 1, 0 | 1] {
+  const v = (process.env.CLUSTER_AGGREGATOR_REPLICAS ?? '1,2,1').split(',').map((x) => Number(x.trim()) - 1);
+  if (v.length !== 3 || v.some((x) => x !== 0 && x !== 1))
+    throw new Error('CLUSTER_AGGREGATOR_REPLICAS must be three of 1 or 2, e.g. 1,2,1');
+  return v as [0 | 1, 0 | 1, 0 | 1];
+}
+
 const report = await runClusterDrill({
   topology: kind === 'cluster' ? await clusterTopology() : privateTopology(),
   steps,
@@ -42,6 +51,7 @@ const report = await runClusterDrill({
   steadyMs: num('CLUSTER_STEADY_MS', 8_000),
   memberDownMs: num('CLUSTER_DOWN_MS', 10_000),
   killReplica,
+  aggregatorReplicas: aggregatorReplicas(),
   checksPerSec: num('CLUSTER_CHECK_RATE', 30),
   checkCustomers: 4,
   checkLimit: num('CLUSTER_CHECK_LIMIT', 600),
@@ -100,6 +110,8 @@ console.log(
       .map(([k, v]) => `${k} ${fmtNum(v, 3)}`)
       .join(', ')} (billing: per 1,000 answered checks; aggregator: events + granted check units)`,
 );
+const mc = Object.entries(report.memberCpuPerThousandEvents);
+if (mc.length) console.log(`backing members, CPU s per 1,000 pipeline events: ${mc.map(([k, v]) => `${k} ${fmtNum(v, 3)}`).join(', ')}`);
 console.log(`gateways (attempts/acked/failed): ${report.perGateway.map((g) => `${g.attempts}/${g.acked}/${g.failed}`).join(', ')}`);
 const c = report.checks;
 console.log(

@@ -39,6 +39,8 @@ export interface Topology {
   start(m: Member): Promise<void>;
   /** The broker that currently is the Kafka (KRaft) controller. */
   controller(): Promise<Member>;
+  /** pid of each member process that runs now (for CPU accounting; empty when unknown). */
+  memberPids(): Partial<Record<Member | 'redis', number>>;
   /** Stops what this topology started itself (the shared cluster is left running for the next run). */
   release(): Promise<void>;
 }
@@ -112,6 +114,27 @@ export async function clusterTopology(env: NodeJS.ProcessEnv = process.env): Pro
     async controller() {
       return kraftLeader(stateDir).member;
     },
+    memberPids() {
+      const files: Record<Member | 'redis', string> = {
+        kafka1: 'kafka1.pid',
+        kafka2: 'kafka2.pid',
+        kafka3: 'kafka3.pid',
+        zookeeper: 'zookeeper.pid',
+        clickhouse1: 'clickhouse1/clickhouse.pid',
+        clickhouse2: 'clickhouse2/clickhouse.pid',
+        redis: 'redis.pid',
+      };
+      const out: Partial<Record<Member | 'redis', number>> = {};
+      for (const [m, f] of Object.entries(files)) {
+        try {
+          const pid = Number(readFileSync(path.join(stateDir, f), 'utf8').trim());
+          if (pid > 0) out[m as Member] = pid;
+        } catch {
+          /* not running */
+        }
+      }
+      return out;
+    },
     async release() {
       /* the cluster stays up: bringing it up again costs minutes; `stack.sh down --cluster` stops it */
     },
@@ -149,6 +172,9 @@ export function privateTopology(basePort = 19680): Topology {
     },
     async controller() {
       return 'kafka1';
+    },
+    memberPids() {
+      return {};
     },
     async release() {
       await s.destroy();
