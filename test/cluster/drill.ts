@@ -53,7 +53,9 @@ export const STEP_KINDS = [
   'aggregator_leave',
   'aggregator_rejoin',
 ] as const;
-export type StepKind = (typeof STEP_KINDS)[number];
+/** Steps only run when named in CLUSTER_STEPS. */
+export const OPTIONAL_STEPS = ['zookeeper_kill9'] as const;
+export type StepKind = (typeof STEP_KINDS)[number] | (typeof OPTIONAL_STEPS)[number];
 
 /** Service ports (assigned range 19670–19679). */
 export const PORTS = { gateways: [19670, 19671], aggregators: [19672, 19673, 19674], billing: [19675, 19676] } as const;
@@ -450,6 +452,13 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
           if (t.kind === 'cluster') info.notes.push(`controller after restart: ${await t.controller().catch((e) => String(e))}`);
           break;
         }
+        case 'zookeeper_kill9':
+          // replicas turn read-only without ZooKeeper: inserts fail (transient), partitions pause
+          info.target = 'zookeeper';
+          await t.kill9('zookeeper');
+          await sleep(opts.memberDownMs);
+          await t.start('zookeeper');
+          break;
         case 'clickhouse_replica_kill9':
           info.target = opts.killReplica;
           await t.kill9(opts.killReplica);

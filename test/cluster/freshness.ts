@@ -74,7 +74,8 @@ export class FreshnessProbe {
         if (wait > 0) await sleep(wait);
       }
     });
-    this.loops.push(this.pollLoop());
+    // one poller per replica: a replica that hangs (starting, overloaded) must not delay the other's view
+    this.o.replicas.forEach((_, r) => this.loops.push(this.pollLoop(r)));
   }
 
   private async sendOne(customer: string): Promise<void> {
@@ -106,36 +107,39 @@ export class FreshnessProbe {
     }
   }
 
-  private async pollLoop(): Promise<void> {
+  private async pollLoop(r: number): Promise<void> {
     while (!this.stopped) {
-      await this.pollOnce();
+      await this.pollReplica(r);
       await sleep(250);
     }
   }
 
-  /** One round: asks each replica which of the probes it has not been seen on yet it now has. */
+  /** One round on every replica. */
   async pollOnce(): Promise<void> {
-    await Promise.all(
-      this.o.replicas.map(async (ch, r) => {
-        const pending = this.probes.filter((p) => p.seenAt[r] === null);
-        if (!pending.length) return;
-        const now = Date.now();
-        try {
-          const rs = await ch.query({
-            query: `SELECT DISTINCT idempotency_id FROM ${sqlIdentifier(this.o.database)}.events
-                    WHERE organization_id = ${sqlString(this.o.organizationId)}
-                      AND customer_id IN (${this.customers.map(sqlString).join(',')})
-                      AND idempotency_id IN (${pending.map((p) => sqlString(p.id)).join(',')})`,
-            format: 'JSONEachRow',
-            clickhouse_settings: { max_execution_time: 5 },
-          });
-          const seen = new Set((await rs.json<{ idempotency_id: string }>()).map((x) => x.idempotency_id));
-          for (const p of pending) if (seen.has(p.id)) p.seenAt[r] = now;
-        } catch {
-          /* that replica is down or busy: the other one may answer */
-        }
-      }),
-    );
+    await Promise.all(this.o.replicas.map((_, r) => this.pollReplica(r)));
+  }
+
+  /** Asks replica `r` which of the probes not yet seen there it now has. */
+  private async pollReplica(r: number): Promise<void> {
+    const ch = this.o.replicas[r]!;
+    const pending = this.probes.filter((p) => p.seenAt[r] === null);
+    if (!pending.length) return;
+    const now = Date.now();
+    try {
+      const rs = await ch.query({
+        query: `SELECT DISTINCT idempotency_id FROM ${sqlIdentifier(this.o.database)}.events
+                WHERE organization_id = ${sqlString(this.o.organizationId)}
+                  AND customer_id IN (${this.customers.map(sqlString).join(',')})
+                  AND idempotency_id IN (${pending.map((p) => sqlString(p.id)).join(',')})`,
+        format: 'JSONEachRow',
+        clickhouse_settings: { max_execution_time: 5 },
+        abort_signal: AbortSignal.timeout(5_000),
+      });
+      const seen = new Set((await rs.json<{ idempotency_id: string }>()).map((x) => x.idempotency_id));
+      for (const p of pending) if (seen.has(p.id)) p.seenAt[r] = now;
+    } catch {
+      /* that replica is down or busy: the other one may answer */
+    }
   }
 
   /** Visible in any replica. */
