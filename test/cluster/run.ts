@@ -7,10 +7,11 @@
 // exits 1 on any lost or doubled event, a check granted past its limit, or a step that did not recover.
 //
 // Environment: CLUSTER_TOPOLOGY=cluster|private (private: a single-node PrivateStack on 19680..19684,
-// for developing the drill), CLUSTER_STEPS (comma list, default all but the optional zookeeper_kill9), CLUSTER_RATE (events/s, 300),
+// for developing the drill), CLUSTER_STEPS (comma list, default all but the optional zookeeper_kill9;
+// `none` = streaming only), CLUSTER_RATE (events/s, 300), CLUSTER_BATCH (events per request, 25),
 // CLUSTER_STEADY_MS (8000), CLUSTER_DOWN_MS (how long a killed broker/replica stays down, 10000),
-// CLUSTER_KILL_REPLICA (clickhouse2), CLUSTER_AGGREGATOR_REPLICAS (1,2,1), CLUSTER_CHECK_RATE (checks/s, 30),
-// CLUSTER_CHECK_LIMIT (1000).
+// CLUSTER_KILL_REPLICA (clickhouse2), CLUSTER_AGGREGATOR_REPLICAS (1,2,1), CLUSTER_CHECK_RATE (checks/s,
+// 30), CLUSTER_CHECK_LIMIT (1000).
 import { mkdirSync, writeFileSync } from 'node:fs';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 import path from 'node:path';
@@ -26,7 +27,10 @@ const num = (name: string, fallback: number) => {
   if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${v}"`);
   return n;
 };
-const steps = (process.env.CLUSTER_STEPS?.split(',').map((s) => s.trim()) ?? [...STEP_KINDS]) as StepKind[];
+// CLUSTER_STEPS=none: streaming only (a steady-state measurement of CPU per event, no faults)
+const steps = (
+  process.env.CLUSTER_STEPS === 'none' ? [] : (process.env.CLUSTER_STEPS?.split(',').map((s) => s.trim()) ?? [...STEP_KINDS])
+) as StepKind[];
 const known: readonly string[] = [...STEP_KINDS, ...OPTIONAL_STEPS];
 for (const s of steps) if (!known.includes(s)) throw new Error(`unknown step ${s}; known: ${known.join(', ')}`);
 const kind = process.env.CLUSTER_TOPOLOGY ?? 'cluster';
@@ -47,7 +51,7 @@ const report = await runClusterDrill({
   topology: kind === 'cluster' ? await clusterTopology() : privateTopology(),
   steps,
   eventsPerSec: num('CLUSTER_RATE', 300),
-  batchSize: 25,
+  batchSize: num('CLUSTER_BATCH', 25),
   concurrency: 8,
   steadyMs: num('CLUSTER_STEADY_MS', 8_000),
   memberDownMs: num('CLUSTER_DOWN_MS', 10_000),
