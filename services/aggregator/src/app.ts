@@ -45,6 +45,8 @@ export interface AggregatorDeps {
   registry?: Registry;
   /** Wait before a backfill reads raw events (default: 3 catalog polls + 2 s). */
   backfillSettleMs?: number;
+  /** Backfill slice sizing (backfill.ts; tests use small slices to get many of them). */
+  backfillSlices?: { sliceTargetRows?: number; sliceTargetMs?: number; previewSpanS?: number };
 }
 
 export interface Aggregator {
@@ -129,6 +131,14 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
     counter: metrics.backfills,
     isStopping: () => stopping,
     health,
+    ...deps.backfillSlices,
+    telemetry: { slices: metrics.backfillSlices, queue: metrics.backfillQueue, firstSlice: metrics.backfillFirstSliceSeconds },
+  });
+  // completed backfills are known before the catalog re-announces every version (none is redone)
+  await retryUntilDone(() => backfiller.load(), {
+    active: () => !stopping,
+    maxBackoffMs: config.aggregator.maxRetryBackoffMs,
+    onRetry: (err) => logger.warn({ err }, 'backfill progress not loaded, retrying'),
   });
   const catalog = new MetricCatalog(
     pool,

@@ -73,6 +73,24 @@ export function aggregatorMetrics(registry: Registry) {
       labelNames: ['status'],
       registers: [registry],
     }),
+    // backfill scheduling (backfill.ts, backfill-queue.ts): slices run, work waiting, time to first count
+    backfillSlices: new Counter({
+      name: 'meterline_aggregator_backfill_slices_total',
+      help: "Backfill slices run (kind=preview: a new version's recent slice, before the settle delay; slice: a recorded one)",
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    backfillQueue: new Gauge({
+      name: 'meterline_aggregator_backfill_queue',
+      help: 'Metric versions waiting for backfill slices in this instance',
+      registers: [registry],
+    }),
+    backfillFirstSliceSeconds: new Histogram({
+      name: 'meterline_aggregator_backfill_first_slice_seconds',
+      help: 'From a new metric version being known to its first (recent) slice written',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+      registers: [registry],
+    }),
   };
 }
 
