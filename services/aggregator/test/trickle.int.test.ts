@@ -3,7 +3,15 @@
 // distinct customers write N metric_usage rows, not N(N+1)/2; totals stay exact, also after a second
 // consumer group replays the whole topic in one chunk (the recompute is idempotent).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryUsage, sqlString, type ClickHouseClient, type MetricDefinition, type PgPool, type UsageEvent } from '@meterline/core';
+import {
+  metricVersionStatus,
+  queryUsage,
+  sqlString,
+  type ClickHouseClient,
+  type MetricDefinition,
+  type PgPool,
+  type UsageEvent,
+} from '@meterline/core';
 import type { Producer } from 'kafkajs';
 import { startAggregator, type Aggregator } from '../src/index.ts';
 import { testConfig } from '../../../test/support/env.ts';
@@ -16,6 +24,7 @@ const base = {
   KAFKA_DEAD_LETTER_TOPIC: uniqueId('t_trickle_dlq'),
   KAFKA_EVENTS_PARTITIONS: '1',
   AGGREGATOR_PORT: '0',
+  AGGREGATOR_METRIC_POLL_MS: '200',
 };
 const config = testConfig({ ...base, AGGREGATOR_GROUP_ID: uniqueId('g_trickle') });
 const N = 12;
@@ -72,6 +81,12 @@ afterAll(async () => {
 describe('trickle', () => {
   it('a single-event chunk rewrites only its own key, not the whole window, and a replay stays exact', async () => {
     running.push(await startAggregator(config));
+    // the new metric's backfill rewrites its keys once: let it finish first (it is not what is measured)
+    await waitFor(
+      () => metricVersionStatus(ch, metric),
+      (s) => s === 'ready',
+      { what: 'backfill of the metric' },
+    );
     await produceEvents(producer, config.kafka.eventsTopic, [event(0)]);
     await waitFor(total, (t) => t === 1, { what: 'event 0 counted' });
     const first = await writtenAt(0);
