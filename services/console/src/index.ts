@@ -1,0 +1,3 @@
+export { buildConsole, startConsole, type ConsoleDeps, type ConsoleHandle } from './app.ts';
+export { buildBundle, bundleIsStale, ensureBundle } from './assets.ts';
+export { routeFor } from './upstreams.ts';
