@@ -11,6 +11,10 @@ export interface KafkaConfig {
   deadLetterTopic: string;
   /** Partition count used when Meterline creates the events topic. */
   eventsPartitions: number;
+  /** KAFKA_REPLICATION_FACTOR: copies of each topic Meterline creates (1 = the single-node stack). */
+  replicationFactor?: number;
+  /** KAFKA_MIN_INSYNC_REPLICAS: in-sync copies an acks=all write needs on the topics Meterline creates. */
+  minInsyncReplicas?: number;
 }
 
 export interface ClickHouseConfig {
@@ -20,6 +24,13 @@ export interface ClickHouseConfig {
   database: string;
   /** CLICKHOUSE_ALLOW_NON_UTC: setup only warns (instead of refusing) when the server's zone is not UTC. */
   allowNonUtcTimezone?: boolean;
+  /**
+   * CLICKHOUSE_CLUSTER: '' = one server, plain MergeTree tables; a cluster name (remote_servers) = the same
+   * migrations create Replicated*MergeTree tables with ON CLUSTER DDL (packages/core/src/setup/cluster.ts).
+   */
+  cluster?: string;
+  /** CLICKHOUSE_REPLICATION_PATH: ZooKeeper/Keeper prefix of the replicated tables' paths (macros allowed). */
+  replicationPath?: string;
 }
 
 export interface GatewayConfig {
@@ -41,6 +52,8 @@ export interface GatewayConfig {
   produceTimeoutMs: number;
   /** Lifetime of a "pending" dedup claim (ms): must exceed produceTimeoutMs plus queueing. */
   dedupClaimTtlMs: number;
+  /** Idempotent Kafka producers of the gateway, each with one produce request in flight (issue #18). */
+  kafkaProducers: number;
 }
 
 export interface AggregatorConfig {
@@ -117,6 +130,18 @@ export interface Config {
   billing: BillingConfig;
   http: HttpServerConfig;
   webhooks: WebhooksConfig;
+  console: ConsoleConfig;
+}
+
+/** The web console (services/console): where it listens and the services it forwards /v1 calls to. */
+export interface ConsoleConfig {
+  port: number;
+  host: string;
+  billingUrl: string;
+  aggregatorUrl: string;
+  gatewayUrl: string;
+  /** Longest wait for an upstream answer (ms); then 504. */
+  upstreamTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -152,6 +177,7 @@ export function loadConfig(env: Env = process.env): Config {
       eventsTopic: str(env, 'KAFKA_EVENTS_TOPIC', 'meterline.events'),
       deadLetterTopic: str(env, 'KAFKA_DEAD_LETTER_TOPIC', 'meterline.events.dead-letter'),
       eventsPartitions: int(env, 'KAFKA_EVENTS_PARTITIONS', 6, 1),
+      ...kafkaReplication(env),
     },
     clickhouse: {
       url: str(env, 'CLICKHOUSE_URL', 'http://127.0.0.1:8123'),
@@ -159,6 +185,7 @@ export function loadConfig(env: Env = process.env): Config {
       password: str(env, 'CLICKHOUSE_PASSWORD', ''),
       database: str(env, 'CLICKHOUSE_DATABASE', 'meterline'),
       allowNonUtcTimezone: allowNonUtc(env),
+      ...clickhouseCluster(env),
     },
     redisUrl: str(env, 'REDIS_URL', 'redis://127.0.0.1:6380'),
     postgresUrl: str(env, 'DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/meterline'),
@@ -173,6 +200,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxInFlightEvents: int(env, 'GATEWAY_MAX_IN_FLIGHT_EVENTS', 50_000, 1),
       produceTimeoutMs: int(env, 'GATEWAY_PRODUCE_TIMEOUT_MS', 8_000, 100),
       dedupClaimTtlMs: int(env, 'GATEWAY_DEDUP_CLAIM_TTL_MS', 20_000, 1000),
+      kafkaProducers: int(env, 'GATEWAY_KAFKA_PRODUCERS', 3, 1),
     },
     aggregator: {
       port: int(env, 'AGGREGATOR_PORT', 8081),
@@ -202,6 +230,14 @@ export function loadConfig(env: Env = process.env): Config {
     },
     http: httpServerConfig(env),
     webhooks: webhooksConfig(env),
+    console: {
+      port: int(env, 'CONSOLE_PORT', 8083),
+      host,
+      billingUrl: str(env, 'CONSOLE_BILLING_URL', `http://127.0.0.1:${int(env, 'BILLING_PORT', 8082)}`),
+      aggregatorUrl: str(env, 'CONSOLE_AGGREGATOR_URL', `http://127.0.0.1:${int(env, 'AGGREGATOR_PORT', 8081)}`),
+      gatewayUrl: str(env, 'CONSOLE_GATEWAY_URL', `http://127.0.0.1:${int(env, 'GATEWAY_PORT', 8080)}`),
+      upstreamTimeoutMs: int(env, 'CONSOLE_UPSTREAM_TIMEOUT_MS', 15_000, 100),
+    },
   };
 }
 
@@ -240,4 +276,27 @@ function allowNonUtc(env: Env): boolean {
   if (v === 'true' || v === '1') return true;
   if (v === 'false' || v === '0') return false;
   throw new ConfigError(`CLICKHOUSE_ALLOW_NON_UTC must be true or false, got "${v}"`);
+}
+
+// --- Cluster mode (issue #13, infra/local/cluster/README.md) ----------------------------------------
+function kafkaReplication(env: Env): { replicationFactor: number; minInsyncReplicas: number } {
+  const replicationFactor = int(env, 'KAFKA_REPLICATION_FACTOR', 1, 1);
+  const minInsyncReplicas = int(env, 'KAFKA_MIN_INSYNC_REPLICAS', 1, 1);
+  // more in-sync copies than copies would refuse every acks=all write
+  if (minInsyncReplicas > replicationFactor)
+    throw new ConfigError(
+      `KAFKA_MIN_INSYNC_REPLICAS (${minInsyncReplicas}) must not exceed KAFKA_REPLICATION_FACTOR (${replicationFactor})`,
+    );
+  return { replicationFactor, minInsyncReplicas };
+}
+
+function clickhouseCluster(env: Env): { cluster: string; replicationPath: string } {
+  const cluster = str(env, 'CLICKHOUSE_CLUSTER', '');
+  // the name goes into ON CLUSTER unquoted: the identifier rule of sqlIdentifier
+  if (cluster !== '' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(cluster))
+    throw new ConfigError(`CLICKHOUSE_CLUSTER must be an identifier ([A-Za-z_][A-Za-z0-9_]*), got "${cluster}"`);
+  const replicationPath = str(env, 'CLICKHOUSE_REPLICATION_PATH', '/clickhouse/tables/{shard}');
+  if (!/^\/[A-Za-z0-9_{}./-]*[A-Za-z0-9_{}]$/.test(replicationPath))
+    throw new ConfigError(`CLICKHOUSE_REPLICATION_PATH must be an absolute path without a trailing slash, got "${replicationPath}"`);
+  return { cluster, replicationPath };
 }
