@@ -119,7 +119,7 @@ export interface EntitlementDrillReport {
   violations: Violation[];
 }
 
-interface CheckRecord {
+export interface CheckRecord {
   customer: number;
   instance: number;
   units: number;
@@ -133,10 +133,10 @@ interface CheckRecord {
   eventsRecorded: number | null;
 }
 
-const FEATURE = 'api';
-const METRIC = 'api_calls';
-const EVENT = 'api_call';
-const PLAN = 'drill_plan';
+export const FEATURE = 'api';
+export const METRIC = 'api_calls';
+export const EVENT = 'api_call';
+export const PLAN = 'drill_plan';
 
 /** Interleaves the faults: Redis and Kafka restarts spread evenly among the billing kills. */
 export function faultSchedule(kills: number, redis: number, kafka: number): EntitlementFault[] {
@@ -220,7 +220,7 @@ function errorCodeOf(body: string): string | null {
   }
 }
 
-class Api {
+export class Api {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   constructor(
     private readonly baseUrl: string,
@@ -249,7 +249,7 @@ class Api {
 // ------------------------------------------------------------------------------------------------
 // The streamer: open loop at a fixed rate, round-robin over the instances and the active customers.
 
-class CheckStreamer {
+export class CheckStreamer {
   readonly records: CheckRecord[] = [];
   skipped = 0;
   window = 'steady';

@@ -14,6 +14,8 @@ export class Streamer {
   retriedEvents = 0;
   inFlight = 0;
   lastAckAt = 0;
+  /** The last id of the most recently acknowledged batch (a freshness probe: acknowledged at lastAckAt). */
+  lastAckedId: string | null = null;
   readonly statusCounts: Record<string, number> = {};
   private stopped = false;
   private workers: Promise<void>[] = [];
@@ -50,6 +52,7 @@ export class Streamer {
         if (result.status === 200 || result.status === 202) {
           this.acked.push(...ids);
           this.lastAckAt = Date.now();
+          this.lastAckedId = ids[ids.length - 1] ?? null;
         } else {
           this.unacked.push(...ids);
         }
@@ -73,6 +76,12 @@ export class Streamer {
       if (Date.now() > deadline) throw new Error(`no event acknowledged within ${timeoutMs} ms after the fault`);
       await sleep(50);
     }
+  }
+
+  /** The id of a batch acknowledged after `sinceMs`: the freshness probe of a recovery. */
+  async ackedIdAfter(sinceMs: number, timeoutMs: number): Promise<{ id: string; ackedAt: number }> {
+    await this.waitForAckAfter(sinceMs, timeoutMs);
+    return { id: this.lastAckedId!, ackedAt: this.lastAckAt };
   }
 
   /** Resolves when at least `min` requests are outstanding (or the timeout passes); returns how many are. */
