@@ -3,7 +3,7 @@
 #
 #   stack.sh install            fetch/install what is missing (Kafka jars via mvn, clickhouse-server via apt)
 #   stack.sh up [--with-services]  install, start Kafka, ClickHouse, Redis, check Postgres, migrate, create topics;
-#                               with --with-services also start gateway, aggregator and billing
+#                               with --with-services also start gateway, aggregator, billing and the console
 #   stack.sh down               stop everything this script started (data is kept under .cache/stack)
 #   stack.sh status             print what runs where
 #   stack.sh reset              down, then delete all local data
@@ -32,6 +32,7 @@ PGUSER="${PGUSER:-postgres}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 AGGREGATOR_PORT="${AGGREGATOR_PORT:-8081}"
 BILLING_PORT="${BILLING_PORT:-8082}"
+CONSOLE_PORT="${CONSOLE_PORT:-8083}"  # the web console (services/console)
 
 KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
 KAFKA_DATA="$STATE/kafka"
@@ -219,7 +220,7 @@ services_env() {
   export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
   export CLICKHOUSE_URL="${CLICKHOUSE_URL:-http://127.0.0.1:$CLICKHOUSE_HTTP_PORT}"
   export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
-  export GATEWAY_PORT AGGREGATOR_PORT BILLING_PORT
+  export GATEWAY_PORT AGGREGATOR_PORT BILLING_PORT CONSOLE_PORT
 }
 
 # ---------------------------------------------------------------- commands
@@ -238,15 +239,17 @@ cmd_up() {
     start_service billing "$BILLING_PORT"
     start_service aggregator "$AGGREGATOR_PORT"
     start_service gateway "$GATEWAY_PORT"
+    start_service console "$CONSOLE_PORT"
   fi
   cmd_status
   if [ $with_services = 1 ]; then
     node "$HERE/demo.mjs" "$STATE" "http://127.0.0.1:$GATEWAY_PORT" "http://127.0.0.1:$BILLING_PORT" "$CLICKHOUSE_TCP_PORT"
+    echo "Console: http://127.0.0.1:$CONSOLE_PORT  (sign in with the API key above)"
   fi
 }
 
 cmd_down() {
-  for s in gateway aggregator billing; do stop_pidfile "$STATE/$s.pid" "$s"; done
+  for s in console gateway aggregator billing; do stop_pidfile "$STATE/$s.pid" "$s"; done
   stop_pidfile "$STATE/kafka.pid" Kafka
   stop_clickhouse
   stop_redis
@@ -264,6 +267,7 @@ cmd_status() {
   status_line gateway "http://127.0.0.1:$GATEWAY_PORT" "$(curl -fsS "http://127.0.0.1:$GATEWAY_PORT/readyz" >/dev/null 2>&1 && echo $up || echo $down)"
   status_line aggregator "http://127.0.0.1:$AGGREGATOR_PORT" "$(curl -fsS "http://127.0.0.1:$AGGREGATOR_PORT/readyz" >/dev/null 2>&1 && echo $up || echo $down)"
   status_line billing "http://127.0.0.1:$BILLING_PORT" "$(curl -fsS "http://127.0.0.1:$BILLING_PORT/readyz" >/dev/null 2>&1 && echo $up || echo $down)"
+  status_line console "http://127.0.0.1:$CONSOLE_PORT" "$(curl -fsS "http://127.0.0.1:$CONSOLE_PORT/readyz" >/dev/null 2>&1 && echo $up || echo $down)"
   echo "Logs: $LOGS"
 }
 
