@@ -58,6 +58,8 @@ const POSITIVE = new Set([
   'Webhook delivery latency/C',
   'Webhook deliveries in range by outcome/A',
   'HTTP 5xx ratio by service/A', // the gateway's 503
+  'Backfills/B', // slices of the second round's new metric
+  'Backfill time to first slice/B',
   'CPU by instance/A',
   'Memory and event loop/A',
 ]);
@@ -210,6 +212,9 @@ describe('the Grafana dashboard over a real Prometheus scraping the services', (
     // traffic runs twice: once to create every series, once (after Prometheus scraped them) to move them.
     const traffic = async (round: number, undecodable: number) => {
       const customer = `c${round}`;
+      // a new metric version: backfilled (slices, time to first slice)
+      if (round > 1)
+        expect((await api('/v1/metrics', { metric_id: `calls_${round}`, event_name: 'api_call', aggregation: 'count' })).status).toBe(201);
       expect((await api('/v1/customers', { customer_id: customer })).status).toBe(201); // a webhook event
       expect((await api('/v1/subscriptions', { customer_id: customer, plan_id: 'pro' })).status).toBe(201);
       const batch = Array.from({ length: 10 }, (_, i) => ({
