@@ -197,7 +197,14 @@ export async function runDrill(opts: DrillOptions): Promise<DrillReport> {
   try {
     log(`private stack on ports ${opts.basePort}..${opts.basePort + 4}; logs in ${path.relative(ROOT, logDir)}`);
     // independent components (own data dirs and ports): started side by side to keep the drill short
-    await Promise.all([stack.start('redis'), stack.start('clickhouse'), stack.start('kafka')]);
+    // (once more after a failed start: on a machine at load 20-30 a JVM can miss stack.sh's 90 s readiness wait)
+    const startComponent = (c: 'redis' | 'clickhouse' | 'kafka') =>
+      stack.start(c).catch(async (err) => {
+        log(`${c} did not start (${(err as Error).message.split('\n').slice(-2).join(' ')}); stopping and starting it once more`);
+        await stack.stop(c).catch(() => undefined);
+        await stack.start(c);
+      });
+    await Promise.all([startComponent('redis'), startComponent('clickhouse'), startComponent('kafka')]);
     await setupBackingServices(config);
     ch = createClickHouse(config.clickhouse);
     const org = await createBenchOrg(pool, 'drill.call');

@@ -6,7 +6,7 @@
 // Environment: FAULT_INJECTIONS (10; FAULTS_REPETITIONS is the old name), FAULTS_KINDS (comma list),
 // FAULTS_RATE (events/s, 1000), FAULTS_CHECK_RATE (consuming checks/s, 40), FAULTS_CHECK_LIMIT (hard limit
 // per billing customer; default scales with the injections), FAULTS_BASE_PORT (19410; 19800, 19810, ...
-// run a second drill side by side).
+// run a second drill side by side), FAULTS_SESSION_TIMEOUT_MS (the aggregator's, 30000).
 import { mkdirSync, writeFileSync } from 'node:fs';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 import os from 'node:os';
