@@ -14,6 +14,11 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/infra/local"
+# Cluster mode (issue #13, infra/local/cluster/README.md): `--cluster`, STACK_MODE=cluster or a cluster-*
+# command hands over to infra/local/cluster/cluster.sh before anything of the single-node stack is touched.
+if [ "${STACK_MODE:-}" = cluster ] || [[ " $* " == *" --cluster "* ]] || [[ "${1:-}" == cluster-* ]]; then
+  exec bash "$HERE/cluster/cluster.sh" "$@"
+fi
 CACHE="$ROOT/.cache"                              # downloads (Kafka jars)
 STATE="${METERLINE_STATE_DIR:-$CACHE/stack}"     # data, logs and pid files of one stack instance
 LOGS="$STATE/logs"

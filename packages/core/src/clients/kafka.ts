@@ -50,8 +50,9 @@ export async function ensureTopics(admin: Admin, cfg: KafkaConfig): Promise<void
     waitForLeaders: true,
     topics: wanted.map((t) => ({
       ...t,
-      replicationFactor: 1,
-      configEntries: [{ name: 'min.insync.replicas', value: '1' }],
+      // 1/1 on the single-node stack; 3/2 on a cluster (KAFKA_REPLICATION_FACTOR, KAFKA_MIN_INSYNC_REPLICAS)
+      replicationFactor: cfg.replicationFactor ?? 1,
+      configEntries: [{ name: 'min.insync.replicas', value: String(cfg.minInsyncReplicas ?? 1) }],
     })),
   });
 }

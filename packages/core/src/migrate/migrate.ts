@@ -83,12 +83,23 @@ export function splitStatements(sql: string): string[] {
     .filter((s) => s.length > 0);
 }
 
-/** `root` must have no default database (it creates it); statements then run with names qualified by {db}. */
-export async function migrateClickHouse(root: ClickHouseClient, database: string): Promise<string[]> {
+/**
+ * `root` must have no default database (it creates it); statements then run with names qualified by {db}.
+ * `shape` rewrites every DDL statement for the deployment (packages/core/src/setup/cluster.ts: unchanged on
+ * one server, ON CLUSTER + Replicated*MergeTree on a cluster).
+ */
+export async function migrateClickHouse(
+  root: ClickHouseClient,
+  database: string,
+  shape: (statement: string, migration: string) => string = (s) => s,
+): Promise<string[]> {
   const db = sqlIdentifier(database);
-  await root.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
+  await root.command({ query: shape(`CREATE DATABASE IF NOT EXISTS ${db}`, 'schema_migrations') });
   await root.command({
-    query: `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (version String, applied_at DateTime DEFAULT now()) ENGINE = TinyLog`,
+    query: shape(
+      `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (version String, applied_at DateTime DEFAULT now()) ENGINE = TinyLog`,
+      'schema_migrations',
+    ),
   });
   const rs = await root.query({ query: `SELECT version FROM ${db}.schema_migrations`, format: 'JSONEachRow' });
   const done = new Set((await rs.json<{ version: string }>()).map((r) => r.version));
@@ -97,7 +108,7 @@ export async function migrateClickHouse(root: ClickHouseClient, database: string
     if (done.has(m.version)) continue;
     for (const stmt of splitStatements(m.sql)) {
       try {
-        await root.command({ query: stmt.replaceAll('{db}', db) });
+        await root.command({ query: shape(stmt.replaceAll('{db}', db), m.version) });
       } catch (err) {
         throw new Error(`clickhouse migration ${m.version} failed on: ${stmt.slice(0, 120)}…: ${(err as Error).message}`);
       }

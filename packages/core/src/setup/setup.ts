@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import { createClickHouse } from '../clients/clickhouse.ts';
 import { createKafka, ensureTopics } from '../clients/kafka.ts';
 import { migrateClickHouse, migratePostgres } from '../migrate/migrate.ts';
+import { checkClusterShape, shaperFor } from './cluster.ts';
 import { checkServerTimezone } from './timezone.ts';
 import { ensureAnalystViews } from './views.ts';
 
@@ -16,10 +17,15 @@ export async function setupBackingServices(config: Config, log: (msg: string) =>
     // before migrating: a non-UTC server is refused unless CLICKHOUSE_ALLOW_NON_UTC (./timezone.ts)
     const tz = await checkServerTimezone(ch, config.clickhouse.allowNonUtcTimezone ?? false, (m) => log(`clickhouse: WARNING ${m}`));
     log(`clickhouse: server time zone ${tz.timezone}${tz.utc ? ' (UTC)' : ''}`);
-    const chApplied = await migrateClickHouse(ch, config.clickhouse.database);
+    // one server or a cluster (CLICKHOUSE_CLUSTER): the same migrations, shaped (./cluster.ts)
+    const cluster = config.clickhouse.cluster ?? '';
+    await checkClusterShape(ch, config.clickhouse.database, cluster);
+    if (cluster) log(`clickhouse: cluster ${cluster} (Replicated*MergeTree, ON CLUSTER DDL)`);
+    const shape = shaperFor(config.clickhouse);
+    const chApplied = await migrateClickHouse(ch, config.clickhouse.database, shape);
     log(`clickhouse: ${chApplied.length ? `applied ${chApplied.join(', ')}` : 'up to date'}`);
     // after the migrations: the views follow the tables' current schema (./views.ts)
-    const views = await ensureAnalystViews(ch, config.clickhouse.database);
+    const views = await ensureAnalystViews(ch, config.clickhouse.database, shape);
     if (views.length) log(`clickhouse: analyst views ${views.join(', ')} (re)created`);
   } finally {
     await ch.close();

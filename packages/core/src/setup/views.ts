@@ -9,6 +9,7 @@
 // view reads the whole table for every query; measured costs in docs/analytics.md.
 import type { ClickHouseClient } from '../clients/clickhouse.ts';
 import { sqlIdentifier, sqlString } from '../clients/clickhouse.ts';
+import { singleServer, type StatementShaper } from './cluster.ts';
 
 export interface AnalystView {
   view: string;
@@ -73,8 +74,11 @@ async function rows<T>(ch: ClickHouseClient, query: string): Promise<T[]> {
   return (await ch.query({ query, format: 'JSONEachRow' })).json<T>();
 }
 
-/** Creates or refreshes the analyst views of `db`; returns the views it (re)created. */
-export async function ensureAnalystViews(ch: ClickHouseClient, db: string): Promise<string[]> {
+/**
+ * Creates or refreshes the analyst views of `db`; returns the views it (re)created. On a cluster (`shape`,
+ * ./cluster.ts) the views are created and dropped ON CLUSTER: every replica has them.
+ */
+export async function ensureAnalystViews(ch: ClickHouseClient, db: string, shape: StatementShaper = singleServer): Promise<string[]> {
   const changed: string[] = [];
   for (const v of ANALYST_VIEWS) {
     const cols = (t: string) =>
@@ -100,8 +104,8 @@ export async function ensureAnalystViews(ch: ClickHouseClient, db: string): Prom
     const same =
       have.length === want.columns.length && have.every((c, i) => c.name === want.columns[i]?.name && c.type === want.columns[i]?.type);
     if (same) continue;
-    if (have.length > 0) await ch.command({ query: `DROP TABLE IF EXISTS ${sqlIdentifier(db)}.${sqlIdentifier(v.view)}` });
-    await ch.command({ query: want.sql });
+    if (have.length > 0) await ch.command({ query: shape(`DROP TABLE IF EXISTS ${sqlIdentifier(db)}.${sqlIdentifier(v.view)}`, 'views') });
+    await ch.command({ query: shape(want.sql, 'views') });
     changed.push(v.view);
   }
   return changed;
