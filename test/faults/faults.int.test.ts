@@ -13,14 +13,14 @@ describe('fault drill (reduced)', () => {
         eventsPerSec: 300,
         batchSize: 20,
         concurrency: 3,
-        steadyMs: 2_000,
+        steadyMs: 1_000,
         // longer than the aggregator's inline retry (1 s) and longest backoff (5 s): partitions are paused and resumed
-        clickhouseDownMs: 15_000,
+        clickhouseDownMs: 10_000,
         settleTimeoutMs: 120_000,
         stallAfterMs: 3_000,
         billing: { limit: 300, checksPerSec: 40, customers: 2, exhaustTimeoutMs: 60_000 },
         // short: the group waits this long for a kill -9'd aggregator before the new one consumes
-        sessionTimeoutMs: 8_000,
+        sessionTimeoutMs: 6_000,
         // gateway/billing kills and poison records run alongside the infrastructure faults (compound faults)
         overlapServiceFaults: true,
         log: () => undefined,
