@@ -101,7 +101,10 @@ export class ServiceProcess {
     if (await portInUse(this.port))
       throw new Error(`port ${this.port} is already in use (a leftover ${this.name} from an interrupted run?); stop that process first`);
     const out = createWriteStream(this.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [...cpuProfArgs(this.name), '--import', 'tsx', `services/${this.name}/src/main.ts`], {
+    // BENCH_GATEWAY_MAIN=<path of another checkout's services/gateway/src/main.ts> (under this directory, so
+    // it resolves this checkout's node_modules): A/B runs of an older gateway against the same stack.
+    const main = (this.name === 'gateway' && process.env.BENCH_GATEWAY_MAIN) || `services/${this.name}/src/main.ts`;
+    const child = spawn(process.execPath, [...cpuProfArgs(this.name), '--import', 'tsx', main], {
       cwd: ROOT,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -88,6 +88,11 @@ export async function buildGateway(config: Config, deps: GatewayDeps = {}) {
     topic: config.kafka.eventsTopic,
     timeoutMs: cfg.produceTimeoutMs,
     idempotent: deps.idempotentProducer ?? true,
+    producers: 3, // each idempotent; see produce-queue.ts for why a pool and when a second send starts
+    // Per-send message cap: kafkajs groups a send's messages by partition with an array copy per message
+    // (quadratic in messages per partition), so sends of a few thousand cost more CPU per event than two
+    // half-size sends on two producers (docs/benchmarks.md, "Gateway profile").
+    maxBatchMessages: 2_000,
     logger,
     onSend: ({ seconds, messages, ok }) => {
       metrics.produceSeconds.observe({ ok: String(ok) }, seconds);
