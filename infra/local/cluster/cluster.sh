@@ -233,7 +233,15 @@ EOF
 
 cmd_migrate() {
   log "applying migrations (cluster mode: Replicated*MergeTree, ON CLUSTER $CLUSTER_NAME) and creating topics (RF 3)"
-  (cd "$ROOT" && eval "$(cmd_env)" && node --import tsx packages/core/src/setup/cli.ts) || die "migrations/topic setup failed"
+  # idempotent, so retried: right after the brokers form a quorum, topic creation can still answer
+  # UNKNOWN_TOPIC_OR_PARTITION while waiting for leaders
+  local attempt
+  for attempt in 1 2 3; do
+    (cd "$ROOT" && eval "$(cmd_env)" && node --import tsx packages/core/src/setup/cli.ts) >>"$LOGS/migrate.log" 2>&1 && return
+    log "migrations/topics attempt $attempt failed (see $LOGS/migrate.log)"
+    sleep 2
+  done
+  die "migrations/topic setup failed, see $LOGS/migrate.log"
 }
 
 cmd_up() {
