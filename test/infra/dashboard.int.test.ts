@@ -12,7 +12,7 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka, ensureTopics } from '@meterline/core';
+import { createKafka, ensureTopics, migratePostgres } from '@meterline/core';
 import { type Aggregator, startAggregator } from '@meterline/aggregator';
 import { type BillingHandle, startBilling } from '@meterline/billing';
 import { type Gateway, startGateway } from '@meterline/gateway';
@@ -30,9 +30,9 @@ import {
   ROOT,
 } from './dashboard-queries.ts';
 
-// this file's private port (19710-19719 are the dashboards' range)
-const PROMETHEUS_PORT = 19715;
-const PROM = `http://127.0.0.1:${PROMETHEUS_PORT}`;
+// Prometheus listens on a free port of the dashboards' private range (19710-19719): several runs of
+// this file side by side must not meet
+let PROM = '';
 
 /** Queries that must answer a value > 0 once the traffic below has run (panel title / refId). */
 const POSITIVE = new Set([
@@ -83,6 +83,9 @@ const cfg = testConfig({
   GATEWAY_PORT: '0',
   AGGREGATOR_PORT: '0',
   ADMIN_SECRET,
+  // a Postgres database of its own: this file runs a webhook delivery worker, which in the shared test
+  // database would claim (and, with its short retry schedule, abandon) other files' deliveries
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/meterline_dashboard_test',
 });
 
 let gateway: Gateway;
@@ -123,7 +126,7 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
 }
 
 beforeAll(async () => {
-  expect(await portInUse(PROMETHEUS_PORT), `port ${PROMETHEUS_PORT} is taken (another run of this file?)`).toBe(false);
+  await migratePostgres(cfg.postgresUrl); // creates the database on first use
   const admin = createKafka(cfg.kafka).admin();
   await admin.connect();
   await ensureTopics(admin, cfg.kafka);
@@ -151,26 +154,41 @@ beforeAll(async () => {
       scrape_configs: [{ job_name: 'meterline', static_configs: [{ targets: [gateway.url, aggregator.url, billing.url].map(hostPort) }] }],
     }),
   );
-  prometheus = spawn(
-    'prometheus',
-    [
-      `--config.file=${dir}/prometheus.yml`,
-      `--storage.tsdb.path=${dir}/data`,
-      `--web.listen-address=127.0.0.1:${PROMETHEUS_PORT}`,
-      '--log.level=warn',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  prometheus.stderr!.on('data', (d) => {
-    prometheusLog = (prometheusLog + d).slice(-4000);
-  });
-  await waitFor(
-    () => fetch(`${PROM}/-/ready`).then((r) => r.status),
-    (s) => s === 200,
-    { what: `Prometheus ready on ${PROMETHEUS_PORT}`, timeoutMs: 30_000 },
-  ).catch((err) => {
-    throw new Error(`${err.message}\n${prometheusLog}`);
-  });
+  // the first port of the range this Prometheus binds; "ready" only counts when it is this run's
+  // (its config file), not another run's that took the port in between
+  for (let port = 19710; port <= 19719 && !PROM; port++) {
+    if (await portInUse(port)) continue;
+    const child = spawn(
+      'prometheus',
+      [
+        `--config.file=${dir}/prometheus.yml`,
+        `--storage.tsdb.path=${dir}/data-${port}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    prometheus = child;
+    child.stderr!.on('data', (d) => {
+      prometheusLog = (prometheusLog + d).slice(-4000);
+    });
+    const url = `http://127.0.0.1:${port}`;
+    const ours = await waitFor(
+      async () => {
+        if (child.exitCode !== null) return 'exited'; // e.g. the port was taken meanwhile
+        const flags = (await (await fetch(`${url}/api/v1/status/flags`)).json()) as { data: Record<string, string> };
+        if (flags.data['config.file'] !== `${dir}/prometheus.yml`) return 'another';
+        return (await fetch(`${url}/-/ready`)).status === 200 ? 'ready' : 'starting';
+      },
+      (state) => state !== 'starting',
+      { what: `Prometheus on ${port}`, timeoutMs: 30_000 },
+    ).catch((err) => {
+      throw new Error(`${err.message}\n${prometheusLog}`);
+    });
+    if (ours === 'ready') PROM = url;
+    else if (child.exitCode === null) child.kill('SIGTERM');
+  }
+  expect(PROM, `no Prometheus could listen on 19710-19719\n${prometheusLog}`).not.toBe('');
 }, 120_000);
 
 afterAll(async () => {
@@ -264,34 +282,37 @@ describe('the Grafana dashboard over a real Prometheus scraping the services', (
     }
 
     const opts = { rateInterval: '1m', range: '5m' };
+    // what the panels show is what happened (checked while waiting: an alert or series may come later
+    // than the first positive value of its panel)
+    const SHOWS: Record<string, (r: Sample[]) => boolean> = {
+      'Dead letters by reason/A': (r) => r.some((s) => s.metric.attributed === 'no' && Number(s.value[1]) > 0), // undecodable: no organization
+      'Events by outcome/A': (r) => ['accepted', 'duplicate', 'rejected'].every((o) => r.some((s) => s.metric.outcome === o)),
+      'Requests answered 503 by cause/A': (r) => r.some((s) => s.metric.reason === 'overloaded'),
+      'Meterline alerts pending and firing/A': (r) => r.some((s) => s.metric.alertname === 'MeterlineDeadLetters'),
+      'Scrape targets up/A': (r) => r.length === 3 && r.every((s) => s.value[1] === '1'),
+      'Webhook deliveries in range by outcome/A': (r) => Number(r.find((s) => s.metric.outcome === 'succeeded')?.value[1]) >= 2,
+    };
+    for (const k of Object.keys(SHOWS)) expect(targets.map(key)).toContain(k);
     const unmet = (results: Map<string, Sample[]>) =>
       targets.filter((t) => {
         const r = results.get(key(t))!;
+        if (SHOWS[key(t)] && !SHOWS[key(t)]!(r)) return true;
         if (MAY_BE_EMPTY.has(key(t))) return false;
         if (POSITIVE.has(key(t))) return !r.some((s) => Number(s.value[1]) > 0 && Number.isFinite(Number(s.value[1])));
         return r.length === 0;
       });
-    const results = await waitFor(
-      async () => new Map(await Promise.all(targets.map(async (t) => [key(t), await query(concreteExpr(t.expr, opts))] as const))),
-      (r) => unmet(r).length === 0,
-      { what: 'every dashboard query showing data', timeoutMs: 45_000, intervalMs: 500 },
-    ).catch(async (err) => {
-      throw new Error(`${String(err.message).slice(0, 300)}\nunmet: ${JSON.stringify(unmet(await currentResults()).map(key))}`);
-    });
-    async function currentResults() {
-      return new Map(await Promise.all(targets.map(async (t) => [key(t), await query(concreteExpr(t.expr, opts))] as const)));
-    }
-
-    // what the panels show is what happened: the dead letters' reason names the undecodable records
-    const deadLetters = results.get('Dead letters by reason/A')!;
-    expect(deadLetters.some((s) => s.metric.attributed === 'no')).toBe(true);
-    const outcomes = new Set(results.get('Events by outcome/A')!.map((s) => s.metric.outcome));
-    for (const o of ['accepted', 'duplicate', 'rejected']) expect(outcomes).toContain(o);
-    expect(results.get('Requests answered 503 by cause/A')!.map((s) => s.metric.reason)).toContain('overloaded');
-    expect(results.get('Meterline alerts pending and firing/A')!.map((s) => s.metric.alertname)).toContain('MeterlineDeadLetters');
-    expect(results.get('Scrape targets up/A')!.map((s) => s.value[1])).toEqual(['1', '1', '1']);
-    const inRange = results.get('Webhook deliveries in range by outcome/A')!;
-    expect(Number(inRange.find((s) => s.metric.outcome === 'succeeded')?.value[1])).toBeGreaterThanOrEqual(2);
+    const evaluate = async () =>
+      new Map(await Promise.all(targets.map(async (t) => [key(t), await query(concreteExpr(t.expr, opts))] as const)));
+    let last = new Map<string, Sample[]>();
+    await waitFor(
+      async () => {
+        last = await evaluate();
+        return unmet(last).map(key);
+      },
+      (missing) => missing.length === 0,
+      { what: 'every dashboard query showing data (last value: the queries not yet showing it)', timeoutMs: 45_000, intervalMs: 500 },
+    );
+    expect(unmet(last)).toEqual([]);
   }, 120_000);
 
   it("every metric name the dashboard uses is in the running services' /metrics", async () => {
