@@ -75,7 +75,7 @@ export class FreshnessProbe {
       }
     });
     // one poller per replica: a replica that hangs (starting, overloaded) must not delay the other's view
-    this.o.replicas.forEach((_, r) => this.loops.push(this.pollLoop(r)));
+    for (let r = 0; r < this.o.replicas.length; r++) this.loops.push(this.pollLoop(r));
   }
 
   private async sendOne(customer: string): Promise<void> {

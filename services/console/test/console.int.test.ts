@@ -259,9 +259,12 @@ describe('console in Chromium', () => {
     expect(await page.getByTestId('usage-total').innerText()).toBe('400');
     expect(await page.getByTestId('usage-chart').locator('canvas').count()).toBe(1);
     await page.selectOption('select[name="window"]', 'day');
+    // 30 days ending at the next UTC midnight
+    const to = new Date(Math.ceil(Date.now() / 86_400_000) * 86_400_000);
+    const from = new Date(to.getTime() - 30 * 86_400_000);
     await waitFor(
       () => page.locator('.usage p').innerText(),
-      (t) => /Total 400 .*\d{4}-\d{2}-\d{2} – /.test(t),
+      (t) => t.includes(`Total 400 (sum of tokens, ${from.toISOString().slice(0, 10)} – ${to.toISOString().slice(0, 10)})`),
       { what: 'day-window total' },
     );
     const invoices = await rows('invoices-table').innerText();

@@ -13,7 +13,18 @@ describe('routeFor', () => {
   });
 
   it('nothing outside /v1: no admin routes, no ops routes, no path tricks', () => {
-    for (const p of ['/admin/organizations', '/metrics', '/readyz', '/docs/json', '/v1', '/v1/../admin/organizations', '/v1/%2e%2e/admin/organizations', '/v1/%2E./metrics', '/v1/..\\admin', '/v2/x'])
+    for (const p of [
+      '/admin/organizations',
+      '/metrics',
+      '/readyz',
+      '/docs/json',
+      '/v1',
+      '/v1/../admin/organizations',
+      '/v1/%2e%2e/admin/organizations',
+      '/v1/%2E./metrics',
+      '/v1/..\\admin',
+      '/v2/x',
+    ])
       expect(routeFor(p), p).toBeNull();
   });
 

@@ -2,7 +2,7 @@
 // subscriptions, entitlements as usage-vs-limit bars, a usage chart per metric (GET /v1/usage per hour or
 // day), credits and invoices. Every number shown is the API's, unchanged.
 import { html } from 'htm/preact';
-import { useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import type { CreditGrant, Customer, CustomerDetail, Entitlement, Invoice, Metric, Subscription, UsageSeries } from '@meterline/contracts';
 import { api, seg, type Page } from '../api.ts';
 import { day, money, qty, when } from '../format.ts';
@@ -183,7 +183,9 @@ function UsagePanel({ customerId, params }: { customerId: string; params: URLSea
     });
   }, [customerId, chosen, win]);
   const s = series.data;
-  const { xs, ys } = s ? fillWindows(s, win === 'hour' ? 3_600_000 : 86_400_000) : { xs: [], ys: [] };
+  // the answer's own window (a stale answer stays shown while the next one loads); memoized: the chart
+  // is redrawn only for a new answer
+  const { xs, ys } = useMemo(() => (s ? fillWindows(s, s.window === 'day' ? 86_400_000 : 3_600_000) : { xs: [], ys: [] }), [s]);
   return html`<div class="usage">
     <h2>Usage over time</h2>
     <form class="filters" onSubmit=${(e: Event) => e.preventDefault()}>
