@@ -52,8 +52,6 @@ export interface GatewayConfig {
   produceTimeoutMs: number;
   /** Lifetime of a "pending" dedup claim (ms): must exceed produceTimeoutMs plus queueing. */
   dedupClaimTtlMs: number;
-  /** Idempotent Kafka producers of the gateway, each with one produce request in flight (issue #18). */
-  kafkaProducers: number;
 }
 
 export interface AggregatorConfig {
@@ -200,7 +198,6 @@ export function loadConfig(env: Env = process.env): Config {
       maxInFlightEvents: int(env, 'GATEWAY_MAX_IN_FLIGHT_EVENTS', 50_000, 1),
       produceTimeoutMs: int(env, 'GATEWAY_PRODUCE_TIMEOUT_MS', 8_000, 100),
       dedupClaimTtlMs: int(env, 'GATEWAY_DEDUP_CLAIM_TTL_MS', 20_000, 1000),
-      kafkaProducers: int(env, 'GATEWAY_KAFKA_PRODUCERS', 3, 1),
     },
     aggregator: {
       port: int(env, 'AGGREGATOR_PORT', 8081),
