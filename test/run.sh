@@ -8,6 +8,8 @@ bash infra/local/stack.sh up
 bash infra/local/stack.sh install-test-tools
 echo "[test] type-checking"
 npx tsc -p tsconfig.json --noEmit
+# the console's browser code (DOM library, not in the root project)
+npx tsc -p services/console/web/tsconfig.json --noEmit
 echo "[test] lint and format check (biome)"
 npx biome ci .
 echo "[test] running unit and integration tests"
