@@ -65,4 +65,20 @@ describe('customer search', () => {
     expect((await a.api.get(`/v1/customer_search?q=${'x'.repeat(201)}`)).status).toBe(400);
     expect((await a.api.get('/v1/customer_search?q=acme&nope=1')).status).toBe(400);
   });
+
+  it('hostile text: NUL and very long values are a 4xx; lone surrogates, backslash and quotes match literally (nothing)', async () => {
+    for (const q of ['%00', 'acme%00', 'x'.repeat(100_000), 'x'.repeat(201)]) {
+      const r = await a.api.get(`/v1/customer_search?q=${q}`);
+      expect(r.status, `${q.slice(0, 40)}: ${JSON.stringify(r.body)}`).toBeGreaterThanOrEqual(400);
+      expect(r.status, q.slice(0, 40)).toBeLessThan(500);
+    }
+    // bytes that are not UTF-8 (lone surrogates encoded, %FF) are decoded as U+FFFD and matched literally:
+    // no customer has it, so no rows; never a 500
+    for (const q of ['%ED%A0%80', 'a%ED%B0%80', '%FF']) expect(await ids(a.api, `q=${q}`)).toEqual([]);
+    expect(await ids(a.api, `q=${encodeURIComponent('\\')}`)).toEqual([]);
+    expect(await ids(a.api, `q=${encodeURIComponent("'")}`)).toEqual([]);
+    expect(await ids(a.api, `q=${encodeURIComponent("' OR '1'='1")}`)).toEqual([]);
+    expect(await ids(a.api, `q=${encodeURIComponent('%_\\')}`)).toEqual([]);
+    expect(await ids(b.api, `q=${encodeURIComponent('%')}`)).toEqual([]);
+  });
 });
