@@ -17,7 +17,6 @@ export class WindowSizeConflict extends Error {
 
 export class WindowSizes {
   private readonly decided = new Map<string, number>();
-  private tableReady = false;
 
   /** `proposed`: the window size recorded for a topic that has none yet (the configured one). */
   constructor(
@@ -26,18 +25,7 @@ export class WindowSizes {
     readonly proposed: number,
   ) {}
 
-  private async ensureTable(): Promise<void> {
-    if (this.tableReady) return;
-    // created here, not by a migration: tiny, append-only, and needed by every writer of metric_usage
-    await this.ch.command({
-      query: `CREATE TABLE IF NOT EXISTS ${WINDOW_SIZES_TABLE} (kafka_topic String, window_size UInt64, recorded_at DateTime('UTC'))
-              ENGINE = MergeTree() ORDER BY kafka_topic`,
-    });
-    this.tableReady = true;
-  }
-
   private async recorded(topic: string): Promise<number[]> {
-    await this.ensureTable();
     const rs = await this.ch.query({
       query: `SELECT DISTINCT window_size AS w FROM ${WINDOW_SIZES_TABLE} WHERE kafka_topic = ${sqlString(topic)}`,
       format: 'JSONEachRow',
@@ -83,7 +71,6 @@ export class WindowSizes {
 
   /** Every recorded topic and its window size (topics with two sizes are left out: never safe). */
   async all(): Promise<Map<string, number>> {
-    await this.ensureTable();
     const rs = await this.ch.query({
       query: `SELECT kafka_topic, groupUniqArray(window_size) AS ws FROM ${WINDOW_SIZES_TABLE} GROUP BY kafka_topic`,
       format: 'JSONEachRow',
