@@ -5,13 +5,14 @@
 //   node --import tsx services/aggregator/src/recompute.ts [organization_id ...]
 // (no argument: every active metric of every organization). Each topic's rows use its recorded window size.
 import { createClickHouse, createPostgres, createRedis, loadConfig, loadMetricDefinitions } from '@meterline/core';
+import { AGGREGATOR_CLICKHOUSE_SETTINGS } from './clickhouse-settings.ts';
 import { recomputeFromEvents } from './backfill.ts';
 import { WindowSizes } from './window-sizes.ts';
 
 const config = loadConfig();
 const orgs = new Set(process.argv.slice(2));
 const pool = createPostgres(config.postgresUrl, { max: 1 });
-const ch = createClickHouse(config.clickhouse);
+const ch = createClickHouse(config.clickhouse, { settings: AGGREGATOR_CLICKHOUSE_SETTINGS });
 const redis = createRedis(config.redisUrl, { name: 'meterline-recompute' });
 // each topic's recorded window size (window-sizes.ts); AGGREGATOR_WINDOW_SIZE only for a topic without one
 const windows = new WindowSizes(ch, redis, config.aggregator.windowSize);

@@ -1,13 +1,21 @@
 // ClickHouse access shared by the services. Debian's ClickHouse 18.16 has no server-side query
 // parameters, so values are inlined with the escaping helpers below. Nothing else may build SQL
 // from user input: use sqlString / sqlNumber / sqlIdentifier for every interpolated value.
-import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import type { ClickHouseConfig } from '../config.ts';
 
-export type { ClickHouseClient };
+export type { ClickHouseClient, ClickHouseSettings };
 
-export function createClickHouse(cfg: ClickHouseConfig, opts: { database?: string | null } = {}): ClickHouseClient {
+/**
+ * `settings`: sent with every request of this client (a query's own clickhouse_settings add to them).
+ * Only for writers: a readonly=1 user may not change settings.
+ */
+export function createClickHouse(
+  cfg: ClickHouseConfig,
+  opts: { database?: string | null; settings?: ClickHouseSettings } = {},
+): ClickHouseClient {
   return createClient({
+    ...(opts.settings ? { clickhouse_settings: opts.settings } : {}),
     url: cfg.url,
     username: cfg.username,
     password: cfg.password,
