@@ -14,6 +14,7 @@ export * from './migrate/migrate.ts';
 export * from './setup/setup.ts';
 export * from './setup/timezone.ts';
 export * from './setup/views.ts';
+export * from './setup/writer-replica.ts';
 export * from './metering/definition.ts';
 export * from './metering/properties.ts';
 export * from './metering/sql.ts';

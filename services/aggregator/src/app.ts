@@ -6,6 +6,8 @@ import {
   ApiKeyCache,
   dependencyChecks,
   createClickHouse,
+  ensureWriterReplica,
+  WriterReplicaConflict,
   createKafka,
   createLogger,
   createMetricsRegistry,
@@ -22,6 +24,7 @@ import {
   type PgPool,
   type Redis,
 } from '@meterline/core';
+import { AGGREGATOR_CLICKHOUSE_SETTINGS } from './clickhouse-settings.ts';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Partitioners, type Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
@@ -67,7 +70,7 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
   const logger = deps.logger ?? createLogger('aggregator', config.logLevel);
   const registry = deps.registry ?? createMetricsRegistry('aggregator');
   const metrics = aggregatorMetrics(registry);
-  const ch = deps.ch ?? createClickHouse(config.clickhouse);
+  const ch = deps.ch ?? createClickHouse(config.clickhouse, { settings: AGGREGATOR_CLICKHOUSE_SETTINGS });
   const pool = deps.pool ?? createPostgres(config.postgresUrl, { max: 5, applicationName: 'meterline-aggregator' });
   const redis = deps.redis ?? createRedis(config.redisUrl, { name: 'meterline-aggregator' });
   const kafka = deps.kafka ?? createKafka(config.kafka, logger);
@@ -83,6 +86,19 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
     isPermanent: (err) => err instanceof WindowSizeConflict,
     onRetry: (err) => logger.warn({ err }, 'window size of the topic not read, retrying'),
   }).catch(async (err: unknown) => {
+    if (!deps.ch) await ch.close().catch(() => undefined);
+    if (!deps.pool) await pool.end().catch(() => undefined);
+    if (!deps.redis) redis.disconnect();
+    throw err;
+  });
+  // One writer replica per cluster deployment (core's writer-replica.ts): refuse before consuming anything.
+  await retryUntilDone(() => ensureWriterReplica(ch, redis, config.clickhouse.database, 'aggregator'), {
+    active: () => true,
+    maxBackoffMs: config.aggregator.maxRetryBackoffMs,
+    isPermanent: (err) => err instanceof WriterReplicaConflict,
+    onRetry: (err) => logger.warn({ err }, 'writer replica not checked, retrying'),
+  }).catch(async (err: unknown) => {
+    if (err instanceof WriterReplicaConflict) logger.error({ err: err.message }, 'wrong ClickHouse replica');
     if (!deps.ch) await ch.close().catch(() => undefined);
     if (!deps.pool) await pool.end().catch(() => undefined);
     if (!deps.redis) redis.disconnect();

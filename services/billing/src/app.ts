@@ -5,6 +5,8 @@ import {
   ApiKeyCache,
   dependencyChecks,
   createClickHouse,
+  ensureWriterReplica,
+  WriterReplicaConflict,
   createLogger,
   createMetricsRegistry,
   createPostgres,
@@ -168,6 +170,25 @@ export async function buildBillingApp(deps: Deps): Promise<FastifyInstance> {
 /** Builds and listens (port 0 = any free port when config.billing.port is 0 or opts.port is given). */
 export async function startBilling(config: Config, partial: Partial<Deps> = {}, opts: BillingOptions = {}): Promise<BillingHandle> {
   const deps = buildDeps(config, partial, opts);
+  // One writer replica per cluster deployment (core's writer-replica.ts): a billing instance reading
+  // another replica could grant past a hard limit, so it refuses to start. Only with CLICKHOUSE_CLUSTER
+  // set (a cluster deployment says so); a ClickHouse that cannot be asked now is logged, not fatal
+  // (billing serves its catalog without ClickHouse; the aggregators' own check is retried and fatal).
+  if (config.clickhouse.cluster) {
+    try {
+      await ensureWriterReplica(deps.ch, deps.redis, config.clickhouse.database, 'billing');
+    } catch (err) {
+      if (!(err instanceof WriterReplicaConflict))
+        deps.logger.warn({ err }, 'writer replica not checked (ClickHouse or Redis unavailable)');
+      else {
+        deps.logger.error({ err: err.message }, 'wrong ClickHouse replica');
+        if (!partial.redis) deps.redis.disconnect();
+        if (!partial.pool) await deps.pool.end().catch(() => undefined);
+        if (!partial.ch) await deps.ch.close().catch(() => undefined);
+        throw err;
+      }
+    }
+  }
   const app = await buildBillingApp(deps);
   const address = await app.listen({ port: opts.port ?? config.billing.port, host: config.billing.host });
   const url = address.replace('[::1]', '127.0.0.1');

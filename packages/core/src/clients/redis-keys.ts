@@ -54,6 +54,12 @@ export const redisKeys = {
    */
   billingIdempotency: (organizationId: string, idempotencyKey: string) =>
     `ml:billing:idem:{${organizationId}}:${sha256(idempotencyKey).toString('hex')}`,
+  /**
+   * The ClickHouse replica (name) every aggregator and billing instance of a cluster deployment uses for
+   * one database, recorded by the first one (packages/core/src/setup/writer-replica.ts). Deleting it lets
+   * the next instance to start choose again: do it only as part of a fail-over.
+   */
+  clickhouseWriterReplica: (database: string) => `ml:agg:writer-replica:${database}`,
   /** Pub/sub: API keys revoked or an organization archived; every ApiKeyCache clears. */
   apiKeysChangedChannel: 'ml:keys:changed',
   /** Pub/sub: billing catalog data (customer, subscription, plan, feature, metric) changed; every billing CatalogCache drops it. */
