@@ -7,12 +7,16 @@
 // acknowledged event counted exactly once (raw FINAL and aggregates) read from EACH replica, and no
 // consuming check granted past the hard limit.
 //
-// Aggregators and billing instances are spread over the two replicas (there is one CLICKHOUSE_URL per
-// process): by default aggregators 1 and 3 and billing 1 use replica 1, aggregator 2 and billing 2
-// replica 2 (CLUSTER_AGGREGATOR_REPLICAS moves the aggregators). So a replica's death stalls the
-// partitions of the aggregators writing to it until it is back — that is what the freshness number of
-// that step shows (a load balancer such as chproxy in front of the replicas would fail over instead;
-// docs/scaling.md) — and partitions move between aggregators that read different replicas.
+// Aggregators and billing instances all read and write through replica 1 (clickhouse1), the deployment's
+// writer replica (infra/local/cluster/README.md "Exactly-once on replicated tables"): replication is
+// asynchronous, and both the aggregator's recomputes and billing's usage watermarks need to read what
+// the aggregators wrote (measured before the guard below: a billing instance reading replica 2 granted 12
+// units past a limit of 1,000 after an aggregator takeover — its reading lagged the watermarks). Since
+// then an instance pointed at another replica refuses to start (core's writer-replica.ts; checked here
+// on the cluster); CLUSTER_AGGREGATOR_REPLICAS / CLUSTER_BILLING_REPLICAS=…2… show that refusal. Killing clickhouse2 (the default
+// CLUSTER_KILL_REPLICA) stops nothing; killing clickhouse1 pauses the aggregators until it is back.
+// Both replicas are read for the final counts. On the cluster, a preflight (dedup-check.ts) shows that a
+// retried raw INSERT reaches the materialized view on the replicated tables.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -37,6 +41,7 @@ import { aggregateTotal, metricDefinition } from '../../bench/lib/usage.ts';
 import { sleep, summarize, type LatencySummary } from '../../bench/lib/stats.ts';
 import { createTestOrganization } from '../support/fixtures.ts';
 import { waitFor } from '../support/wait.ts';
+import { checkRetriedInsertsReachTheView, checkWriterReplicaGuard, type DedupCheck } from './dedup-check.ts';
 import { Api, CHECK_FEATURE, CheckStreamer, judgeCustomer, setupCheckCatalog, type CustomerVerdict } from './checks.ts';
 import { FreshnessProbe, probeCustomers } from './freshness.ts';
 import { RoundRobinStreamer, Segment } from './streamer.ts';
@@ -74,6 +79,8 @@ export interface ClusterDrillOptions {
   killReplica: 'clickhouse1' | 'clickhouse2';
   /** which replica (0 = clickhouse1, 1 = clickhouse2) each of the 3 aggregators writes to and reads from */
   aggregatorReplicas: readonly [0 | 1, 0 | 1, 0 | 1];
+  /** which replica each of the 2 billing instances reads (default both clickhouse1, the writer replica) */
+  billingReplicas: readonly [0 | 1, 0 | 1];
   checksPerSec: number;
   checkCustomers: number;
   checkLimit: number;
@@ -134,6 +141,8 @@ export interface ClusterDrillReport {
     latency: LatencySummary;
     customers: CustomerVerdict[];
   };
+  /** cluster only: retried raw INSERTs reach events_by_offset (dedup-check.ts) */
+  dedupCheck: DedupCheck | null;
   perGateway: { attempts: number; acked: number; failed: number }[];
   violations: string[];
 }
@@ -162,13 +171,21 @@ async function createTopics(config: Config, t: Topology): Promise<void> {
     ].filter((x) => !existing.has(x.topic));
     if (topics.length)
       await admin.createTopics({
-        waitForLeaders: true,
+        // kafkajs' own leader wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker answers
+        // while the new topic's metadata is still propagating: wait for the leaders below instead
+        waitForLeaders: false,
         topics: topics.map((x) => ({
           ...x,
           replicationFactor: t.replicationFactor,
           configEntries: [{ name: 'min.insync.replicas', value: String(t.minInsyncReplicas) }],
         })),
       });
+    const names = [config.kafka.eventsTopic, config.kafka.deadLetterTopic];
+    await waitFor(
+      async () => (await admin.fetchTopicMetadata({ topics: names })).topics, // throws while a broker does not know them yet
+      (meta) => meta.length === names.length && meta.every((m) => m.partitions.length > 0 && m.partitions.every((p) => p.leader >= 0)),
+      { timeoutMs: 60_000, intervalMs: 250, what: 'leaders for the drill topics' },
+    );
   } finally {
     await admin.disconnect();
   }
@@ -237,6 +254,8 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
   if (t.kind === 'private') await setupBackingServices(config);
   else await migratePostgres(config.postgresUrl); // ClickHouse: `up --cluster` migrated the replicated shape
   await createTopics(config, t);
+  const dedupCheck =
+    t.kind === 'cluster' ? await checkRetriedInsertsReachTheView({ ...config.clickhouse, url: t.clickhouseUrls[0] }) : null;
 
   const logDir = path.join(ROOT, '.cache', 'cluster-drill', runId);
   const withCh = (replica: 0 | 1, extra: Record<string, string>) => ({ ...env, CLICKHOUSE_URL: t.clickhouseUrls[replica], ...extra });
@@ -255,7 +274,12 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
   );
   const billing = PORTS.billing.map(
     (port, i) =>
-      new ServiceProcess('billing', port, withCh(i as 0 | 1, { BILLING_PORT: String(port) }), path.join(logDir, `billing-${i + 1}`)),
+      new ServiceProcess(
+        'billing',
+        port,
+        withCh(opts.billingReplicas[i]!, { BILLING_PORT: String(port) }),
+        path.join(logDir, `billing-${i + 1}`),
+      ),
   );
   const services = [...gateways, ...aggregators, ...billing];
   const replicas = t.clickhouseUrls.map((url) => createClickHouse({ ...config.clickhouse, url }));
@@ -294,6 +318,7 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
     log(`logs in ${path.relative(ROOT, logDir)}; starting 2 gateways, 2 aggregators (the 3rd joins later), 2 billing`);
     await Promise.all([...gateways, aggregators[0]!, aggregators[1]!, ...billing].map((s) => s.start(120_000)));
     const aggActive = [true, true, false];
+    if (t.kind === 'cluster') violations.push(...(await checkWriterReplicaGuard(config.clickhouse, t.clickhouseUrls, t.redisUrl)));
 
     // catalog for the checks, then both billing instances must grant a non-consuming check
     const checkCustomers = Array.from({ length: opts.checkCustomers }, (_, i) => `${runId}_c${i}`);
@@ -606,7 +631,7 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
     } catch (err) {
       violations.push(`not_settled: ${(err as Error).message.slice(0, 400)}`);
     }
-    // checks: billing usage (per instance = per replica) equals raw on every replica, stable
+    // checks: billing usage (per instance) equals raw on every replica, stable
     const checkRead = async () => {
       const toIso = new Date(Date.now() + 60 * 60_000).toISOString();
       const fromIso = new Date(fromMs).toISOString();
@@ -749,6 +774,7 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
         { sent: pr.sent, unacked: pr.unacked.length, retries: 0, retriedEvents: 0, failovers: 0 },
       ),
     );
+    if (dedupCheck) violations.push(...dedupCheck.violations);
     for (const r of rows) if (r.lost || r.doubled) violations.push(`exactly_once: ${r.step}: lost ${r.lost}, doubled ${r.doubled}`);
 
     const customers = checkCustomers.map((_, ci) =>
@@ -799,6 +825,7 @@ export async function runClusterDrill(opts: ClusterDrillOptions): Promise<Cluste
         latency: summarize(ck.records.filter((r) => r.status === 200).map((r) => r.latencyMs)),
         customers,
       },
+      dedupCheck,
       perGateway: st.perGateway,
       violations,
     };

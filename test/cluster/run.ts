@@ -10,7 +10,7 @@
 // for developing the drill), CLUSTER_STEPS (comma list, default all but the optional zookeeper_kill9;
 // `none` = streaming only), CLUSTER_RATE (events/s, 300), CLUSTER_BATCH (events per request, 25),
 // CLUSTER_STEADY_MS (8000), CLUSTER_DOWN_MS (how long a killed broker/replica stays down, 10000),
-// CLUSTER_KILL_REPLICA (clickhouse2), CLUSTER_AGGREGATOR_REPLICAS (1,2,1), CLUSTER_CHECK_RATE (checks/s,
+// CLUSTER_KILL_REPLICA (clickhouse2), CLUSTER_AGGREGATOR_REPLICAS (1,1,1), CLUSTER_BILLING_REPLICAS (1,1), CLUSTER_CHECK_RATE (checks/s,
 // 30), CLUSTER_CHECK_LIMIT (1000).
 import { mkdirSync, writeFileSync } from 'node:fs';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -39,12 +39,12 @@ const killReplica = process.env.CLUSTER_KILL_REPLICA ?? 'clickhouse2';
 if (killReplica !== 'clickhouse1' && killReplica !== 'clickhouse2')
   throw new Error('CLUSTER_KILL_REPLICA must be clickhouse1 or clickhouse2');
 
-// CLUSTER_AGGREGATOR_REPLICAS=1,2,1: the replica each aggregator uses (default: spread over both)
-function aggregatorReplicas(): [0 | 1, 0 | 1, 0 | 1] {
-  const v = (process.env.CLUSTER_AGGREGATOR_REPLICAS ?? '1,2,1').split(',').map((x) => Number(x.trim()) - 1);
-  if (v.length !== 3 || v.some((x) => x !== 0 && x !== 1))
-    throw new Error('CLUSTER_AGGREGATOR_REPLICAS must be three of 1 or 2, e.g. 1,2,1');
-  return v as [0 | 1, 0 | 1, 0 | 1];
+// CLUSTER_AGGREGATOR_REPLICAS=1,1,1 / CLUSTER_BILLING_REPLICAS=1,1: the replica each instance uses. Default:
+// all on clickhouse1, the writer replica (drill.ts header); 2 = clickhouse2, to show what breaks.
+function replicas<N extends number>(name: string, n: N, fallback: string): (0 | 1)[] {
+  const v = (process.env[name] || fallback).split(',').map((x) => Number(x.trim()) - 1);
+  if (v.length !== n || v.some((x) => x !== 0 && x !== 1)) throw new Error(`${name} must be ${n} of 1 or 2, e.g. ${fallback}`);
+  return v as (0 | 1)[];
 }
 
 const report = await runClusterDrill({
@@ -56,7 +56,8 @@ const report = await runClusterDrill({
   steadyMs: num('CLUSTER_STEADY_MS', 8_000),
   memberDownMs: num('CLUSTER_DOWN_MS', 10_000),
   killReplica,
-  aggregatorReplicas: aggregatorReplicas(),
+  aggregatorReplicas: replicas('CLUSTER_AGGREGATOR_REPLICAS', 3, '1,1,1') as [0 | 1, 0 | 1, 0 | 1],
+  billingReplicas: replicas('CLUSTER_BILLING_REPLICAS', 2, '1,1') as [0 | 1, 0 | 1],
   checksPerSec: num('CLUSTER_CHECK_RATE', 30),
   checkCustomers: 4,
   checkLimit: num('CLUSTER_CHECK_LIMIT', 1000),
