@@ -33,6 +33,22 @@ export async function replicaName(ch: ClickHouseClient): Promise<string | null> 
   return names[0] ?? null;
 }
 
+/** Our Redis clients fail fast while not connected (no offline queue): at startup, wait for the connection. */
+async function whenReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready' || typeof redis.once !== 'function') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`Redis not connected within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}
+
 /**
  * Records this instance's replica as the deployment's writer replica when none is recorded yet, and
  * throws WriterReplicaConflict when another one is. Returns the replica (null on one server).
@@ -45,6 +61,7 @@ export async function ensureWriterReplica(
 ): Promise<string | null> {
   const mine = await replicaName(ch);
   if (mine === null) return null;
+  await whenReady(redis, 10_000);
   const key = redisKeys.clickhouseWriterReplica(database);
   await redis.set(key, mine, 'NX');
   const recorded = await redis.get(key);
