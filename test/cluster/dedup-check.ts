@@ -18,6 +18,7 @@ import {
   sqlString,
   WriterReplicaConflict,
   type ClickHouseConfig,
+  type ClickHouseSettings,
 } from '@meterline/core';
 
 export interface DedupCheck {
@@ -29,7 +30,7 @@ export interface DedupCheck {
   violations: string[];
 }
 
-async function twice(cfg: ClickHouseConfig, settings: Record<string, number> | undefined, rows: number): Promise<number> {
+async function twice(cfg: ClickHouseConfig, settings: ClickHouseSettings | undefined, rows: number): Promise<number> {
   const ch = createClickHouse(cfg, settings ? { settings } : {});
   const org = `dedup_check_${randomBytes(6).toString('hex')}`;
   const topic = `${org}_topic`;
@@ -65,7 +66,7 @@ async function twice(cfg: ClickHouseConfig, settings: Record<string, number> | u
 
 /** Runs on the writer replica of a replicated cluster (it proves nothing on one plain server). */
 export async function checkRetriedInsertsReachTheView(cfg: ClickHouseConfig, rows = 10): Promise<DedupCheck> {
-  const aggregatorSettings = await twice(cfg, AGGREGATOR_CLICKHOUSE_SETTINGS as Record<string, number>, rows);
+  const aggregatorSettings = await twice(cfg, AGGREGATOR_CLICKHOUSE_SETTINGS, rows);
   const defaults = await twice(cfg, undefined, rows);
   const violations: string[] = [];
   if (aggregatorSettings !== 2 * rows)

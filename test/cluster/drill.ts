@@ -13,8 +13,9 @@
 // the aggregators wrote (measured before the guard below: a billing instance reading replica 2 granted 12
 // units past a limit of 1,000 after an aggregator takeover — its reading lagged the watermarks). Since
 // then an instance pointed at another replica refuses to start (core's writer-replica.ts; checked here
-// on the cluster); CLUSTER_AGGREGATOR_REPLICAS / CLUSTER_BILLING_REPLICAS=…2… show that refusal. Killing clickhouse2 (the default
-// CLUSTER_KILL_REPLICA) stops nothing; killing clickhouse1 pauses the aggregators until it is back.
+// on the cluster); CLUSTER_AGGREGATOR_REPLICAS / CLUSTER_BILLING_REPLICAS=…2… show that refusal.
+// Killing clickhouse2 (the default CLUSTER_KILL_REPLICA) stops nothing; killing clickhouse1 pauses the
+// aggregators until it is back.
 // Both replicas are read for the final counts. On the cluster, a preflight (dedup-check.ts) shows that a
 // retried raw INSERT reaches the materialized view on the replicated tables.
 import { randomBytes } from 'node:crypto';

@@ -16,7 +16,8 @@ for (;;) {
     const live = new Set((await admin.describeCluster()).brokers.map((b) => b.nodeId));
     const meta = await admin.fetchTopicMetadata({ topics: [topic] });
     const partitions = meta.topics[0]?.partitions ?? [];
-    if (partitions.length > 0 && partitions.every((p) => live.has(p.leader) && live.size < 3)) break;
+    // the dead broker fenced (2 of 3 live) and no partition still led by it
+    if (live.size < 3 && partitions.length > 0 && partitions.every((p) => live.has(p.leader))) break;
   } catch {
     // a broker that does not know yet: ask again
   }

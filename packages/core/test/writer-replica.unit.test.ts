@@ -15,6 +15,7 @@ const replicaClient = (names: string[]) =>
 function fakeRedis() {
   const m = new Map<string, string>();
   const redis = {
+    status: 'ready',
     set: async (k: string, v: string, nx: string) => {
       expect(nx).toBe('NX');
       if (!m.has(k)) m.set(k, v);

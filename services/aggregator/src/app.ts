@@ -76,41 +76,44 @@ export async function startAggregator(config: Config, deps: AggregatorDeps = {})
   const kafka = deps.kafka ?? createKafka(config.kafka, logger);
   let stopping = false;
 
-  // One window size per topic (window-sizes.ts): a differently configured instance refuses to start,
-  // before it consumes or backfills anything (rows of two sizes would double count).
-  const windows = new WindowSizes(ch, redis, config.aggregator.windowSize);
-  const topic = config.kafka.eventsTopic;
-  const windowSize = await retryUntilDone(() => windows.forTopic(topic), {
-    active: () => true,
-    maxBackoffMs: config.aggregator.maxRetryBackoffMs,
-    isPermanent: (err) => err instanceof WindowSizeConflict,
-    onRetry: (err) => logger.warn({ err }, 'window size of the topic not read, retrying'),
-  }).catch(async (err: unknown) => {
+  // Start-up refusals (a wrong window size or ClickHouse replica): close what this call created, then throw.
+  const refuse = async (err: unknown): Promise<never> => {
     if (!deps.ch) await ch.close().catch(() => undefined);
     if (!deps.pool) await pool.end().catch(() => undefined);
     if (!deps.redis) redis.disconnect();
     throw err;
-  });
+  };
+  // A start-up check: retried while ClickHouse/Redis are unavailable, refused on its own conflict error.
+  const startupCheck = <T>(fn: () => Promise<T>, isConflict: (err: unknown) => boolean, retrying: string) =>
+    retryUntilDone(fn, {
+      active: () => true,
+      maxBackoffMs: config.aggregator.maxRetryBackoffMs,
+      isPermanent: isConflict,
+      onRetry: (err) => logger.warn({ err }, retrying),
+    }).catch(refuse);
+
+  // One window size per topic (window-sizes.ts): a differently configured instance refuses to start,
+  // before it consumes or backfills anything (rows of two sizes would double count).
+  const windows = new WindowSizes(ch, redis, config.aggregator.windowSize);
+  const topic = config.kafka.eventsTopic;
+  const windowSize = await startupCheck(
+    () => windows.forTopic(topic),
+    (err) => err instanceof WindowSizeConflict,
+    'window size of the topic not read, retrying',
+  );
   // One writer replica per cluster deployment (core's writer-replica.ts): refuse before consuming anything.
-  await retryUntilDone(() => ensureWriterReplica(ch, redis, config.clickhouse.database, 'aggregator'), {
-    active: () => true,
-    maxBackoffMs: config.aggregator.maxRetryBackoffMs,
-    isPermanent: (err) => err instanceof WriterReplicaConflict,
-    onRetry: (err) => logger.warn({ err }, 'writer replica not checked, retrying'),
-  }).catch(async (err: unknown) => {
+  await startupCheck(
+    () => ensureWriterReplica(ch, redis, config.clickhouse.database, 'aggregator'),
+    (err) => err instanceof WriterReplicaConflict,
+    'writer replica not checked, retrying',
+  ).catch((err: unknown) => {
     if (err instanceof WriterReplicaConflict) logger.error({ err: err.message }, 'wrong ClickHouse replica');
-    if (!deps.ch) await ch.close().catch(() => undefined);
-    if (!deps.pool) await pool.end().catch(() => undefined);
-    if (!deps.redis) redis.disconnect();
     throw err;
   });
   if (windowSize !== config.aggregator.windowSize) {
     const err = configuredSizeConflict(topic, config.aggregator.windowSize, windowSize);
     logger.error({ topic, configured: config.aggregator.windowSize, recorded: windowSize }, err.message);
-    if (!deps.ch) await ch.close().catch(() => undefined);
-    if (!deps.pool) await pool.end().catch(() => undefined);
-    if (!deps.redis) redis.disconnect();
-    throw err;
+    await refuse(err);
   }
 
   const producer = kafka.producer({

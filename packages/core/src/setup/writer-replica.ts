@@ -35,7 +35,7 @@ export async function replicaName(ch: ClickHouseClient): Promise<string | null> 
 
 /** Our Redis clients fail fast while not connected (no offline queue): at startup, wait for the connection. */
 async function whenReady(redis: Redis, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready' || typeof redis.once !== 'function') return;
+  if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       redis.off('ready', onReady);
