@@ -195,6 +195,30 @@ function cpuMeter(agg: ServiceProcess) {
     };
   };
 }
+// ClickHouse's own counters (system.events): how many statements, inserts and merges a phase cost —
+// on 18.16 every INSERT is a new part with a fixed price, whatever its size.
+const CH_COUNTERS = ['Query', 'InsertQuery', 'SelectQuery', 'InsertedRows', 'MergedRows', 'MergesTimeMilliseconds'] as const;
+async function clickhouseCounters(): Promise<Record<string, number>> {
+  const rs = await ch.query({
+    query: `SELECT event, value FROM system.events WHERE event IN (${CH_COUNTERS.map((c) => `'${c}'`).join(', ')})`,
+    format: 'JSONEachRow',
+  });
+  const out: Record<string, number> = {};
+  for (const r of await rs.json<{ event: string; value: string }>()) out[r.event] = Number(r.value);
+  return out;
+}
+async function clickhouseCounterMeter() {
+  const c0 = await clickhouseCounters();
+  const t0 = Date.now();
+  return async () => {
+    const c1 = await clickhouseCounters();
+    const seconds = (Date.now() - t0) / 1000;
+    const perSecond: Record<string, number> = {};
+    for (const k of CH_COUNTERS) perSecond[k] = ((c1[k] ?? 0) - (c0[k] ?? 0)) / seconds;
+    return perSecond;
+  };
+}
+
 async function storagePerEvent(events: number): Promise<Record<string, unknown>> {
   const rs = await ch.query({
     query: `SELECT table, sum(active) AS active_parts, sum(NOT active) AS inactive_parts,
@@ -533,10 +557,13 @@ try {
     const agg = service('aggregator');
     await agg.start();
     const idleMeter = cpuMeter(agg);
+    const idleCounters = await clickhouseCounterMeter();
     await sleep(10_000);
     const idle = idleMeter(0);
+    const idleClickhousePerSecond = await idleCounters();
     const client = new GatewayClient(gw.url, e2eOrg.apiKey, 4);
     const meter = cpuMeter(agg);
+    const counters = await clickhouseCounterMeter();
     const r = await openLoop({
       client,
       source: new EventSource(`${runId}t`, e2eOrg.eventName, CUSTOMERS),
@@ -546,7 +573,13 @@ try {
       maxInFlight: 4,
     });
     const use = meter(r.accepted);
+    const clickhousePerSecond = await counters();
     client.close();
+    log(
+      `trickle ${rate}/s: ClickHouse per second ${Object.entries(clickhousePerSecond)
+        .map(([k, v]) => `${k} ${fmtNum(v, 1)}`)
+        .join(', ')}`,
+    );
     log(
       `trickle ${rate}/s: aggregator ${fmtNum(use.aggregatorCpuMsPer1kEvents ?? Number.NaN)} / ClickHouse ${fmtNum(use.clickhouseCpuMsPer1kEvents ?? Number.NaN)} CPU ms per 1,000 events; core share ${fmtNum(use.aggregatorCoreShare ?? Number.NaN, 3)} / ${fmtNum(use.clickhouseCoreShare ?? Number.NaN, 3)}`,
     );
@@ -555,7 +588,13 @@ try {
       accepted: r.accepted,
       achievedEventsPerSec: r.achievedEventsPerSec,
       cpu: use,
-      idle: { aggregatorCoreShare: idle.aggregatorCoreShare, clickhouseCoreShare: idle.clickhouseCoreShare, seconds: idle.measuredSeconds },
+      clickhousePerSecond,
+      idle: {
+        aggregatorCoreShare: idle.aggregatorCoreShare,
+        clickhouseCoreShare: idle.clickhouseCoreShare,
+        seconds: idle.measuredSeconds,
+        clickhousePerSecond: idleClickhousePerSecond,
+      },
     };
   });
 

@@ -66,6 +66,10 @@ export interface AggregatorConfig {
   metricPollMs: number;
   /** Most bytes fetched per partition per fetch (bounds batch size). */
   maxBytesPerPartition: number;
+  /** Bytes the broker gathers before it answers a fetch (Kafka fetch.min.bytes). */
+  fetchMinBytes: number;
+  /** Longest the broker holds a fetch to gather fetchMinBytes (Kafka fetch.max.wait.ms): the trickle's batching delay (ms). */
+  fetchLingerMs: number;
   /** Most records processed in one ClickHouse insert (longer batches are split). */
   maxBatchRecords: number;
   /** Days of events_by_offset staging kept (0 = keep forever). */
@@ -207,6 +211,8 @@ export function loadConfig(env: Env = process.env): Config {
       dedupWindowMs: int(env, 'AGGREGATOR_DEDUP_WINDOW_MS', 35 * DAY_MS, 1000),
       metricPollMs: int(env, 'AGGREGATOR_METRIC_POLL_MS', 1000, 50),
       maxBytesPerPartition: int(env, 'AGGREGATOR_MAX_BYTES_PER_PARTITION', 1024 * 1024, 1024),
+      fetchMinBytes: int(env, 'AGGREGATOR_FETCH_MIN_BYTES', 64 * 1024, 1),
+      fetchLingerMs: int(env, 'AGGREGATOR_FETCH_LINGER_MS', 250, 10),
       maxBatchRecords: int(env, 'AGGREGATOR_MAX_BATCH_RECORDS', 5000, 1),
       stagingRetentionDays: int(env, 'AGGREGATOR_STAGING_RETENTION_DAYS', 7),
       maxRetryBackoffMs: int(env, 'AGGREGATOR_MAX_RETRY_BACKOFF_MS', 5000, 10),

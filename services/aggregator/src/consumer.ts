@@ -12,15 +12,16 @@ import type { ClickHouseClient, Config, Logger, Redis, UsageEvent } from '@meter
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { MetricCatalog } from './catalog.ts';
 import { claimAll } from './claims.ts';
+import { ChunkTicket, StepCoalescer } from './coalesce.ts';
 import { decodeRecord } from './decoder.ts';
 import { publishDeadLetters, storeDeadLetters, type DeadLetter } from './dead-letters.ts';
 import { errorSummary, isPermanentDataError, isPermanentQueryError } from './failures.ts';
 import { insertIsolating } from './isolate.ts';
 import type { LagMonitor } from './lag.ts';
 import type { MetricHealth } from './metric-health.ts';
-import { insertRaw, sinkProgress, type RawRow } from './raw-sink.ts';
+import { insertRaw, sinkProgress, sinkProgressMany, type ProgressQuery, type RawRow } from './raw-sink.ts';
 import { Aborted, Deferred, retryUntilDone, type RetryOptions } from './retry.ts';
-import { recomputeWindows } from './rollup.ts';
+import { recomputeWindows, recomputeWindowsTogether, type WindowRange } from './rollup.ts';
 import type { AggregatorMetrics } from './telemetry.ts';
 import { WatermarkPublisher } from './watermarks.ts';
 
@@ -38,12 +39,23 @@ export interface ConsumerDeps {
 }
 
 const STOP_GRACE_MS = 15_000;
-/** Longest time the broker holds a fetch that has no data yet (issue #18: idle cost). */
-const FETCH_MAX_WAIT_MS = 500;
 /** First backoff of a paused partition; doubles up to AGGREGATOR_MAX_RETRY_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 250;
+/**
+ * Longest a chunk waits at a shared step for the other chunks in progress (coalesce.ts). Chunks of one
+ * fetch arrive within a few ms of each other; the wait is over as soon as all have arrived.
+ */
+const STEP_LINGER_MS = 25;
 
 type Step = RetryOptions;
+type RollupRange = WindowRange & { metrics: ReturnType<MetricCatalog['forEvent']> };
+
+/** The ClickHouse statements concurrent chunks share (coalesce.ts). */
+interface SharedSteps {
+  progress: StepCoalescer<ProgressQuery, bigint>;
+  raw: StepCoalescer<RawRow[], true>;
+  rollup: StepCoalescer<RollupRange, true>;
+}
 
 export class EventConsumer {
   private consumer: Consumer | null = null;
@@ -54,9 +66,38 @@ export class EventConsumer {
   private readonly backoffs = new Map<number, number>();
   private readonly resumeTimers = new Set<NodeJS.Timeout>();
   private readonly watermarks: WatermarkPublisher;
+  private readonly shared: SharedSteps;
 
   constructor(private readonly d: ConsumerDeps) {
     this.watermarks = new WatermarkPublisher(d.redis, d.logger, d.metrics.watermarkFailures);
+    const onFlush = ({ step, chunks, ok, err }: { step: string; chunks: number; ok: boolean; err?: unknown }) => {
+      d.metrics.sharedStatements.inc({ step, outcome: ok ? 'shared' : 'fallback' });
+      d.metrics.sharedChunks.inc({ step }, chunks);
+      // each chunk now runs its own statement, with its own retries and isolation
+      if (!ok) d.logger.info({ step, chunks, err: errorSummary(err) }, 'shared statement failed, chunks run their own');
+    };
+    const all = <T>(items: T[], v: true) => items.map(() => v);
+    this.shared = {
+      progress: new StepCoalescer('progress', (qs) => sinkProgressMany(d.ch, qs), STEP_LINGER_MS, onFlush),
+      raw: new StepCoalescer(
+        'raw',
+        async (parts) => {
+          await this.timed('raw', () => insertRaw(d.ch, parts.flat()));
+          return all(parts, true);
+        },
+        STEP_LINGER_MS,
+        onFlush,
+      ),
+      rollup: new StepCoalescer(
+        'rollup',
+        async (ranges) => {
+          await this.timed('rollup', () => recomputeWindowsTogether(ranges, (sql) => d.ch.command({ query: sql }).then(() => undefined)));
+          return all(ranges, true);
+        },
+        STEP_LINGER_MS,
+        onFlush,
+      ),
+    };
   }
 
   async start(): Promise<void> {
@@ -66,9 +107,12 @@ export class EventConsumer {
       sessionTimeout: config.aggregator.sessionTimeoutMs,
       heartbeatInterval: Math.min(3_000, Math.floor(config.aggregator.sessionTimeoutMs / 3)),
       rebalanceTimeout: 60_000,
-      // The broker answers a fetch as soon as minBytes (1) is there, so this wait costs no freshness: it
-      // only bounds how often an idle consumer polls. 100 ms (10 empty fetches/s) kept an idle aggregator busy.
-      maxWaitTimeInMs: FETCH_MAX_WAIT_MS,
+      // The broker answers a fetch once minBytes are there or after maxWaitTimeInMs (the linger). At high
+      // rates minBytes arrive in milliseconds; at a trickle every fetch gathers up to the linger's worth of
+      // events of all partitions, which then share one set of ClickHouse statements (coalesce.ts) instead
+      // of one set per event. The linger also bounds how often an idle consumer polls.
+      minBytes: config.aggregator.fetchMinBytes,
+      maxWaitTimeInMs: config.aggregator.fetchLingerMs,
       maxBytesPerPartition: config.aggregator.maxBytesPerPartition,
       retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5_000 },
     });
@@ -95,7 +139,8 @@ export class EventConsumer {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: Math.max(1, Math.min(config.kafka.eventsPartitions, 4)),
+      // every partition of a fetch at once, so their chunks share statements (coalesce.ts)
+      partitionsConsumedConcurrently: Math.max(1, Math.min(config.kafka.eventsPartitions, 16)),
       eachBatch: (payload) => this.eachBatch(consumer, payload),
     });
   }
@@ -223,12 +268,33 @@ export class EventConsumer {
     heartbeat: () => Promise<void>,
     budgetEnds = Infinity,
   ): Promise<{ last: string; complete: boolean }> {
-    const { ch, redis, config, metrics } = this.d;
-    const chunkLast = messages[messages.length - 1]!.offset;
-    metrics.batchRecords.observe(messages.length);
+    this.d.metrics.batchRecords.observe(messages.length);
     const firstOffset = BigInt(messages[0]!.offset);
+    // the three ClickHouse statements are shared with the chunks of other partitions in progress (coalesce.ts)
+    const ticket = new ChunkTicket([this.shared.progress, this.shared.raw, this.shared.rollup]);
+    try {
+      return await this.processChunkSteps(topic, partition, messages, firstOffset, ticket, active, heartbeat, budgetEnds);
+    } finally {
+      ticket.release();
+    }
+  }
+
+  private async processChunkSteps(
+    topic: string,
+    partition: number,
+    messages: KafkaMessage[],
+    firstOffset: bigint,
+    ticket: ChunkTicket,
+    active: () => boolean,
+    heartbeat: () => Promise<void>,
+    budgetEnds: number,
+  ): Promise<{ last: string; complete: boolean }> {
+    const { redis, config, metrics } = this.d;
+    const chunkLast = messages[messages.length - 1]!.offset;
     // 1. what the sink already has (a crashed predecessor, a zombie, or a replay may have stored more)
-    const progress = await retryUntilDone(() => sinkProgress(ch, topic, partition, firstOffset), this.retry('progress', active, heartbeat));
+    const progress =
+      (await ticket.submit(this.shared.progress, { topic, partition, fromOffset: firstOffset })) ??
+      (await retryUntilDone(() => sinkProgress(this.d.ch, topic, partition, firstOffset), this.retry('progress', active, heartbeat)));
 
     // 2. decode everything (also already-stored records: their metrics may still need a rollup)
     const pairs = new Map<string, [string, string]>();
@@ -278,7 +344,9 @@ export class EventConsumer {
     await this.deadLetter(dead, this.retry('dead_letter', active, heartbeat));
 
     // 5. raw events, one INSERT in offset order; records ClickHouse refuses are isolated and dead-lettered
-    const { stored, cutAt } = await this.storeRaw(rows, active, heartbeat, budgetEnds);
+    if (rows.length === 0) ticket.skip(this.shared.raw);
+    const sharedRaw = rows.length > 0 && active() ? await ticket.submit(this.shared.raw, rows) : null;
+    const { stored, cutAt } = sharedRaw ? { stored: rows, cutAt: null } : await this.storeRaw(rows, active, heartbeat, budgetEnds);
     metrics.events.inc(stored.length);
 
     // 6. rollups of every window touched, up to everything the sink has for this partition
@@ -288,16 +356,26 @@ export class EventConsumer {
     // so its backfill (which starts later) reads these events
     const active_ = this.d.health.valid([...pairs.values()].flatMap(([org, name]) => this.d.catalog.forEvent(org, name)));
     if (upTo >= firstOffset && active_.length > 0) {
+      const range: RollupRange = {
+        topic,
+        partition,
+        fromOffset: firstOffset,
+        toOffset: upTo,
+        windowSize: config.aggregator.windowSize,
+        metrics: active_,
+      };
+      const shared = active() ? await ticket.submit(this.shared.rollup, range) : null;
       const step = this.retry('rollup', active, heartbeat, isPermanentQueryError);
-      await this.timed('rollup', () =>
-        recomputeWindows(
-          { topic, partition, fromOffset: firstOffset, toOffset: upTo, windowSize: config.aggregator.windowSize, metrics: active_ },
-          (sql) => retryUntilDone(() => ch.command({ query: sql }).then(() => undefined), step),
-          isPermanentQueryError,
-          (m, err) => retryUntilDone(() => this.d.health.markInvalid(m, err), this.retry('metric_invalid', active, heartbeat)),
-        ),
-      );
-    }
+      if (!shared)
+        await this.timed('rollup', () =>
+          recomputeWindows(
+            range,
+            (sql) => retryUntilDone(() => this.d.ch.command({ query: sql }).then(() => undefined), step),
+            isPermanentQueryError,
+            (m, err) => retryUntilDone(() => this.d.health.markInvalid(m, err), this.retry('metric_invalid', active, heartbeat)),
+          ),
+        );
+    } else ticket.skip(this.shared.rollup);
     const now = Date.now();
     for (const r of stored) metrics.freshness.observe(Math.max(0, now - r.event.receivedAtMs) / 1000);
     // cut: everything before the first row not yet tried is done (decoder dead letters and duplicates

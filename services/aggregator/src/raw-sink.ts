@@ -10,15 +10,37 @@ export interface RawRow {
   offset: string;
 }
 
+export interface ProgressQuery {
+  topic: string;
+  partition: number;
+  fromOffset: bigint;
+}
+
 /** Highest stored offset >= fromOffset of the partition, or -1 when none. */
 export async function sinkProgress(ch: ClickHouseClient, topic: string, partition: number, fromOffset: bigint): Promise<bigint> {
+  return (await sinkProgressMany(ch, [{ topic, partition, fromOffset }]))[0]!;
+}
+
+/** sinkProgress of several partitions in one query (coalesce.ts); one result per query, in order. */
+export async function sinkProgressMany(ch: ClickHouseClient, queries: ProgressQuery[]): Promise<bigint[]> {
+  const where = queries
+    .map(
+      (q) =>
+        `(kafka_topic = ${sqlString(q.topic)} AND kafka_partition = ${sqlNumber(q.partition)} AND kafka_offset >= ${q.fromOffset.toString()})`,
+    )
+    .join(' OR ');
   const rs = await ch.query({
-    query: `SELECT count() AS c, max(kafka_offset) AS m FROM events_by_offset
-             WHERE kafka_topic = ${sqlString(topic)} AND kafka_partition = ${sqlNumber(partition)} AND kafka_offset >= ${fromOffset.toString()}`,
+    query: `SELECT kafka_topic AS t, kafka_partition AS p, max(kafka_offset) AS m FROM events_by_offset
+             WHERE ${where} GROUP BY kafka_topic, kafka_partition`,
     format: 'JSONEachRow',
   });
-  const row = (await rs.json<{ c: string; m: string }>())[0];
-  return row && Number(row.c) > 0 ? BigInt(row.m) : -1n;
+  const found = new Map<string, bigint>();
+  for (const row of await rs.json<{ t: string; p: number; m: string }>()) found.set(`${row.t}\0${row.p}`, BigInt(row.m));
+  // the same partition twice would be two chunks of one partition at once, which kafkajs never runs
+  return queries.map((q) => {
+    const m = found.get(`${q.topic}\0${q.partition}`);
+    return m !== undefined && m >= q.fromOffset ? m : -1n;
+  });
 }
 
 export async function insertRaw(ch: ClickHouseClient, rows: RawRow[]): Promise<void> {

@@ -47,17 +47,24 @@ const TOUCH_KEY = 'organization_id, customer_id, intDiv(toUInt32(time_created), 
  * window's start over all its stored rows, never incremented. Before this, a one-event chunk (a trickle)
  * rewrote every key of its 5,000-offset window: ~300-4,000 rows per event.
  */
-function windowSource(p: WindowRange): string {
-  const W = BigInt(p.windowSize);
-  const start = (p.fromOffset / W) * W;
-  const partition = `kafka_topic = ${sqlString(p.topic)} AND kafka_partition = ${sqlNumber(p.partition)}`;
-  // duplicates of one offset (a zombie's second insert) have identical content: the key filter keeps all or none of them
-  return `(SELECT * FROM events_by_offset WHERE ${partition}
-      AND kafka_offset >= ${start.toString()} AND kafka_offset <= ${p.toOffset.toString()}
-      AND (${TOUCH_KEY}) IN (SELECT ${TOUCH_KEY} FROM events_by_offset WHERE ${partition}
-        AND kafka_offset >= ${p.fromOffset.toString()} AND kafka_offset <= ${p.toOffset.toString()})
-      LIMIT 1 BY kafka_offset)`;
+function windowSource(ranges: WindowRange[]): string {
+  const one = (p: WindowRange) => {
+    const W = BigInt(p.windowSize);
+    const start = (p.fromOffset / W) * W;
+    const partition = `kafka_topic = ${sqlString(p.topic)} AND kafka_partition = ${sqlNumber(p.partition)}`;
+    return `(${partition} AND kafka_offset >= ${start.toString()} AND kafka_offset <= ${p.toOffset.toString()}
+        AND (${TOUCH_KEY}) IN (SELECT ${TOUCH_KEY} FROM events_by_offset WHERE ${partition}
+          AND kafka_offset >= ${p.fromOffset.toString()} AND kafka_offset <= ${p.toOffset.toString()}))`;
+  };
+  // duplicates of one offset (a zombie's second insert) have identical content: the key filter keeps all
+  // or none of them. Several ranges (coalesce.ts) are OR-ed: the primary key (topic, partition, offset)
+  // still narrows the read to their offset ranges.
+  return `(SELECT * FROM events_by_offset WHERE ${ranges.map(one).join('\n      OR ')}
+      LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)`;
 }
+
+const statement = (metrics: MetricDefinition[], source: string, windowSize: number) =>
+  `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) SELECT * FROM (${metrics.map((m) => rollupSelect(m, source, windowSize)).join('\nUNION ALL\n')})`;
 
 /**
  * Recomputes the windows covering offsets [fromOffset, toOffset] of one partition for the given
@@ -72,18 +79,16 @@ export async function recomputeWindows(
   onInvalid: (m: MetricDefinition, err: unknown) => Promise<void>,
 ): Promise<void> {
   if (p.metrics.length === 0 || p.toOffset < p.fromOffset) return;
-  const source = windowSource(p);
-  const statement = (metrics: MetricDefinition[]) =>
-    `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) SELECT * FROM (${metrics.map((m) => rollupSelect(m, source, p.windowSize)).join('\nUNION ALL\n')})`;
+  const source = windowSource([p]);
   for (let i = 0; i < p.metrics.length; i += METRICS_PER_STATEMENT) {
     const group = p.metrics.slice(i, i + METRICS_PER_STATEMENT);
     try {
-      await run(statement(group));
+      await run(statement(group, source, p.windowSize));
     } catch (err) {
       if (!isPermanent(err)) throw err;
       for (const m of group) {
         try {
-          await run(statement([m]));
+          await run(statement([m], source, p.windowSize));
         } catch (one) {
           if (!isPermanent(one)) throw one;
           await onInvalid(m, one);
@@ -91,4 +96,27 @@ export async function recomputeWindows(
       }
     }
   }
+}
+
+/**
+ * The rollups of several chunks (of different partitions) in as few statements as possible
+ * (coalesce.ts): every metric of any chunk over the touched keys of every chunk's ranges. A metric
+ * applied to another chunk's range only recomputes keys of its events there from their windows' starts,
+ * which is idempotent (Invariant A). Throws on the first failure: the caller then runs each chunk's own
+ * recomputeWindows (with its invalid-metric handling).
+ */
+export async function recomputeWindowsTogether(
+  chunks: (WindowRange & { metrics: MetricDefinition[] })[],
+  run: (sql: string) => Promise<void>,
+): Promise<void> {
+  const ranges = chunks.filter((c) => c.metrics.length > 0 && c.toOffset >= c.fromOffset);
+  if (ranges.length === 0) return;
+  const windowSize = ranges[0]!.windowSize;
+  if (ranges.some((r) => r.windowSize !== windowSize)) throw new Error('chunks with different window sizes cannot share a rollup');
+  const metrics = new Map<string, MetricDefinition>();
+  for (const c of ranges) for (const m of c.metrics) metrics.set(`${m.metricId}\0${m.version}`, m);
+  const all = [...metrics.values()];
+  const source = windowSource(ranges);
+  for (let i = 0; i < all.length; i += METRICS_PER_STATEMENT)
+    await run(statement(all.slice(i, i + METRICS_PER_STATEMENT), source, windowSize));
 }

@@ -61,6 +61,18 @@ export function aggregatorMetrics(registry: Registry) {
       help: 'Usage watermark publishes to Redis that failed (billing counts its recent grants twice until the next one)',
       registers: [registry],
     }),
+    sharedStatements: new Counter({
+      name: 'meterline_aggregator_shared_statements_total',
+      help: 'ClickHouse statements shared by concurrent chunks of several partitions (outcome shared, or fallback: each chunk ran its own)',
+      labelNames: ['step', 'outcome'],
+      registers: [registry],
+    }),
+    sharedChunks: new Counter({
+      name: 'meterline_aggregator_shared_chunks_total',
+      help: 'Chunks carried by shared statements (divide by meterline_aggregator_shared_statements_total for chunks per statement)',
+      labelNames: ['step'],
+      registers: [registry],
+    }),
     retries: new Counter({
       name: 'meterline_aggregator_retries_total',
       help: 'Retried steps while a dependency failed',

@@ -195,6 +195,70 @@ describe('poison records', () => {
     expect(metrics).toMatch(/meterline_aggregator_dead_letters_total\{reason="clickhouse_rejected",attributed="yes"[^}]*\} [1-9]/);
   });
 
+  it('chunks of several partitions share statements; a record ClickHouse refuses in one of them falls back, isolated in its own partition', async () => {
+    const counter = async (step: string, outcome: string) => {
+      const text = (await agg.app.inject({ method: 'GET', url: '/metrics' })).body;
+      const m = text.match(new RegExp(`meterline_aggregator_shared_statements_total\\{step="${step}",outcome="${outcome}"[^}]*\\} (\\d+)`));
+      return m ? Number(m[1]) : 0;
+    };
+    const customers = Array.from({ length: PARTITIONS }, (_, p) => customerOn(p, `shared-${p}`));
+    // one send carrying every partition: the next fetch hands all of them to the consumer at once
+    const sendRound = async (poison: boolean) => {
+      const good = customers.flatMap((c) => Array.from({ length: 5 }, () => ev(c)));
+      const bad = poison ? [ev(customers[3]!, { source: 'poisoned-source' })] : []; // 15 > FixedString(7)
+      const all = [...good, ...bad];
+      await producer.send({
+        topic: config.kafka.eventsTopic,
+        acks: -1,
+        messages: all.map((e) => ({ key: eventKey(e), value: encodeEvent(e), partition: partitionOf(e) })),
+      });
+      return bad;
+    };
+    const expectCounted = (rounds: number) =>
+      Promise.all(
+        customers.map((c) =>
+          waitFor(
+            () => usageOf(c),
+            (n) => n === 5 * rounds,
+            { what: `${c}: ${5 * rounds} events`, timeoutMs: 20_000 },
+          ),
+        ),
+      );
+
+    // clean rounds until the raw INSERT was shared (one fetch may, rarely, split a send)
+    const sharedBefore = await counter('raw', 'shared');
+    let rounds = 0;
+    while (rounds < 5) {
+      await sendRound(false);
+      rounds++;
+      await expectCounted(rounds);
+      if ((await counter('raw', 'shared')) > sharedBefore) break;
+    }
+    expect(await counter('raw', 'shared')).toBeGreaterThan(sharedBefore);
+    expect(await counter('rollup', 'shared')).toBeGreaterThan(0);
+
+    // the poison: the shared raw INSERT is refused, every chunk runs its own; partition 3 isolates it
+    const fallbackBefore = await counter('raw', 'fallback');
+    const [poison] = await sendRound(true);
+    rounds++;
+    await expectCounted(rounds);
+    // the only record ClickHouse refuses on partition 3 in this file
+    const dl = await waitFor(
+      async () => deadLetters.filter((d) => d.partition === 3 && d.reason === 'clickhouse_rejected'),
+      (d) => d.length >= 1,
+      { what: 'the poison dead-lettered', timeoutMs: 20_000 },
+    );
+    expect(dl).toHaveLength(1);
+    expect(dl[0]!.error).toMatch(/Code: 131/);
+    const rs = await ch.query({
+      query: `SELECT count() AS c, countIf(idempotency_id = '${poison!.idempotencyId}') AS p FROM events FINAL WHERE organization_id = '${org.organizationId}' AND customer_id IN (${customers.map((c) => `'${c}'`).join(', ')})`,
+      format: 'JSONEachRow',
+    });
+    expect((await rs.json<{ c: string; p: string }>())[0]).toEqual({ c: String(5 * rounds * PARTITIONS), p: '0' });
+    expect(await counter('raw', 'fallback')).toBeGreaterThan(fallbackBefore);
+    await waitFor(committedEqualsEnd, (ok) => ok, { what: 'every partition committed to its end' });
+  });
+
   it('marks a metric whose filter ClickHouse cannot parse invalid, once, with the reason; other metrics keep counting', async () => {
     const bad = await insertMetric(pool, {
       organizationId: org.organizationId,
