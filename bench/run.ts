@@ -22,7 +22,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 import os from 'node:os';
 import path from 'node:path';
-import { createClickHouse, createKafka, ensureTopics, sqlString, type ClickHouseClient, type PgPool } from '@meterline/core';
+import {
+  createClickHouse,
+  createKafka,
+  ensureTopics,
+  metricVersionStatus,
+  sqlString,
+  type ClickHouseClient,
+  type MetricDefinition,
+  type PgPool,
+} from '@meterline/core';
 import { ServiceProcess, portInUse, readCpuSeconds, ROOT, type ServiceName } from './lib/proc.ts';
 import { readFileSync } from 'node:fs';
 import {
@@ -53,13 +62,15 @@ const CONCURRENCY: Record<number, number> = { 1: 64, 100: 16, 1000: 8 };
 const STEP_MS = Number(process.env.BENCH_SECONDS ?? 6) * 1000;
 const E2E_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const PHASES = new Set(
-  (process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,trickle,chkafka,close,entitlement').split(',').map((s) => s.trim()),
+  (process.env.BENCH_PHASES ?? 'floor,kafka,ingest,e2e,freshness,trickle,chkafka,metrics,close,entitlement')
+    .split(',')
+    .map((s) => s.trim()),
 );
 // BENCH_BASE_PORT moves the whole range (base..base+7) so two benches can run at once on one machine.
 const BASE_PORT = Number(process.env.BENCH_BASE_PORT ?? 19400);
 const PORTS = { gateway: BASE_PORT + 5, aggregator: BASE_PORT + 6, billing: BASE_PORT + 7 } as const;
 const CUSTOMERS = Array.from({ length: 20 }, (_, i) => `cust_${i}`);
-const TOTAL_BUDGET_MS = 9 * 60_000;
+const TOTAL_BUDGET_MS = Number(process.env.BENCH_BUDGET_S ?? 720) * 1000;
 // entitlement phase: BENCH_INGEST_RATE (background events/s; default half the ingest phase's maximum,
 // 10,000 without an ingest phase), BENCH_ENT_SECONDS (per open-loop row, default 20), BENCH_ENT_ROWS
 // (comma list of check,customer_access,check_send_event; default all), BENCH_ENT_CLOSED=0 skips the closed loop.
@@ -556,6 +567,17 @@ try {
     await gw.start();
     const agg = service('aggregator');
     await agg.start();
+    // The phases before (1M events e2e) leave ClickHouse merging their parts for a minute or more; an
+    // idle-ish deployment has no such backlog, so wait (bounded) until no merge has run for 5 s.
+    const settleStarted = Date.now();
+    let quietSince = Date.now();
+    while (Date.now() - settleStarted < 180_000 && Date.now() - quietSince < 5_000) {
+      const rs = await ch.query({ query: 'SELECT count() AS n FROM system.merges', format: 'JSONEachRow' });
+      if (Number((await rs.json<{ n: string }>())[0]?.n ?? 0) > 0) quietSince = Date.now();
+      await sleep(500);
+    }
+    const mergeSettleSeconds = (Date.now() - settleStarted) / 1000;
+    log(`trickle: waited ${fmtNum(mergeSettleSeconds, 1)} s for ClickHouse's merges of the earlier phases to finish`);
     const idleMeter = cpuMeter(agg);
     const idleCounters = await clickhouseCounterMeter();
     await sleep(10_000);
@@ -589,6 +611,7 @@ try {
       achievedEventsPerSec: r.achievedEventsPerSec,
       cpu: use,
       clickhousePerSecond,
+      mergeSettleSeconds,
       idle: {
         aggregatorCoreShare: idle.aggregatorCoreShare,
         clickhouseCoreShare: idle.clickhouseCoreShare,
@@ -596,6 +619,138 @@ try {
         clickhousePerSecond: idleClickhousePerSecond,
       },
     };
+  });
+
+  // metrics (issue #18): many metrics on ONE event name. For each count in BENCH_METRICS_COUNTS (100,1000):
+  // a fresh organization with that many metrics of every kind (count, sum, max, unique, latest; filters
+  // and groups), all backfilled before measuring, then BENCH_METRICS_RATE (200) events/s for
+  // BENCH_METRICS_SECONDS (20) with a probe each second: freshness (post -> visible in queryUsage of the
+  // first metric), and aggregator / ClickHouse CPU per 1,000 events. Target: 1,000 metrics, p99 < 2 s.
+  await phase('metrics', async () => {
+    const counts = (process.env.BENCH_METRICS_COUNTS ?? '100,1000').split(',').map(Number);
+    const rate = Number(process.env.BENCH_METRICS_RATE ?? 200);
+    const seconds = Number(process.env.BENCH_METRICS_SECONDS ?? 20);
+    const gw = service('gateway');
+    await gw.start();
+    const agg = service('aggregator');
+    await agg.start();
+    const out: Record<string, unknown> = {};
+    for (const count of counts) {
+      const eventName = `bench.metrics${count}`;
+      const o = await createBenchOrg(pool, eventName);
+      const kinds = [
+        { aggregation: 'sum', property: 'tokens', filters: [], groupBy: ['region'] },
+        { aggregation: 'max', property: 'tokens', filters: [{ property: 'region', operator: 'equals', value: 'eu' }], groupBy: [] },
+        { aggregation: 'unique_count', property: 'tokens', filters: [], groupBy: [] },
+        { aggregation: 'latest', property: 'tokens', filters: [{ property: 'tokens', operator: 'gt', value: 2 }], groupBy: [] },
+        { aggregation: 'count', property: null, filters: [{ property: 'tokens', operator: 'lt', value: 8 }], groupBy: ['region'] },
+      ];
+      const defs: MetricDefinition[] = [];
+      for (let i = 1; i < count; i++) {
+        const k = kinds[i % kinds.length]!;
+        defs.push({ organizationId: o.organizationId, metricId: `m${i}`, version: 1, eventName, ...k } as MetricDefinition);
+      }
+      for (let i = 0; i < defs.length; i += 200) {
+        const part = defs.slice(i, i + 200);
+        await pool.query(
+          `INSERT INTO billable_metrics (organization_id, metric_id, version, name, event_name, aggregation, property, filters, group_by)
+           SELECT $1, m, 1, m, $2, a, p, f::jsonb, g::jsonb FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS t(m, a, p, f, g)`,
+          [
+            o.organizationId,
+            eventName,
+            part.map((d) => d.metricId),
+            part.map((d) => d.aggregation),
+            part.map((d) => d.property),
+            part.map((d) => JSON.stringify(d.filters)),
+            part.map((d) => JSON.stringify(d.groupBy)),
+          ],
+        );
+      }
+      // every version backfilled (no events yet: quick) before the measurement
+      const readyStarted = Date.now();
+      const first: MetricDefinition = {
+        organizationId: o.organizationId,
+        metricId: o.metricId,
+        version: 1,
+        eventName,
+        aggregation: 'count',
+        property: null,
+        filters: [],
+        groupBy: [],
+      };
+      for (const d of [first, ...defs]) {
+        while (Date.now() - readyStarted < 300_000 && (await metricVersionStatus(ch, d).catch(() => 'pending')) !== 'ready')
+          await sleep(250);
+      }
+      const readySeconds = (Date.now() - readyStarted) / 1000;
+      const client = new GatewayClient(gw.url, o.apiKey, 4);
+      const probeClient = new GatewayClient(gw.url, o.apiKey, 1);
+      const meter = cpuMeter(agg);
+      let stop = false;
+      const loadP = openLoop({
+        client,
+        source: new EventSource(`${runId}m${count}`, eventName, CUSTOMERS),
+        eventsPerSec: rate,
+        batchSize: 10,
+        durationMs: seconds * 1000,
+        shouldStop: () => stop,
+      });
+      const probe = new EventSource(`${runId}mp${count}`, eventName, ['probe_customer']);
+      const q = {
+        organizationId: o.organizationId,
+        metricId: o.metricId,
+        eventName,
+        customers: ['probe_customer'],
+        fromMs: Date.now() - 3_600_000,
+        toMs: Date.now() + 3_600_000,
+      };
+      const samples: number[] = [];
+      let expected = 0;
+      let misses = 0;
+      const end = Date.now() + seconds * 1000;
+      await sleep(1_000);
+      while (Date.now() < end) {
+        const sentAt = nowMs();
+        const r = await probeClient.post(JSON.stringify({ batch: probe.next(1) }));
+        if (r.status !== 200 && r.status !== 202) {
+          misses++;
+          continue;
+        }
+        expected++;
+        const until = Date.now() + 60_000;
+        let ok = false;
+        while (Date.now() < until) {
+          if ((await aggregateTotal(ch, q).catch(() => 0)) >= expected) {
+            ok = true;
+            break;
+          }
+          await sleep(20);
+        }
+        if (ok) samples.push(nowMs() - sentAt);
+        else misses++;
+        await sleep(Math.max(0, 1_000 - (nowMs() - sentAt)));
+      }
+      stop = true;
+      const load = await loadP;
+      const use = meter(load.accepted + expected);
+      client.close();
+      probeClient.close();
+      const fresh = lat(samples);
+      log(
+        `metrics ${count} on one event name @ ${rate}/s: freshness p50 ${fmtNum(fresh.p50Ms, 0)} / p99 ${fmtNum(fresh.p99Ms, 0)} ms (${samples.length} probes, ${misses} missed); CPU per 1,000 events aggregator ${fmtNum(use.aggregatorCpuMsPer1kEvents ?? Number.NaN)} / ClickHouse ${fmtNum(use.clickhouseCpuMsPer1kEvents ?? Number.NaN)} ms; backfilled in ${fmtNum(readySeconds, 1)} s`,
+      );
+      out[String(count)] = {
+        rate,
+        seconds,
+        accepted: load.accepted,
+        freshness: fresh,
+        probes: samples.length,
+        probeMisses: misses,
+        cpu: use,
+        readySeconds,
+      };
+    }
+    return out;
   });
 
   await phase('chkafka', async () => {

@@ -2,7 +2,7 @@
 // their offset windows in events_by_offset, for the metrics whose (organization, event name) occur in the
 // chunk. Each produced row is the complete state of its key over [window start, version]; FINAL keeps the
 // highest version. Keys the chunk did not touch are not rewritten (their rows are already complete).
-import { METRIC_USAGE_STATE_COLUMNS, rollupSelect, sqlNumber, sqlString, type MetricDefinition } from '@meterline/core';
+import { METRIC_USAGE_STATE_COLUMNS, rollupSelectMany, sqlNumber, sqlString, type MetricDefinition } from '@meterline/core';
 
 export const METRIC_USAGE_COLUMNS = [
   'organization_id',
@@ -21,8 +21,12 @@ export const METRIC_USAGE_COLUMNS = [
   'entity_id',
 ].join(', ');
 
-/** Metrics per statement: one UNION ALL statement per group keeps queries short. */
-const METRICS_PER_STATEMENT = 20;
+/**
+ * Metrics per statement: each is one more tuple evaluated per source row, and a group whose statement
+ * ClickHouse refuses is retried metric by metric; 50 keeps both small and statements far below
+ * max_query_size (256 KiB).
+ */
+const METRICS_PER_STATEMENT = 50;
 
 export interface WindowRange {
   topic: string;
@@ -63,8 +67,10 @@ function windowSource(ranges: WindowRange[]): string {
       LIMIT 1 BY kafka_topic, kafka_partition, kafka_offset)`;
 }
 
+// All metrics of a group over one read of the source (rollupSelectMany): on 18.16 a UNION ALL branch per
+// metric cost ~35 ms of ClickHouse CPU each to analyse, whatever the rows (20 metrics: 677 ms vs 77 ms).
 const statement = (metrics: MetricDefinition[], source: string, windowSize: number) =>
-  `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) SELECT * FROM (${metrics.map((m) => rollupSelect(m, source, windowSize)).join('\nUNION ALL\n')})`;
+  `INSERT INTO metric_usage (${METRIC_USAGE_COLUMNS}) ${rollupSelectMany(metrics, source, windowSize)}`;
 
 /**
  * Recomputes the windows covering offsets [fromOffset, toOffset] of one partition for the given

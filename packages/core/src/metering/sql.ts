@@ -109,3 +109,28 @@ export function rollupSelect(m: MetricDefinition, source: string, windowSize: nu
           FROM ${source} WHERE ${[...metricConditions(m), ...extraWhere].join(' AND ')})
     GROUP BY organization_id, customer_id, entity_id, bucket, group_1, group_2, kafka_topic, kafka_partition, window_id`;
 }
+
+/**
+ * rollupSelect of several metrics over ONE read of `source` (issue #18): each source row is paired,
+ * by ARRAY JOIN, with the metrics whose conditions it meets, carrying that metric's per-event values.
+ * Same rows as the UNION ALL of rollupSelect per metric, but ClickHouse analyses and reads the source
+ * (and builds its IN sets) once instead of once per metric: on 18.16 the analysis of a UNION branch
+ * costs more than the rows of a small live rollup.
+ */
+export function rollupSelectMany(metrics: MetricDefinition[], source: string, windowSize: number): string {
+  if (metrics.length === 1) return rollupSelect(metrics[0]!, source, windowSize);
+  const W = sqlNumber(windowSize);
+  const pairs = metrics.map((m) => {
+    const { num, dec, str, g1, g2 } = metricEventColumns(m);
+    return `tuple(${sqlString(m.metricId)}, toUInt32(${sqlNumber(m.version)}), toFloat64(${num}), toDecimal128(${dec}, 12), toString(${str}), toString(${g1}), toString(${g2}), toUInt8(${metricConditions(m).join(' AND ')}))`;
+  });
+  return `SELECT organization_id, metric_id, metric_version, customer_id,
+      ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, kafka_topic, kafka_partition,
+      intDiv(kafka_offset, ${W}) AS window_id, max(kafka_offset) AS version, ${STATE_AGGREGATES}, entity_id
+    FROM (SELECT organization_id, customer_id, entity_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
+                 tupleElement(m, 1) AS metric_id, tupleElement(m, 2) AS metric_version, tupleElement(m, 3) AS num,
+                 tupleElement(m, 4) AS dec, tupleElement(m, 5) AS str, tupleElement(m, 6) AS g1, tupleElement(m, 7) AS g2
+          FROM ${source}
+          ARRAY JOIN arrayFilter(x -> tupleElement(x, 8) = 1, [${pairs.join(',\n            ')}]) AS m)
+    GROUP BY organization_id, metric_id, metric_version, customer_id, entity_id, bucket, group_1, group_2, kafka_topic, kafka_partition, window_id`;
+}
