@@ -63,7 +63,27 @@ export function runEnv(runId: string, overrides: Record<string, string> = {}): R
 }
 
 export async function prepare(run: RunEnv): Promise<void> {
+  await dropBenchDatabase(run.config.postgresUrl);
   await setupBackingServices(run.config);
+}
+
+/**
+ * A fresh Postgres database per run. Every run adds organizations and metrics, and a run's aggregator
+ * backfills every metric it finds: after a day of runs (3,310 metrics of 89 stale organizations) the
+ * trickle phase measured those backfills (36 status INSERTs/s with no events) as trickle cost. Only a
+ * database whose name starts with `meterline_bench` is dropped.
+ */
+async function dropBenchDatabase(url: string): Promise<void> {
+  const u = new URL(url);
+  const name = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  if (!name.startsWith('meterline_bench')) return;
+  u.pathname = '/postgres';
+  const admin = createPostgres(u.toString(), { max: 1, applicationName: 'meterline-bench-reset' });
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${name.replace(/"/g, '""')}" WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
 }
 
 export interface BenchOrg {

@@ -212,7 +212,7 @@ export function loadConfig(env: Env = process.env): Config {
       metricPollMs: int(env, 'AGGREGATOR_METRIC_POLL_MS', 1000, 50),
       maxBytesPerPartition: int(env, 'AGGREGATOR_MAX_BYTES_PER_PARTITION', 1024 * 1024, 1024),
       fetchMinBytes: int(env, 'AGGREGATOR_FETCH_MIN_BYTES', 64 * 1024, 1),
-      fetchLingerMs: int(env, 'AGGREGATOR_FETCH_LINGER_MS', 250, 10),
+      fetchLingerMs: int(env, 'AGGREGATOR_FETCH_LINGER_MS', 500, 10),
       maxBatchRecords: int(env, 'AGGREGATOR_MAX_BATCH_RECORDS', 5000, 1),
       stagingRetentionDays: int(env, 'AGGREGATOR_STAGING_RETENTION_DAYS', 7),
       maxRetryBackoffMs: int(env, 'AGGREGATOR_MAX_RETRY_BACKOFF_MS', 5000, 10),
