@@ -52,7 +52,7 @@ export function runEnv(runId: string, overrides: Record<string, string> = {}): R
     KAFKA_DEAD_LETTER_TOPIC: `bench_${runId}_dead`,
     AGGREGATOR_GROUP_ID: `bench_${runId}_aggregator`,
     KAFKA_CLIENT_ID: `bench_${runId}`,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     NODE_ENV: 'production',
     ...overrides,
   };
