@@ -47,7 +47,7 @@ import {
 } from './lib/env.ts';
 import { closedLoop, openLoop, EventSource, GatewayClient } from './lib/load.ts';
 import { ClickHouseKafkaEngine, jsonEncoder, kafkaProducerBaseline, redisGetFloor } from './lib/baselines.ts';
-import { aggregateTotal, rawCount } from './lib/usage.ts';
+import { aggregateTotal, rawCount, type UsageQuery } from './lib/usage.ts';
 import { fmtInt, fmtNum, nowMs, sleep, summarize, table, type LatencySummary } from './lib/stats.ts';
 import { entitlementPhase, type OpenRowName, type OpenRowResult } from './lib/entitlement.ts';
 import { closePhase } from './lib/close.ts';
@@ -228,6 +228,29 @@ async function clickhouseCounterMeter() {
     for (const k of CH_COUNTERS) perSecond[k] = ((c1[k] ?? 0) - (c0[k] ?? 0)) / seconds;
     return perSecond;
   };
+}
+
+/**
+ * Freshness probe: posts one event and polls queryUsage until `expected` events are visible. null when
+ * the gateway did not acknowledge it; visibleMs null when it was not visible within timeoutMs.
+ */
+async function probeOnce(
+  client: GatewayClient,
+  source: EventSource,
+  q: UsageQuery,
+  expected: number,
+  timeoutMs: number,
+): Promise<{ ackMs: number; visibleMs: number | null } | null> {
+  const sentAt = nowMs();
+  const r = await client.post(JSON.stringify({ batch: source.next(1) }));
+  if (r.status !== 200 && r.status !== 202) return null;
+  const ackMs = nowMs() - sentAt;
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if ((await aggregateTotal(ch, q).catch(() => 0)) >= expected) return { ackMs, visibleMs: nowMs() - sentAt };
+    await sleep(20);
+  }
+  return { ackMs, visibleMs: null };
 }
 
 async function storagePerEvent(events: number): Promise<Record<string, unknown>> {
@@ -520,25 +543,14 @@ try {
     const phaseEnd = Date.now() + 30_000;
     await sleep(2_000); // let the open loop reach its rate before probing
     while (Date.now() < phaseEnd) {
-      const sentAt = nowMs();
-      const r = await probeClient.post(JSON.stringify({ batch: probeSource.next(1) }));
-      if (r.status !== 200 && r.status !== 202) {
+      const p = await probeOnce(probeClient, probeSource, q, expected + 1, 30_000);
+      if (!p) {
         misses++;
         continue;
       }
       expected++;
-      ackLatency.push(nowMs() - sentAt);
-      const until = Date.now() + 30_000;
-      let ok = false;
-      while (Date.now() < until) {
-        const v = await aggregateTotal(ch, q).catch(() => 0);
-        if (v >= expected) {
-          ok = true;
-          break;
-        }
-        await sleep(20);
-      }
-      if (ok) samples.push(nowMs() - sentAt);
+      ackLatency.push(p.ackMs);
+      if (p.visibleMs !== null) samples.push(p.visibleMs);
       else misses++;
     }
     stop = true;
@@ -711,22 +723,13 @@ try {
       await sleep(1_000);
       while (Date.now() < end) {
         const sentAt = nowMs();
-        const r = await probeClient.post(JSON.stringify({ batch: probe.next(1) }));
-        if (r.status !== 200 && r.status !== 202) {
+        const p = await probeOnce(probeClient, probe, q, expected + 1, 60_000);
+        if (!p) {
           misses++;
           continue;
         }
         expected++;
-        const until = Date.now() + 60_000;
-        let ok = false;
-        while (Date.now() < until) {
-          if ((await aggregateTotal(ch, q).catch(() => 0)) >= expected) {
-            ok = true;
-            break;
-          }
-          await sleep(20);
-        }
-        if (ok) samples.push(nowMs() - sentAt);
+        if (p.visibleMs !== null) samples.push(p.visibleMs);
         else misses++;
         await sleep(Math.max(0, 1_000 - (nowMs() - sentAt)));
       }

@@ -76,14 +76,13 @@ export class EventConsumer {
       // each chunk now runs its own statement, with its own retries and isolation
       if (!ok) d.logger.info({ step, chunks, err: errorSummary(err) }, 'shared statement failed, chunks run their own');
     };
-    const all = <T>(items: T[], v: true) => items.map(() => v);
     this.shared = {
       progress: new StepCoalescer('progress', (qs) => sinkProgressMany(d.ch, qs), STEP_LINGER_MS, onFlush),
       raw: new StepCoalescer(
         'raw',
         async (parts) => {
           await this.timed('raw', () => insertRaw(d.ch, parts.flat()));
-          return all(parts, true);
+          return parts.map(() => true as const);
         },
         STEP_LINGER_MS,
         onFlush,
@@ -92,7 +91,7 @@ export class EventConsumer {
         'rollup',
         async (ranges) => {
           await this.timed('rollup', () => recomputeWindowsTogether(ranges, (sql) => d.ch.command({ query: sql }).then(() => undefined)));
-          return all(ranges, true);
+          return ranges.map(() => true as const);
         },
         STEP_LINGER_MS,
         onFlush,

@@ -36,11 +36,8 @@ export async function sinkProgressMany(ch: ClickHouseClient, queries: ProgressQu
   });
   const found = new Map<string, bigint>();
   for (const row of await rs.json<{ t: string; p: number; m: string }>()) found.set(`${row.t}\0${row.p}`, BigInt(row.m));
-  // the same partition twice would be two chunks of one partition at once, which kafkajs never runs
-  return queries.map((q) => {
-    const m = found.get(`${q.topic}\0${q.partition}`);
-    return m !== undefined && m >= q.fromOffset ? m : -1n;
-  });
+  // one query per partition: kafkajs never runs two chunks of one partition at once
+  return queries.map((q) => found.get(`${q.topic}\0${q.partition}`) ?? -1n);
 }
 
 export async function insertRaw(ch: ClickHouseClient, rows: RawRow[]): Promise<void> {

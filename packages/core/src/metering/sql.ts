@@ -100,14 +100,26 @@ export const MINUTE_BUCKET = `toDateTime(intDiv(toUInt32(time_created), 60) * 60
  */
 export function rollupSelect(m: MetricDefinition, source: string, windowSize: number, extraWhere: string[] = []): string {
   const { num, dec, str, g1, g2 } = metricEventColumns(m);
-  const W = sqlNumber(windowSize);
-  return `SELECT organization_id, ${sqlString(m.metricId)} AS metric_id, toUInt32(${sqlNumber(m.version)}) AS metric_version, customer_id,
-      ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, kafka_topic, kafka_partition,
-      intDiv(kafka_offset, ${W}) AS window_id, max(kafka_offset) AS version, ${STATE_AGGREGATES}, entity_id
-    FROM (SELECT organization_id, customer_id, entity_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
+  return rollupAggregate(
+    `${sqlString(m.metricId)} AS metric_id, toUInt32(${sqlNumber(m.version)}) AS metric_version,
                  ${num} AS num, ${dec} AS dec, ${str} AS str, ${g1} AS g1, ${g2} AS g2
-          FROM ${source} WHERE ${[...metricConditions(m), ...extraWhere].join(' AND ')})
-    GROUP BY organization_id, customer_id, entity_id, bucket, group_1, group_2, kafka_topic, kafka_partition, window_id`;
+          FROM ${source} WHERE ${[...metricConditions(m), ...extraWhere].join(' AND ')}`,
+    windowSize,
+  );
+}
+
+/**
+ * The metric_usage row shape both rollup forms share: `perEvent` selects, after the event columns, the
+ * metric_id, metric_version, num, dec, str, g1, g2 of each (event, metric) and its FROM/WHERE; this groups
+ * them into one row per key and offset window, in table order.
+ */
+function rollupAggregate(perEvent: string, windowSize: number): string {
+  return `SELECT organization_id, metric_id, metric_version, customer_id,
+      ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, kafka_topic, kafka_partition,
+      intDiv(kafka_offset, ${sqlNumber(windowSize)}) AS window_id, max(kafka_offset) AS version, ${STATE_AGGREGATES}, entity_id
+    FROM (SELECT organization_id, customer_id, entity_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
+                 ${perEvent})
+    GROUP BY organization_id, metric_id, metric_version, customer_id, entity_id, bucket, group_1, group_2, kafka_topic, kafka_partition, window_id`;
 }
 
 /**
@@ -119,18 +131,15 @@ export function rollupSelect(m: MetricDefinition, source: string, windowSize: nu
  */
 export function rollupSelectMany(metrics: MetricDefinition[], source: string, windowSize: number): string {
   if (metrics.length === 1) return rollupSelect(metrics[0]!, source, windowSize);
-  const W = sqlNumber(windowSize);
   const pairs = metrics.map((m) => {
     const { num, dec, str, g1, g2 } = metricEventColumns(m);
     return `tuple(${sqlString(m.metricId)}, toUInt32(${sqlNumber(m.version)}), toFloat64(${num}), toDecimal128(${dec}, 12), toString(${str}), toString(${g1}), toString(${g2}), toUInt8(${metricConditions(m).join(' AND ')}))`;
   });
-  return `SELECT organization_id, metric_id, metric_version, customer_id,
-      ${MINUTE_BUCKET} AS bucket, g1 AS group_1, g2 AS group_2, kafka_topic, kafka_partition,
-      intDiv(kafka_offset, ${W}) AS window_id, max(kafka_offset) AS version, ${STATE_AGGREGATES}, entity_id
-    FROM (SELECT organization_id, customer_id, entity_id, time_created, time_created_ms, kafka_topic, kafka_partition, kafka_offset,
-                 tupleElement(m, 1) AS metric_id, tupleElement(m, 2) AS metric_version, tupleElement(m, 3) AS num,
+  return rollupAggregate(
+    `tupleElement(m, 1) AS metric_id, tupleElement(m, 2) AS metric_version, tupleElement(m, 3) AS num,
                  tupleElement(m, 4) AS dec, tupleElement(m, 5) AS str, tupleElement(m, 6) AS g1, tupleElement(m, 7) AS g2
           FROM ${source}
-          ARRAY JOIN arrayFilter(x -> tupleElement(x, 8) = 1, [${pairs.join(',\n            ')}]) AS m)
-    GROUP BY organization_id, metric_id, metric_version, customer_id, entity_id, bucket, group_1, group_2, kafka_topic, kafka_partition, window_id`;
+          ARRAY JOIN arrayFilter(x -> tupleElement(x, 8) = 1, [${pairs.join(',\n            ')}]) AS m`,
+    windowSize,
+  );
 }
